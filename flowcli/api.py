@@ -1,0 +1,401 @@
+"""The library face of flowcli: fit, score, sample and invert tables with a normalizing flow.
+
+Example::
+
+    import pandas as pd
+    from flowcli import FlowModel
+
+    model = FlowModel.fit(pd.read_parquet("data.parquet"), model="maf", seed=0)
+    scores = model.score(df)            # log-likelihood per row, nats, in the table's units
+    synth = model.sample(1000, seed=1)  # new rows with the training columns and dtypes
+    model.save("model.flow")
+    model = FlowModel.load("model.flow")
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__, checkpoint
+from .engine import Flow, build
+from .engine.flow import maf, realnvp
+from .errors import DataError, ModelFileError, SchemaError, UsageError
+from .tabular import Preprocessor, Schema
+from .train import EpochReport, TrainConfig, TrainResult, evaluate, train
+
+__all__ = ["FitConfig", "FlowModel", "latent_columns", "resolve_device"]
+
+LATENT_PREFIX = "z_"
+SCORE_BATCH = 65536
+QUANTILES = 1001  # stored held-out score quantiles, for percentiles
+
+
+@dataclass
+class FitConfig:
+    """Hyperparameters of ``fit``: architecture and optimization. Plain data only."""
+
+    model: str = "maf"
+    layers: int = 5
+    hidden: int = 128
+    depth: int = 2
+    scale_bound: float = 5.0
+    epochs: int = 1000
+    batch_size: int = 512
+    lr: float = 1e-3
+    patience: int = 20
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    max_seconds: float | None = None
+
+    def check(self) -> None:
+        if self.model not in ("maf", "realnvp"):
+            raise UsageError(f"unknown model {self.model!r}; use maf or realnvp")
+        for name in ("layers", "hidden", "depth", "epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if not self.lr > 0:
+            raise UsageError("--lr must be positive")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise UsageError("--val-fraction must be in [0, 1)")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` is CUDA when available, else CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def latent_columns(dim: int) -> list[str]:
+    """Names of the latent columns written by ``invert``: ``z_0 .. z_{D-1}``."""
+    return [f"{LATENT_PREFIX}{i}" for i in range(dim)]
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+
+
+class FlowModel:
+    """A fitted flow over a table: the preprocessing, the flow and how it was trained.
+
+    Build one with :meth:`fit` or :meth:`load`. Scores are natural-log likelihoods per row
+    (nats) in the table's own units: the preprocessing's Jacobian is included, and integer
+    columns contribute a log-probability estimate (the dequantized density at the cell centre).
+    """
+
+    def __init__(
+        self,
+        preprocessor: Preprocessor,
+        flow: Flow,
+        training: dict[str, Any],
+        fit_config: FitConfig,
+        resume: dict[str, Any] | None = None,
+        created: str | None = None,
+    ) -> None:
+        self.preprocessor = preprocessor
+        self.flow = flow.eval()
+        self.training = training
+        self.fit_config = fit_config
+        self.resume = resume or {}
+        self.created = created or _utc_now()
+        self._flow64: Flow | None = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def schema(self) -> Schema:
+        return self.preprocessor.schema
+
+    @property
+    def columns(self) -> list[str]:
+        """The model's columns, in order."""
+        return self.schema.names
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.flow.parameters()).device
+
+    def to(self, device: str | torch.device) -> FlowModel:
+        self.flow.to(resolve_device(device))
+        self._flow64 = None
+        return self
+
+    # ------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(
+        cls,
+        data: pd.DataFrame,
+        config: FitConfig | None = None,
+        *,
+        columns: list[str] | None = None,
+        seed: int | None = None,
+        device: str | torch.device = "auto",
+        callback: Callable[[EpochReport], None] | None = None,
+        source: str = "data",
+        **overrides: Any,
+    ) -> FlowModel:
+        """Learn the density of ``data``.
+
+        Arguments:
+            data: the training table.
+            config: hyperparameters; keyword ``overrides`` replace single fields.
+            columns: the columns to model (default: all; each must be numeric).
+            seed: makes the split, initialization, shuffling and noise reproducible on one
+                machine (default: a random seed, recorded in the model).
+            device: ``auto``, ``cpu`` or ``cuda``.
+            callback: receives an :class:`~flowcli.train.EpochReport` after each epoch.
+            source: the file name used in error messages.
+
+        A Ctrl-C during training stops it early with the best weights so far; the returned
+        model then has ``training["stopped"] == "interrupted"``.
+        """
+        config = FitConfig(**{**asdict(config or FitConfig()), **overrides})
+        config.check()
+        dev = resolve_device(device)
+        seed = secrets.randbelow(2**31) if seed is None else int(seed)
+        schema = Schema.infer(data, columns, source)
+        values = schema.validate(data, source)
+        n = values.shape[0]
+        n_val = int(round(n * config.val_fraction)) if config.val_fraction > 0 else 0
+        if config.val_fraction > 0:
+            n_val = max(n_val, 1)
+        if n - n_val < 2:
+            raise DataError(f"{source}: {n} rows are too few to fit a model (need at least 3)")
+        split = np.random.default_rng(seed).permutation(n)
+        train_rows, val_rows = values[split[n_val:]], values[split[:n_val]]
+        pre = Preprocessor.fit(schema, train_rows)
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            builder = maf if config.model == "maf" else realnvp
+            flow = builder(pre.dim, layers=config.layers, hidden=config.hidden,
+                           depth=config.depth, scale_bound=config.scale_bound).to(dev)
+        model = cls(pre, flow, {}, config)
+        model.training = {"seed": seed, "rows": n, "train_rows": n - n_val, "val_rows": n_val,
+                          "device": str(dev), "epochs": 0, "seconds": 0.0}
+        model._train(train_rows, val_rows, callback)
+        return model
+
+    def _tensors(self, train_rows: np.ndarray, val_rows: np.ndarray) -> tuple[torch.Tensor, ...]:
+        dev = self.device
+        pre = self.preprocessor
+        x_train = torch.as_tensor(pre.encode(train_rows, position=0.0), dtype=torch.float32,
+                                  device=dev)
+        x_val = torch.as_tensor(pre.encode(val_rows), dtype=torch.float32, device=dev)
+        widths = torch.as_tensor(pre.widths, dtype=torch.float32, device=dev)
+        return x_train, x_val, widths
+
+    def _train(
+        self,
+        train_rows: np.ndarray,
+        val_rows: np.ndarray,
+        callback: Callable[[EpochReport], None] | None,
+        start_epoch: int = 0,
+        optimizer_state: dict[str, Any] | None = None,
+    ) -> TrainResult:
+        config = self.fit_config
+        x_train, x_val, widths = self._tensors(train_rows, val_rows)
+        generator = torch.Generator().manual_seed(self.training["seed"] + start_epoch)
+        tconf = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                            patience=config.patience, weight_decay=config.weight_decay,
+                            max_seconds=config.max_seconds)
+        logdet = self.preprocessor.logdet
+
+        def report(r: EpochReport) -> None:  # in the table's units, as scores are
+            if callback is not None:
+                callback(replace(r, train_ll=r.train_ll + logdet, val_ll=r.val_ll + logdet,
+                                 best_val_ll=r.best_val_ll + logdet))
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.training["seed"] + start_epoch)
+            result = train(self.flow, x_train, x_val, widths, tconf, generator, report,
+                           start_epoch, optimizer_state)
+        self.flow.eval()
+        held_out = x_val if x_val.shape[0] else x_train
+        scores = (evaluate(self.flow, held_out).double().cpu().numpy() + logdet)
+        quantiles = np.quantile(scores, np.linspace(0, 1, QUANTILES)) if scores.size else []
+        self.training.update(
+            epochs=result.epochs,
+            best_epoch=result.best_epoch,
+            stopped=result.stopped,
+            seconds=self.training.get("seconds", 0.0) + result.seconds,
+            val_log_likelihood=float(np.mean(scores)) if scores.size else math.nan,
+            train_log_likelihood=result.train_ll + logdet,
+            score_quantiles=[float(q) for q in quantiles],
+            held_out="validation" if x_val.shape[0] else "training",
+        )
+        self.resume = {"epoch": result.epochs, "optimizer": result.optimizer_state,
+                       "best_epoch": result.best_epoch}
+        return result
+
+    # ------------------------------------------------------------------ scoring
+    def _encode(self, df: pd.DataFrame, source: str, row_offset: int) -> np.ndarray:
+        return self.preprocessor.encode(self.schema.validate(df, source, row_offset))
+
+    @torch.no_grad()
+    def _log_prob(self, encoded: np.ndarray) -> np.ndarray:
+        out = np.empty(encoded.shape[0], dtype=np.float64)
+        for i in range(0, encoded.shape[0], SCORE_BATCH):
+            x = torch.as_tensor(encoded[i : i + SCORE_BATCH], dtype=torch.float32,
+                                device=self.device)
+            out[i : i + SCORE_BATCH] = self.flow.log_prob(x).double().cpu().numpy()
+        return out + self.preprocessor.logdet
+
+    def score(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0) -> pd.Series:
+        """Log-likelihood of each row in nats, in the table's units; aligned to ``df.index``.
+
+        Extra columns are ignored; missing model columns raise :class:`SchemaError`.
+        """
+        values = self._log_prob(self._encode(df, source, row_offset))
+        return pd.Series(values, index=df.index, name="log_prob")
+
+    def score_batches(
+        self, chunks: Iterable[pd.DataFrame], source: str = "data"
+    ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
+        """Score a stream of chunks; yields each chunk with its scores."""
+        offset = 0
+        for chunk in chunks:
+            yield chunk, self.score(chunk, source, offset)
+            offset += len(chunk)
+
+    def percentile(self, scores: np.ndarray | pd.Series) -> np.ndarray:
+        """Share of held-out training rows (in %) that scored lower than each score."""
+        q = np.asarray(self.training.get("score_quantiles") or [], dtype=np.float64)
+        if q.size == 0:
+            return np.full(len(scores), np.nan)
+        return 100.0 * np.interp(np.asarray(scores, dtype=np.float64), q,
+                                 np.linspace(0.0, 1.0, q.size), left=0.0, right=1.0)
+
+    def threshold(self, quantile: float) -> float:
+        """The held-out score below which a share ``quantile`` of held-out rows fall."""
+        q = np.asarray(self.training["score_quantiles"], dtype=np.float64)
+        return float(np.interp(quantile, np.linspace(0.0, 1.0, q.size), q))
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample_batches(
+        self, n: int, seed: int | None = None, batch_size: int = SCORE_BATCH
+    ) -> Iterator[pd.DataFrame]:
+        """Yield ``n`` new rows in chunks of at most ``batch_size``, with the training dtypes."""
+        if n < 0:
+            raise UsageError(f"cannot draw {n} rows; give a number >= 0")
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(secrets.randbelow(2**63) if seed is None else int(seed))
+        done = 0
+        while True:
+            size = min(batch_size, n - done)
+            z = self.flow.base.sample(size, generator=generator, device=self.device)
+            x = self.flow.transform.inverse(z)[0] if size else z
+            yield self.preprocessor.decode(x.double().cpu().numpy())
+            done += size
+            if done >= n:
+                return
+
+    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
+        """``n`` new rows with the training columns and dtypes."""
+        return pd.concat(list(self.sample_batches(n, seed)), ignore_index=True)
+
+    # ------------------------------------------------------------------ latent space
+    def _double(self) -> Flow:
+        if self._flow64 is None:
+            flow = build(self.flow.config).to(self.device)
+            flow.load_state_dict(self.flow.state_dict())
+            self._flow64 = flow.double().eval()
+        return self._flow64
+
+    @torch.no_grad()
+    def to_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
+                  ) -> pd.DataFrame:
+        """Latent coordinates ``z_0 .. z_{D-1}`` of each row, computed in float64."""
+        x = torch.as_tensor(self._encode(df, source, row_offset), dtype=torch.float64,
+                            device=self.device)
+        z = self._double().to_latent(x).cpu().numpy()
+        return pd.DataFrame(z, columns=latent_columns(z.shape[1]), index=df.index)
+
+    @torch.no_grad()
+    def from_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
+                    ) -> pd.DataFrame:
+        """Rows of the table from latent columns ``z_0 .. z_{D-1}``, computed in float64."""
+        names = latent_columns(self.preprocessor.dim)
+        missing = [c for c in names if c not in df.columns]
+        if missing:
+            raise SchemaError(
+                f"{source}: missing latent column {', '.join(repr(c) for c in missing[:5])}; "
+                f"latent tables have columns {names[0]} .. {names[-1]}"
+            )
+        latent = Schema.from_dict([
+            {"name": c, "kind": "continuous", "dtype": "float64", "min": -math.inf,
+             "max": math.inf} for c in names
+        ]).validate(df, source, row_offset)
+        z = torch.as_tensor(latent, dtype=torch.float64, device=self.device)
+        x = self._double().from_latent(z).cpu().numpy()
+        out = self.preprocessor.decode(x)
+        out.index = df.index
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "flowcli_version": __version__,
+            "torch_version": torch.__version__,
+            "created": self.created,
+            "preprocessor": self.preprocessor.to_dict(),
+            "flow": {"config": self.flow.config,
+                     "state_dict": {k: v.detach().cpu() for k, v in
+                                    self.flow.state_dict().items()}},
+            "fit_config": asdict(self.fit_config),
+            "training": self.training,
+            "resume": self.resume,
+        }
+
+    def save(self, path: str) -> None:
+        """Write the model file atomically."""
+        checkpoint.save(self.to_payload(), path)
+
+    @classmethod
+    def load(cls, path: str, device: str | torch.device = "cpu") -> FlowModel:
+        """Read a model file (safely: it can hold no code) onto ``device``."""
+        data = checkpoint.load(path)
+        try:
+            pre = Preprocessor.from_dict(data["preprocessor"])
+            flow = build(data["flow"]["config"])
+            flow.load_state_dict(data["flow"]["state_dict"])
+            fit_config = FitConfig(**data.get("fit_config", {}))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__})") from None
+        model = cls(pre, flow, dict(data["training"]), fit_config, data.get("resume"),
+                    data.get("created"))
+        return model.to(device)
+
+    # ------------------------------------------------------------------ description
+    def info(self) -> dict[str, Any]:
+        """Columns, architecture, training and versions as plain data."""
+        config = dict(self.flow.config)
+        config.pop("orders", None)
+        return {
+            "columns": [
+                {**spec.to_dict(), "mean": enc.mean, "std": enc.std}
+                for spec, enc in zip(self.schema.columns, self.preprocessor.encoders)
+            ],
+            "model": {**config, "parameters": sum(p.numel() for p in self.flow.parameters())},
+            "training": {k: v for k, v in self.training.items() if k != "score_quantiles"},
+            "fit_config": asdict(self.fit_config),
+            "created": self.created,
+            "versions": {"flowcli": __version__, "torch": torch.__version__,
+                         "format": checkpoint.FORMAT_VERSION},
+        }
+

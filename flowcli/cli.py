@@ -1,0 +1,434 @@
+"""The ``flowcli`` command line: parses options, calls :mod:`flowcli.api`, prints.
+
+Data goes to stdout, messages to stderr. Expected failures print one ``error: ...`` line and
+exit 1 (2 for usage errors, 3 for ``score --fail-on-anomaly``); Ctrl-C exits 130, SIGTERM 143.
+Heavy modules (torch, pandas) load inside the commands, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from . import __version__
+from .errors import FlowcliError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .api import FlowModel
+    from .train import EpochReport
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="flowcli",
+    help="Density estimation on tables with normalizing flows: fit, sample, score, invert.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class ModelKind(str, Enum):
+    maf = "maf"
+    realnvp = "realnvp"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Format(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+# ---------------------------------------------------------------- shared options
+ModelPath = Annotated[str, typer.Argument(metavar="MODEL", help="A model file written by 'fit'.")]
+DataPath = Annotated[str, typer.Argument(
+    metavar="DATA", help="A CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) table; '-' for stdin.")]
+OutputOpt = Annotated[str, typer.Option(
+    "--output", "-o", metavar="OUT",
+    help="Output table; the format follows the extension. Default '-': CSV on stdout.")]
+InputFormatOpt = Annotated[Format | None, typer.Option(
+    "--format", help="Format of the input table, when the extension does not tell (stdin).")]
+OutputFormatOpt = Annotated[Format | None, typer.Option(
+    "--output-format", help="Format of the output, overriding the extension of -o.")]
+DeviceOpt = Annotated[Device, typer.Option(
+    "--device", help="Where to compute: auto picks CUDA when available.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed, for reproducible runs.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but errors.")]
+BatchOpt = Annotated[int, typer.Option(
+    "--batch-size", min=1, help="Rows per chunk read, computed and written.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an interrupt so that training stops the same way."""
+
+
+def _on_sigterm(signum: int, frame: object) -> NoReturn:
+    raise _Terminated()
+
+
+def _stderr(quiet: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _guard() -> Iterator[None]:
+    """Map expected failures to one stderr line and an exit code."""
+    try:
+        yield
+    except FlowcliError as exc:
+        _fail(str(exc), exc.exit_code)
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly, as a tool killed by SIGPIPE would
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(141) from None
+    except _Terminated:
+        sys.stderr.write("terminated\n")
+        raise typer.Exit(143) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise typer.Exit(130) from None
+    except MemoryError:
+        _fail("out of memory; use a smaller --batch-size")
+
+
+def _fmt(value: Format | None) -> str | None:
+    return value.value if value is not None else None
+
+
+def _load(path: str, device: Device) -> FlowModel:
+    from .api import FlowModel
+
+    return FlowModel.load(path, device.value)
+
+
+# ---------------------------------------------------------------- fit
+class _Progress:
+    """Epoch progress on stderr: a Rich bar on a terminal, a line every 10 s otherwise."""
+
+    def __init__(self, console: Console, epochs: int, enabled: bool) -> None:
+        self.console = console
+        self.enabled = enabled
+        self.live = enabled and console.is_terminal
+        self.last = 0.0
+        self.bar: Any = None
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(
+                TextColumn("epoch {task.completed:>4.0f}"), BarColumn(),
+                TextColumn("{task.fields[text]}"), TimeElapsedColumn(),
+                console=console, transient=True,
+            )
+            self.task = self.bar.add_task("fit", total=epochs, text="")
+            self.bar.start()
+
+    def __call__(self, r: EpochReport) -> None:
+        text = (f"train {r.train_ll:8.3f}  val {r.val_ll:8.3f}  best {r.best_val_ll:8.3f} "
+                f"(epoch {r.best_epoch})  {r.rows_per_second:,.0f} rows/s")
+        if r.note:
+            self.console.print(f"epoch {r.epoch}: {r.note}")
+        if self.live:
+            self.bar.update(self.task, completed=r.epoch, text=text)
+        elif self.enabled and time.monotonic() - self.last > 10:
+            self.last = time.monotonic()
+            self.console.print(f"epoch {r.epoch}: {text}")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _split_names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one column name", param_hint="--columns")
+    return names
+
+
+@app.command()
+def fit(
+    data: DataPath,
+    output: Annotated[str, typer.Option("--output", "-o", metavar="MODEL",
+                                        help="Where to write the model file.")],
+    model: Annotated[ModelKind, typer.Option(
+        "--model", help="maf: best densities, slower sampling; realnvp: fast both ways.")
+    ] = ModelKind.maf,
+    layers: Annotated[int, typer.Option(min=1, help="Number of flow layers.")] = 5,
+    hidden: Annotated[int, typer.Option(min=1, help="Hidden units per network layer.")] = 128,
+    epochs: Annotated[int, typer.Option(min=1, help="Most passes over the data.")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per step.")] = 512,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-3,
+    val_fraction: Annotated[float, typer.Option(
+        "--val-fraction", min=0.0, max=0.9, help="Share of rows held out for early stopping.")
+    ] = 0.1,
+    patience: Annotated[int, typer.Option(
+        min=1, help="Stop after this many epochs without a better validation score.")] = 20,
+    max_time: Annotated[float | None, typer.Option(
+        "--max-time", min=0.0, help="Stop training after this many seconds.")] = None,
+    columns: Annotated[str | None, typer.Option(
+        "--columns", help="Comma-separated columns to model (default: all).")] = None,
+    fmt: InputFormatOpt = None,
+    device: DeviceOpt = Device.auto,
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+) -> None:
+    """Learn the density of a table and write a model file."""
+    console = _stderr(quiet)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    with _guard():
+        from .api import FlowModel
+        from .io import display_name, read_table
+
+        names = _split_names(columns)
+        df = read_table(data, _fmt(fmt))
+        progress = _Progress(console, epochs, enabled=not quiet)
+        try:
+            fitted = FlowModel.fit(
+                df, model=model.value, layers=layers, hidden=hidden, epochs=epochs,
+                batch_size=batch_size, lr=lr, val_fraction=val_fraction, patience=patience,
+                max_seconds=max_time, columns=names, seed=seed, device=device.value,
+                callback=progress, source=display_name(data),
+            )
+        finally:
+            progress.stop()
+        # a signal during the save must not leave a half-written file: the save is atomic,
+        # and SIGTERM waits until it is done
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        fitted.save(output)
+        signal.signal(signal.SIGTERM, previous)
+        info = fitted.info()
+        if as_json:
+            sys.stdout.write(json.dumps({"model_file": output, **info}, indent=2) + "\n")
+        if not quiet:
+            _print_fit_summary(console, info, output)
+        stopped = fitted.training.get("stopped")
+        if stopped == "interrupted":
+            raise KeyboardInterrupt
+
+
+def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> None:
+    from rich.table import Table
+
+    t = info["training"]
+    m = info["model"]
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("model file", output)
+    table.add_row("columns", f"{len(info['columns'])}: " + ", ".join(
+        f"{c['name']} ({c['kind']})" for c in info["columns"][:8])
+        + (" ..." if len(info["columns"]) > 8 else ""))
+    table.add_row("rows", f"{t['train_rows']:,} train, {t['val_rows']:,} validation")
+    table.add_row("flow", f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
+                          f"{m['parameters']:,} parameters")
+    table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
+    table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
+    table.add_row("time", f"{t['seconds']:.1f} s on {t['device']}")
+    console.print(table)
+
+
+# ---------------------------------------------------------------- sample
+@app.command()
+def sample(
+    model: ModelPath,
+    n: Annotated[int, typer.Option("-n", "--rows", help="Number of rows to draw.")],
+    output: OutputOpt = "-",
+    output_format: OutputFormatOpt = None,
+    seed: SeedOpt = None,
+    batch_size: BatchOpt = 65536,
+    device: DeviceOpt = Device.auto,
+    quiet: QuietOpt = False,
+) -> None:
+    """Draw new rows with the training table's columns and dtypes."""
+    if n < 0:
+        raise typer.BadParameter(f"must be 0 or more, got {n}", param_hint="-n")
+    with _guard():
+        from .io import TableWriter
+
+        fitted = _load(model, device)
+        with TableWriter(output, _fmt(output_format)) as writer:
+            for chunk in fitted.sample_batches(n, seed, batch_size):
+                writer.write(chunk)
+        if not quiet and output != "-":
+            _stderr().print(f"wrote {writer.rows:,} rows to {output}")
+
+
+# ---------------------------------------------------------------- score
+@app.command()
+def score(
+    model: ModelPath,
+    data: DataPath,
+    output: OutputOpt = "-",
+    fmt: InputFormatOpt = None,
+    output_format: OutputFormatOpt = None,
+    batch_size: BatchOpt = 65536,
+    device: DeviceOpt = Device.auto,
+    quiet: QuietOpt = False,
+) -> None:
+    """Append each row's log-likelihood (nats, in the table's own units) as 'log_prob'.
+
+    Extra input columns pass through untouched; the model's columns must all be present.
+    """
+    with _guard():
+        from .io import TableWriter, display_name, iter_tables
+
+        fitted = _load(model, device)
+        source = display_name(data)
+        chunks = iter_tables(data, _fmt(fmt), batch_size)
+        with TableWriter(output, _fmt(output_format)) as writer:
+            for chunk, scores in fitted.score_batches(chunks, source):
+                out = chunk.copy()
+                out["log_prob"] = scores.to_numpy() if len(chunk) else []
+                writer.write(out)
+        if not quiet and output != "-":
+            _stderr().print(f"scored {writer.rows:,} rows into {output}")
+
+
+# ---------------------------------------------------------------- invert
+@app.command()
+def invert(
+    model: ModelPath,
+    data: DataPath,
+    output: OutputOpt = "-",
+    to_data: Annotated[bool, typer.Option(
+        "--to-data", help="Map latent rows (columns z_0, z_1, ...) back to table rows.")] = False,
+    fmt: InputFormatOpt = None,
+    output_format: OutputFormatOpt = None,
+    batch_size: BatchOpt = 65536,
+    device: DeviceOpt = Device.auto,
+    quiet: QuietOpt = False,
+) -> None:
+    """Map table rows to latent coordinates z_0, z_1, ... (or back, with --to-data).
+
+    Columns that are not the model's pass through untouched, after the mapped ones.
+    """
+    with _guard():
+        from .io import TableWriter, display_name, iter_tables
+
+        fitted = _load(model, device)
+        source = display_name(data)
+        mapped = set(fitted.columns) if not to_data else None
+        with TableWriter(output, _fmt(output_format)) as writer:
+            offset = 0
+            for chunk in iter_tables(data, _fmt(fmt), batch_size):
+                if to_data:
+                    out = fitted.from_latent(chunk, source, offset)
+                else:
+                    out = fitted.to_latent(chunk, source, offset)
+                used = set(out.columns) if to_data else mapped
+                if to_data:
+                    used = {c for c in chunk.columns if str(c).startswith("z_")}
+                rest = [c for c in chunk.columns if c not in used and c not in out.columns]
+                writer.write(out.join(chunk[rest]) if rest else out)
+                offset += len(chunk)
+        if not quiet and output != "-":
+            _stderr().print(f"wrote {writer.rows:,} rows to {output}")
+
+
+# ---------------------------------------------------------------- info
+@app.command()
+def info(
+    model: ModelPath,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Describe a model file: columns, architecture, training and versions."""
+    with _guard():
+        data = _load(model, Device.cpu).info()
+        if as_json:
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+            return
+        _print_info(data, model)
+
+
+def _print_info(data: dict[str, Any], path: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    cols = Table(title=f"{path}: {len(data['columns'])} columns", title_justify="left")
+    for name in ("column", "kind", "dtype", "min", "max", "mean", "std"):
+        cols.add_column(name, justify="left" if name in ("column", "kind", "dtype") else "right")
+    for c in data["columns"]:
+        cols.add_row(c["name"], c["kind"], c["dtype"], f"{c['min']:.6g}", f"{c['max']:.6g}",
+                     f"{c['mean']:.6g}", f"{c['std']:.6g}")
+    console.print(cols)
+    m, t, v = data["model"], data["training"], data["versions"]
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("flow", f"{m['kind']}: {m['layers']} layers, {m['depth']} x {m['hidden']} "
+                            f"hidden, log-scale bound {m['scale_bound']:g}")
+    summary.add_row("parameters", f"{m['parameters']:,}")
+    summary.add_row("trained on", f"{t['rows']:,} rows ({t['train_rows']:,} train, "
+                                  f"{t['val_rows']:,} validation), seed {t['seed']}")
+    summary.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
+    summary.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
+    summary.add_row("time", f"{t['seconds']:.1f} s on {t['device']}")
+    summary.add_row("created", data["created"])
+    summary.add_row("versions", f"flowcli {v['flowcli']}, torch {v['torch']}, "
+                                f"model format {v['format']}")
+    console.print(summary)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"flowcli {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Density estimation on tables with normalizing flows: fit, sample, score, invert."""
+
+
+def main() -> None:
+    """Entry point: run the app, printing usage errors as one line."""
+    from typer._click.exceptions import ClickException, UsageError
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="flowcli", standalone_mode=False)
+    except UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        sys.stderr.write(f"error: {exc.format_message()}{hint}\n")
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        sys.stderr.write(f"error: {exc.format_message()}\n")
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,153 @@
+"""A normalizing flow and the builders for its two families.
+
+``Flow.log_prob(x) = base.log_prob(z) + logabsdet`` with ``(z, logabsdet) = transform(x)``;
+sampling pushes base draws through ``transform.inverse``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .autoregressive import MaskedAffineAutoregressive
+from .base import Compose, Transform, check_inputs
+from .coupling import AffineCoupling, alternating_mask
+from .distributions import StandardNormal
+from .elementwise import ElementwiseAffine
+
+__all__ = ["KINDS", "Flow", "build", "maf", "realnvp"]
+
+KINDS = ("maf", "realnvp")
+
+
+class Flow(nn.Module):
+    """A density on ``R^D``: a transform to latent space and a standard normal base.
+
+    Attributes:
+        config: plain data that :func:`build` turns back into the same architecture.
+    """
+
+    def __init__(self, transform: Transform, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.transform = transform
+        self.base = StandardNormal(transform.features)
+        self.config = dict(config)
+
+    @property
+    def features(self) -> int:
+        return self.transform.features
+
+    @property
+    def context_features(self) -> int:
+        return self.transform.context_features
+
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Natural-log density of each row, shape ``(B,)``."""
+        z, ladj = self.transform(x, context)
+        return self.base.log_prob(z) + ladj
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Same as :meth:`log_prob`, so that ``DistributedDataParallel(flow)(x)`` trains it."""
+        return self.log_prob(x, context)
+
+    def to_latent(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Map data rows to latent rows (the normalizing direction)."""
+        return self.transform(x, context)[0]
+
+    def from_latent(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """Map latent rows to data rows."""
+        return self.transform.inverse(z, context)[0]
+
+    def sample(
+        self,
+        n: int,
+        context: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Draw ``n`` rows; with a context, one row per context row (``n`` must match)."""
+        if context is not None and context.shape[0] != n:
+            raise ValueError(f"expected a context of {n} rows, got {context.shape[0]}")
+        ref = next(self.parameters())
+        z = self.base.sample(n, generator=generator, device=ref.device, dtype=ref.dtype)
+        check_inputs(z, context, self.features, self.context_features)
+        return self.transform.inverse(z, context)[0]
+
+
+def _check_sizes(features: int, layers: int, hidden: int, depth: int) -> None:
+    for name, value in (("features", features), ("layers", layers), ("hidden", hidden),
+                        ("depth", depth)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def realnvp(
+    features: int,
+    layers: int = 5,
+    hidden: int = 128,
+    depth: int = 2,
+    context_features: int = 0,
+    scale_bound: float = 5.0,
+) -> Flow:
+    """RealNVP: affine couplings with alternating checkerboard masks.
+
+    With one feature, coupling means nothing and a single per-feature affine layer is used.
+    """
+    _check_sizes(features, layers, hidden, depth)
+    config = dict(kind="realnvp", features=features, layers=layers, hidden=hidden, depth=depth,
+                  context_features=context_features, scale_bound=scale_bound)
+    if features == 1:
+        return Flow(ElementwiseAffine(1, hidden, depth, context_features, scale_bound), config)
+    steps = [
+        AffineCoupling(features, alternating_mask(features, i), hidden, depth,
+                       context_features, scale_bound)
+        for i in range(layers)
+    ]
+    return Flow(Compose(*steps), config)
+
+
+def maf(
+    features: int,
+    layers: int = 5,
+    hidden: int = 128,
+    depth: int = 2,
+    context_features: int = 0,
+    scale_bound: float = 5.0,
+    orders: list[list[int]] | None = None,
+) -> Flow:
+    """MAF: masked affine autoregressive layers, the ordering reversed between layers.
+
+    Pass ``orders`` (one permutation per layer) for other orderings, for example random ones.
+    With one feature a single per-feature affine layer is used.
+    """
+    _check_sizes(features, layers, hidden, depth)
+    if orders is None:
+        orders = [
+            list(range(features)) if i % 2 == 0 else list(range(features))[::-1]
+            for i in range(layers)
+        ]
+    if len(orders) != layers:
+        raise ValueError(f"expected {layers} orders, got {len(orders)}")
+    config = dict(kind="maf", features=features, layers=layers, hidden=hidden, depth=depth,
+                  context_features=context_features, scale_bound=scale_bound,
+                  orders=[list(map(int, o)) for o in orders])
+    if features == 1:
+        return Flow(ElementwiseAffine(1, hidden, depth, context_features, scale_bound), config)
+    steps = [
+        MaskedAffineAutoregressive(features, torch.tensor(o), hidden, depth, context_features,
+                                   scale_bound)
+        for o in orders
+    ]
+    return Flow(Compose(*steps), config)
+
+
+def build(config: dict[str, Any]) -> Flow:
+    """Rebuild a flow from its ``config``; load the weights with ``load_state_dict``."""
+    config = dict(config)
+    kind = config.pop("kind", None)
+    if kind == "maf":
+        return maf(**config)
+    if kind == "realnvp":
+        return realnvp(**config)
+    raise ValueError(f"unknown flow kind {kind!r}; expected one of {', '.join(KINDS)}")

@@ -1,0 +1,191 @@
+"""The training loop: mini-batch maximum likelihood with early stopping on a validation split.
+
+The loop is a plain loop over batches of a tensor already on the device, calling ``model(x)``
+for the per-row log-likelihood, so ``torch.nn.parallel.DistributedDataParallel`` can wrap the
+flow unchanged. It prints nothing: it reports each epoch through a callback.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import FlowcliError
+
+__all__ = ["EpochReport", "TrainConfig", "TrainResult", "evaluate", "train"]
+
+
+@dataclass
+class TrainConfig:
+    """Optimization settings; every field is plain data and goes into the model file."""
+
+    epochs: int = 1000
+    batch_size: int = 512
+    lr: float = 1e-3
+    patience: int = 20
+    weight_decay: float = 0.0
+    clip_norm: float = 5.0
+    max_seconds: float | None = None
+
+
+@dataclass
+class EpochReport:
+    """What the callback sees after each epoch. Log-likelihoods are mean nats per row."""
+
+    epoch: int
+    epochs: int
+    train_ll: float
+    val_ll: float
+    best_val_ll: float
+    best_epoch: int
+    rows_per_second: float
+    seconds: float
+    lr: float
+    note: str = ""
+
+
+@dataclass
+class TrainResult:
+    epochs: int
+    best_epoch: int
+    best_val_ll: float
+    train_ll: float
+    seconds: float
+    stopped: str
+    history: list[dict[str, float]] = field(default_factory=list)
+    optimizer_state: dict[str, Any] | None = None
+    interrupted: bool = False
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, batch_size: int = 65536) -> Tensor:
+    """Per-row log-likelihood of ``x`` under ``model`` in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    model.train(was_training)
+    return out
+
+
+def _snapshot(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def train(
+    model: nn.Module,
+    x_train: Tensor,
+    x_val: Tensor,
+    widths: Tensor | None = None,
+    config: TrainConfig | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callable[[EpochReport], None] | None = None,
+    start_epoch: int = 0,
+    optimizer_state: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Fit ``model`` (``model(x)`` returns per-row log-likelihoods) by maximum likelihood.
+
+    Arguments:
+        x_train, x_val: encoded rows on the model's device; ``x_val`` may have no rows, and
+            then the last epoch's weights are kept and no early stopping happens.
+        widths: ``(D,)`` dequantization cell widths; each training batch gets fresh uniform
+            noise ``u * widths`` (``x_train`` holds the lower corners of the cells).
+        generator: drives shuffling and dequantization noise.
+        callback: called after every epoch with an :class:`EpochReport`.
+        start_epoch, optimizer_state: continue an earlier run.
+
+    A non-finite loss or gradient rolls the weights back to the best so far and halves the
+    learning rate (reported in the epoch's ``note``). Ctrl-C (KeyboardInterrupt) ends training
+    with the best weights loaded and ``interrupted`` set.
+    """
+    config = config or TrainConfig()
+    n = x_train.shape[0]
+    has_val = x_val.shape[0] > 0
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    noisy = widths is not None and bool((widths > 0).any())
+    best_state = _snapshot(model)
+    best_val = -math.inf
+    best_epoch = start_epoch
+    history: list[dict[str, float]] = []
+    bad_epochs = 0
+    failures = 0
+    start = time.perf_counter()
+    stopped = "epochs"
+    interrupted = False
+    epoch = start_epoch
+    train_ll = math.nan
+    try:
+        for epoch in range(start_epoch + 1, config.epochs + 1):
+            tick = time.perf_counter()
+            model.train()
+            order = torch.randperm(n, generator=generator, device="cpu").to(x_train.device)
+            total = torch.zeros((), device=x_train.device)
+            note = ""
+            for i in range(0, n, config.batch_size):
+                xb = x_train[order[i : i + config.batch_size]]
+                if noisy:
+                    u = torch.rand(xb.shape, generator=generator, device="cpu").to(xb)
+                    xb = xb + u * widths
+                loss = -model(xb).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                norm = nn.utils.clip_grad_norm_(params, config.clip_norm)
+                if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                    failures += 1
+                    if failures > 8:
+                        raise FlowcliError(
+                            "training diverged: the loss stayed non-finite after 8 restarts "
+                            "with a lower learning rate; check the data for extreme values"
+                        )
+                    model.load_state_dict(best_state)
+                    for group in optimizer.param_groups:
+                        group["lr"] *= 0.5
+                    optimizer.state.clear()
+                    note = f"non-finite loss: rolled back, lr {optimizer.param_groups[0]['lr']:.2g}"
+                    continue
+                optimizer.step()
+                total += loss.detach() * xb.shape[0]
+            train_ll = -float(total) / n
+            val_ll = float(evaluate(model, x_val).mean()) if has_val else train_ll
+            seconds = time.perf_counter() - tick
+            if val_ll > best_val or not has_val:
+                best_val, best_epoch, bad_epochs = val_ll, epoch, 0
+                best_state = _snapshot(model)
+            else:
+                bad_epochs += 1
+            history.append({"epoch": epoch, "train_ll": train_ll, "val_ll": val_ll,
+                            "seconds": seconds})
+            if callback is not None:
+                callback(EpochReport(epoch, config.epochs, train_ll, val_ll, best_val,
+                                     best_epoch, n / max(seconds, 1e-9), seconds,
+                                     optimizer.param_groups[0]["lr"], note))
+            if has_val and bad_epochs >= config.patience:
+                stopped = "patience"
+                break
+            if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
+                stopped = "time"
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        interrupted = True
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(
+        epochs=start_epoch + len(history),
+        best_epoch=best_epoch,
+        best_val_ll=best_val,
+        train_ll=train_ll,
+        seconds=time.perf_counter() - start,
+        stopped=stopped,
+        history=history,
+        optimizer_state=optimizer.state_dict(),
+        interrupted=interrupted,
+    )

@@ -1,0 +1,160 @@
+"""One conformance suite for every transform layer, in float64."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch.autograd.functional import jacobian
+
+from flowcli.engine import (
+    AffineCoupling,
+    Compose,
+    ElementwiseAffine,
+    Inverse,
+    MaskedAffineAutoregressive,
+    Transform,
+    alternating_mask,
+    build,
+    maf,
+    realnvp,
+)
+
+Factory = Callable[[int, int], Transform]
+
+LAYERS: dict[str, Factory] = {
+    "coupling": lambda d, c: AffineCoupling(d, alternating_mask(d, 0), 16, 2, c),
+    "coupling-odd": lambda d, c: AffineCoupling(d, alternating_mask(d, 1), 16, 1, c),
+    "maf": lambda d, c: MaskedAffineAutoregressive(d, None, 16, 2, c),
+    "maf-permuted": lambda d, c: MaskedAffineAutoregressive(d, torch.randperm(d), 16, 2, c),
+    "elementwise": lambda d, c: ElementwiseAffine(d, 16, 2, c),
+    "compose": lambda d, c: Compose(
+        MaskedAffineAutoregressive(d, None, 16, 2, c),
+        AffineCoupling(d, alternating_mask(d, 1), 16, 2, c),
+    ),
+    "inverse": lambda d, c: Inverse(MaskedAffineAutoregressive(d, None, 16, 2, c)),
+    "flow-maf": lambda d, c: maf(d, 3, 16, 2, c).transform,
+    "flow-realnvp": lambda d, c: realnvp(d, 3, 16, 2, c).transform,
+}
+ONE_D = {"elementwise", "flow-maf", "flow-realnvp"}
+
+CASES = [
+    (name, d, c)
+    for name in LAYERS
+    for d in (1, 5)
+    for c in (0, 3)
+    if d > 1 or name in ONE_D
+]
+
+
+def randomize(t: Transform) -> Transform:
+    """Move every parameter away from its identity-at-start value so the test means something."""
+    with torch.no_grad():
+        for p in t.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+    return t
+
+
+def make(name: str, d: int, c: int) -> tuple[Transform, torch.Tensor, torch.Tensor | None]:
+    t = randomize(LAYERS[name](d, c)).double()
+    x = torch.randn(7, d, dtype=torch.float64) * 2
+    ctx = torch.randn(7, c, dtype=torch.float64) if c else None
+    return t, x, ctx
+
+
+@pytest.mark.parametrize(("name", "d", "c"), CASES)
+def test_inverse_undoes_forward(name: str, d: int, c: int) -> None:
+    t, x, ctx = make(name, d, c)
+    z, ladj = t(x, ctx)
+    x2, ladj_inv = t.inverse(z, ctx)
+    assert not torch.allclose(z, x)  # the transform is not the identity
+    torch.testing.assert_close(x2, x, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(ladj + ladj_inv, torch.zeros(7, dtype=torch.float64),
+                               rtol=0, atol=1e-9)
+    assert ladj.shape == (7,)
+
+
+@pytest.mark.parametrize(("name", "d", "c"), CASES)
+@pytest.mark.parametrize("direction", ["forward", "inverse"])
+def test_logabsdet_matches_autograd_jacobian(name: str, d: int, c: int, direction: str) -> None:
+    t, x, ctx = make(name, d, c)
+    fn = t.forward if direction == "forward" else t.inverse
+    _, ladj = fn(x, ctx)
+    for row in range(x.shape[0]):
+        c_row = None if ctx is None else ctx[row : row + 1]
+
+        def f(v: torch.Tensor, c_row: torch.Tensor | None = c_row) -> torch.Tensor:
+            return fn(v.unsqueeze(0), c_row)[0].squeeze(0)
+
+        jac = jacobian(f, x[row])
+        sign, logdet = torch.linalg.slogdet(jac)
+        assert sign != 0
+        torch.testing.assert_close(ladj[row], logdet, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(("name", "d", "c"), CASES)
+def test_every_parameter_gets_a_gradient(name: str, d: int, c: int) -> None:
+    t, x, ctx = make(name, d, c)
+    z, ladj = t(x, ctx)
+    (z.pow(2).sum() - ladj.sum()).backward()
+    for pname, p in t.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", ["maf", "coupling", "elementwise"])
+def test_context_changes_the_output(name: str) -> None:
+    t, x, ctx = make(name, 5, 3)
+    z1, _ = t(x, ctx)
+    z2, _ = t(x, ctx + 1.0)
+    assert not torch.allclose(z1, z2)
+
+
+def test_starts_as_identity() -> None:
+    flow = maf(4, 3, 16)
+    x = torch.randn(5, 4)
+    z, ladj = flow.transform(x)
+    torch.testing.assert_close(z, x)
+    torch.testing.assert_close(ladj, torch.zeros(5))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda t: t(torch.randn(4, 3)), r"expected inputs of shape \(B, 5\), got \(4, 3\)"),
+        (lambda t: t(torch.randn(4, 5), torch.randn(4, 2)), "takes no context"),
+        (lambda t: t.inverse(torch.randn(5)), r"expected inputs of shape \(B, 5\), got \(5,\)"),
+    ],
+)
+def test_refuses_wrong_shapes(call: Callable[[Transform], object], message: str) -> None:
+    t = MaskedAffineAutoregressive(5, None, 8, 1)
+    with pytest.raises(ValueError, match=message):
+        call(t)
+
+
+def test_refuses_missing_context() -> None:
+    t = AffineCoupling(5, alternating_mask(5, 0), 8, 1, context_features=2)
+    with pytest.raises(ValueError, match=r"needs a context of shape \(B, 2\)"):
+        t(torch.randn(4, 5))
+    with pytest.raises(ValueError, match=r"expected context of shape \(4, 2\), got \(3, 2\)"):
+        t(torch.randn(4, 5), torch.randn(3, 2))
+
+
+def test_refuses_bad_masks_and_orders() -> None:
+    with pytest.raises(ValueError, match="at least one feature"):
+        AffineCoupling(3, torch.ones(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="permutation"):
+        MaskedAffineAutoregressive(3, torch.tensor([0, 0, 1]))
+    with pytest.raises(ValueError, match="unknown flow kind"):
+        build({"kind": "glow", "features": 2})
+
+
+def test_scale_is_soft_bounded() -> None:
+    t = ElementwiseAffine(2, scale_bound=3.0)
+    with torch.no_grad():
+        t.log_scale.fill_(1e6)
+    _, ladj = t(torch.randn(4, 2))
+    assert torch.all(ladj < 2 * 3.0)
+    assert torch.all(ladj > 2 * 2.99)
