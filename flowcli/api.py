@@ -389,7 +389,7 @@ class FlowModel:
         return {
             "columns": [
                 {**spec.to_dict(), "mean": enc.mean, "std": enc.std}
-                for spec, enc in zip(self.schema.columns, self.preprocessor.encoders)
+                for spec, enc in zip(self.schema.columns, self.preprocessor.encoders, strict=True)
             ],
             "model": {**config, "parameters": sum(p.numel() for p in self.flow.parameters())},
             "training": {k: v for k, v in self.training.items() if k != "score_quantiles"},

@@ -71,7 +71,8 @@ OutputFormatOpt = Annotated[Format | None, typer.Option(
 DeviceOpt = Annotated[Device, typer.Option(
     "--device", help="Where to compute: auto picks CUDA when available.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed, for reproducible runs.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but errors.")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Print nothing on stderr but errors.")]
 BatchOpt = Annotated[int, typer.Option(
     "--batch-size", min=1, help="Rows per chunk read, computed and written.")]
 
@@ -82,7 +83,11 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as an interrupt so that training stops the same way."""
 
 
+_signals: list[int] = []
+
+
 def _on_sigterm(signum: int, frame: object) -> NoReturn:
+    _signals.append(signum)
     raise _Terminated()
 
 
@@ -203,7 +208,8 @@ def fit(
     device: DeviceOpt = Device.auto,
     seed: SeedOpt = None,
     quiet: QuietOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
     """Learn the density of a table and write a model file."""
     console = _stderr(quiet)
@@ -234,9 +240,8 @@ def fit(
             sys.stdout.write(json.dumps({"model_file": output, **info}, indent=2) + "\n")
         if not quiet:
             _print_fit_summary(console, info, output)
-        stopped = fitted.training.get("stopped")
-        if stopped == "interrupted":
-            raise KeyboardInterrupt
+        if fitted.training.get("stopped") == "interrupted":
+            raise _Terminated() if _signals else KeyboardInterrupt()
 
 
 def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> None:

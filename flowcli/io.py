@@ -162,6 +162,8 @@ class TableWriter:
 
     def __init__(self, path: str | os.PathLike[str], fmt: str | None = None) -> None:
         self.path = str(path)
+        if self.path != "-" and Path(self.path).is_dir():
+            raise OutputError(f"{self.path}: is a folder; give a file name")
         self.fmt = detect_format(path, fmt)
         self.rows = 0
         self._tmp: str | None = None
@@ -172,8 +174,6 @@ class TableWriter:
             self._handle = sys.stdout.buffer if self.fmt == "parquet" else sys.stdout
             return
         target = Path(self.path)
-        if target.is_dir():
-            raise OutputError(f"{self.path}: is a folder; give a file name")
         folder = target.parent
         try:
             fd, self._tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")

@@ -149,7 +149,8 @@ def train(
                     for group in optimizer.param_groups:
                         group["lr"] *= 0.5
                     optimizer.state.clear()
-                    note = f"non-finite loss: rolled back, lr {optimizer.param_groups[0]['lr']:.2g}"
+                    lr = optimizer.param_groups[0]["lr"]
+                    note = f"non-finite loss: rolled back, lr {lr:.2g}"
                     continue
                 optimizer.step()
                 total += loss.detach() * xb.shape[0]

@@ -19,8 +19,8 @@ def main(train_path: str, synthetic_path: str, scored_path: str) -> None:
     print(f"{'column':<12} {'dtype':>8} {'real mean':>10} {'synth mean':>10} "
           f"{'real std':>9} {'synth std':>9}")
     for c in train.columns:
-        print(f"{c:<12} {str(synth[c].dtype):>8} {train[c].mean():>10.3f} {synth[c].mean():>10.3f} "
-              f"{train[c].std():>9.3f} {synth[c].std():>9.3f}")
+        print(f"{c:<12} {str(synth[c].dtype):>8} {train[c].mean():>10.3f} "
+              f"{synth[c].mean():>10.3f} {train[c].std():>9.3f} {synth[c].std():>9.3f}")
     corr_real = train.corr().loc["load", "temperature"]
     corr_synth = synth.corr().loc["load", "temperature"]
     print(f"\ncorrelation load~temperature: real {corr_real:.3f}, synthetic {corr_synth:.3f}")

@@ -34,3 +34,32 @@ def gaussian_table() -> pd.DataFrame:
     b = 0.5 * a + rng.normal(0.0, 1.0, 2000)
     n = rng.poisson(4.0, 2000)
     return pd.DataFrame({"a": a, "b": b, "n": n.astype("int64")})
+
+
+FAST = dict(layers=2, hidden=16, epochs=15, patience=5)
+
+
+@pytest.fixture
+def fast() -> dict:
+    """Fit options that train a small model in a second or two."""
+    return dict(FAST)
+
+
+@pytest.fixture(scope="session")
+def fitted_model(tmp_path_factory: pytest.TempPathFactory):
+    """A small MAF fitted on a mixed numeric table, and the path it is saved at."""
+    from flowcli import FlowModel
+
+    rng = np.random.default_rng(1)
+    a = rng.normal(10.0, 2.0, 1500)
+    df = pd.DataFrame({
+        "a": a,
+        "b": 0.5 * a + rng.normal(0.0, 1.0, 1500),
+        "n": rng.poisson(4.0, 1500).astype("int64"),
+    })
+    model = FlowModel.fit(df, seed=0, device="cpu", **FAST)
+    folder = tmp_path_factory.mktemp("model")
+    path = folder / "m.flow"
+    model.save(str(path))
+    df.to_csv(folder / "train.csv", index=False)
+    return model, path, df

@@ -17,7 +17,7 @@ __all__ = ["ElementwiseAffine"]
 
 
 class ElementwiseAffine(Transform):
-    """``z = x * exp(s) + t`` per feature, ``s`` soft-bounded to ``(-scale_bound, scale_bound)``."""
+    """``z = x * exp(s) + t`` per feature, ``s`` soft-bounded to ``(-bound, bound)``."""
 
     def __init__(
         self,

@@ -51,7 +51,7 @@ class Encoder:
         return self
 
     def encode(self, values: np.ndarray, position: float = 0.5) -> np.ndarray:
-        """Encode raw values; for discrete kinds ``position`` in [0, 1) picks the point in the cell."""
+        """Encode raw values; ``position`` in [0, 1) places discrete values in their cell."""
         shift = position if self.discrete else 0.0
         return (values + shift - self.mean) / self.std
 

@@ -46,7 +46,7 @@ class Preprocessor:
         return float(sum(e.logdet for e in self.encoders))
 
     def encode(self, values: np.ndarray, position: float = 0.5) -> np.ndarray:
-        """Encode a validated array; ``position`` 0 gives the lower cell corner of discrete values."""
+        """Encode a validated array; ``position`` 0 puts discrete values at their cell's corner."""
         out = np.empty_like(values, dtype=np.float64)
         for j, enc in enumerate(self.encoders):
             out[:, j] = enc.encode(values[:, j], position)
@@ -66,5 +66,6 @@ class Preprocessor:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
         schema = Schema.from_dict(data["schema"])
-        encoders = [make_encoder(s, st) for s, st in zip(schema.columns, data["encoders"])]
+        states = data["encoders"]
+        encoders = [make_encoder(s, st) for s, st in zip(schema.columns, states, strict=True)]
         return cls(schema, encoders)

@@ -102,7 +102,8 @@ class Schema:
             if len(set(columns)) != len(columns):
                 raise SchemaError(f"{source}: --columns names a column twice")
         if len(set(map(str, df.columns))) != len(df.columns):
-            dupes = sorted({str(c) for c in df.columns if list(map(str, df.columns)).count(str(c)) > 1})
+            names = [str(c) for c in df.columns]
+            dupes = sorted({n for n in names if names.count(n) > 1})
             raise SchemaError(f"{source}: column {_show(dupes)} appears more than once")
         if len(df) == 0:
             raise DataError(f"{source}: no data rows (only a header)")
@@ -154,7 +155,7 @@ class Schema:
                     i = _first(fractional)
                     raise DataError(
                         f"{source}: column '{spec.name}' holds whole numbers in the model but "
-                        f"{values[i]!r} in row {row_offset + i + 1}"
+                        f"{float(values[i])!r} in row {row_offset + i + 1}"
                     )
             out[:, j] = values
         return out
@@ -163,9 +164,8 @@ class Schema:
 def _checked_values(series: pd.Series, name: str, source: str, row_offset: int) -> np.ndarray:
     missing = series.isna().to_numpy()
     if missing.any():
-        raise DataError(
-            f"{source}: column '{name}' has a missing value in row {row_offset + _first(missing) + 1}"
-        )
+        row = row_offset + _first(missing) + 1
+        raise DataError(f"{source}: column '{name}' has a missing value in row {row}")
     values = series.to_numpy(dtype=np.float64)
     infinite = ~np.isfinite(values)
     if infinite.any():

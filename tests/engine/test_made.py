@@ -47,7 +47,8 @@ def test_context_reaches_every_output() -> None:
         for p in made.parameters():
             p.copy_(torch.randn_like(p))
     x = torch.randn(1, 3, dtype=torch.float64)
-    jac = jacobian(lambda c: made(x, c.unsqueeze(0)).squeeze(0), torch.randn(2, dtype=torch.float64))
+    c0 = torch.randn(2, dtype=torch.float64)
+    jac = jacobian(lambda c: made(x, c.unsqueeze(0)).squeeze(0), c0)
     assert (jac.abs().sum(dim=1) > 0).all()
 
 

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from flowcli import FitConfig, FlowModel
+from flowcli.errors import DataError, SchemaError, UsageError
+from flowcli.train import TrainConfig, train
+
+
+def test_score_is_per_row_nats_aligned_to_the_index(fitted_model) -> None:
+    model, _, df = fitted_model
+    rows = df.iloc[[5, 3, 9]].assign(extra="kept out")
+    scores = model.score(rows)
+    assert list(scores.index) == [5, 3, 9]
+    assert scores.name == "log_prob"
+    assert np.isfinite(scores).all()
+    reordered = rows[["extra", "n", "b", "a"]]
+    np.testing.assert_array_equal(model.score(reordered), scores)
+
+
+def test_scoring_is_deterministic_and_survives_save_and_load(fitted_model, tmp_path) -> None:
+    model, path, df = fitted_model
+    first = model.score(df)
+    np.testing.assert_array_equal(first, model.score(df))
+    again = FlowModel.load(str(path))
+    np.testing.assert_array_equal(first.to_numpy(), again.score(df).to_numpy())
+    again.save(str(tmp_path / "copy.flow"))
+    np.testing.assert_array_equal(first, FlowModel.load(str(tmp_path / "copy.flow")).score(df))
+
+
+def test_missing_columns_are_named(fitted_model) -> None:
+    model, _, df = fitted_model
+    with pytest.raises(SchemaError, match=r"new.csv: missing model column 'b'"):
+        model.score(df.drop(columns="b"), "new.csv")
+
+
+def test_samples_have_the_training_schema(fitted_model) -> None:
+    model, _, df = fitted_model
+    synth = model.sample(500, seed=3)
+    assert list(synth.columns) == list(df.columns)
+    assert list(synth.dtypes) == list(df.dtypes)
+    assert len(synth) == 500
+    assert synth["n"].between(df["n"].min(), df["n"].max()).all()
+    pd.testing.assert_frame_equal(synth, model.sample(500, seed=3))
+    assert not synth.equals(model.sample(500, seed=4))
+    assert abs(synth["a"].mean() - df["a"].mean()) < 0.3 * df["a"].std()
+    assert len(model.sample(0)) == 0
+    with pytest.raises(UsageError):
+        model.sample(-1)
+
+
+def test_sample_batches_cover_n_exactly(fitted_model) -> None:
+    model, _, _ = fitted_model
+    sizes = [len(c) for c in model.sample_batches(1000, seed=0, batch_size=300)]
+    assert sizes == [300, 300, 300, 100]
+
+
+def test_latent_round_trip(fitted_model) -> None:
+    model, _, df = fitted_model
+    z = model.to_latent(df)
+    assert list(z.columns) == ["z_0", "z_1", "z_2"]
+    assert abs(z.to_numpy().mean()) < 0.2 and abs(z.to_numpy().std() - 1) < 0.2
+    back = model.from_latent(z)
+    np.testing.assert_allclose(back[["a", "b"]], df[["a", "b"]], rtol=1e-10)
+    assert back["n"].tolist() == df["n"].tolist()
+    with pytest.raises(SchemaError, match="missing latent column 'z_2'"):
+        model.from_latent(z.drop(columns="z_2"))
+
+
+def test_fit_is_reproducible_with_a_seed(gaussian_table: pd.DataFrame, fast: dict) -> None:
+    a = FlowModel.fit(gaussian_table, seed=5, device="cpu", **{**fast, "epochs": 3})
+    b = FlowModel.fit(gaussian_table, seed=5, device="cpu", **{**fast, "epochs": 3})
+    for (k, va), vb in zip(a.flow.state_dict().items(), b.flow.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+    assert a.training["seed"] == 5
+
+
+@pytest.mark.parametrize("kind", ["maf", "realnvp"])
+def test_one_column_tables_work(kind: str, fast: dict) -> None:
+    df = pd.DataFrame({"x": np.random.default_rng(0).normal(3.0, 2.0, 800)})
+    model = FlowModel.fit(df, seed=0, device="cpu", model=kind, **fast)
+    # a Gaussian column: the fitted affine flow gives about the textbook log-likelihood
+    true = -0.5 * np.log(2 * np.pi * 4.0) - 0.5
+    assert abs(model.score(df).mean() - true) < 0.1
+    assert model.sample(10, seed=0)["x"].dtype == np.float64
+
+
+def test_interrupt_keeps_the_best_weights(gaussian_table: pd.DataFrame, fast: dict) -> None:
+    seen = []
+
+    def stop_at_third(report) -> None:
+        seen.append(report.epoch)
+        if report.epoch == 3:
+            raise KeyboardInterrupt
+
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", callback=stop_at_third, **fast)
+    assert seen == [1, 2, 3]
+    assert model.training["stopped"] == "interrupted"
+    assert model.training["epochs"] == 3
+    assert np.isfinite(model.score(gaussian_table)).all()
+
+
+def test_bad_configs_and_tables_are_refused(gaussian_table: pd.DataFrame) -> None:
+    with pytest.raises(UsageError, match="unknown model 'glow'"):
+        FlowModel.fit(gaussian_table, model="glow")
+    with pytest.raises(UsageError, match="--val-fraction"):
+        FlowModel.fit(gaussian_table, val_fraction=1.5)
+    with pytest.raises(DataError, match="too few"):
+        FlowModel.fit(gaussian_table.iloc[:2], seed=0)
+    with pytest.raises(TypeError):
+        FlowModel.fit(gaussian_table, layerz=3)
+    assert FitConfig().model == "maf"
+
+
+def test_info_is_plain_data(fitted_model) -> None:
+    model, _, _ = fitted_model
+    info = model.info()
+    assert [c["name"] for c in info["columns"]] == ["a", "b", "n"]
+    assert info["model"]["kind"] == "maf" and info["model"]["parameters"] > 0
+    assert info["training"]["rows"] == 1500 and info["training"]["val_rows"] == 150
+    assert "torch" in info["versions"]
+
+
+class _Flaky(torch.nn.Module):
+    """A Gaussian with a learnable mean whose loss is NaN on its second call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mu = torch.nn.Parameter(torch.zeros(2))
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        ll = -0.5 * ((x - self.mu) ** 2).sum(dim=1)
+        return ll * float("nan") if self.calls == 2 else ll
+
+
+def test_non_finite_loss_rolls_back_and_lowers_the_learning_rate() -> None:
+    model = _Flaky()
+    x = torch.randn(64, 2) + 3.0
+    notes = []
+    result = train(model, x, x[:8], None, TrainConfig(epochs=3, batch_size=32, lr=0.1),
+                   callback=lambda r: notes.append(r.note))
+    assert "non-finite loss" in notes[0]
+    assert result.history[-1]["train_ll"] == result.history[-1]["train_ll"]  # finite, not NaN
+    assert torch.isfinite(model.mu).all()

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flowcli import checkpoint
+from flowcli.errors import ModelFileError, OutputError
+
+
+def payload() -> dict:
+    return {
+        "preprocessor": {"mean": np.float64(1.5), "shape": np.array([1, 2])},
+        "flow": {"state_dict": {"w": torch.randn(3, 3)}},
+        "training": {"version": torch.__version__, "epochs": np.int64(4)},
+    }
+
+
+def test_save_load_round_trip_with_plain_types(tmp_path: Path) -> None:
+    path = tmp_path / "m.flow"
+    data = payload()
+    checkpoint.save(data, path)
+    back = checkpoint.load(path)
+    assert back["format"] == checkpoint.FORMAT
+    assert back["format_version"] == checkpoint.FORMAT_VERSION
+    assert back["preprocessor"] == {"mean": 1.5, "shape": [1, 2]}
+    assert type(back["training"]["version"]) is str
+    assert torch.equal(back["flow"]["state_dict"]["w"], data["flow"]["state_dict"]["w"])
+    assert [p.name for p in tmp_path.iterdir()] == ["m.flow"]  # no temporary files left
+
+
+def test_plain_refuses_objects() -> None:
+    with pytest.raises(TypeError, match="cannot hold a object"):
+        checkpoint.plain({"x": object()})
+
+
+def test_truncated_and_corrupted_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.flow"
+    checkpoint.save(payload(), path)
+    raw = path.read_bytes()
+    (tmp_path / "half.flow").write_bytes(raw[: len(raw) // 2])
+    corrupted = bytearray(raw)
+    corrupted[len(raw) // 3 : len(raw) // 3 + 64] = b"\x00" * 64
+    (tmp_path / "bad.flow").write_bytes(bytes(corrupted))
+    (tmp_path / "empty.flow").write_bytes(b"")
+    (tmp_path / "text.flow").write_text("hello")
+    for name, message in [("half.flow", "damaged or truncated"), ("bad.flow", "damaged"),
+                          ("empty.flow", "empty"), ("text.flow", "damaged or truncated")]:
+        with pytest.raises(ModelFileError, match=message):
+            checkpoint.load(tmp_path / name)
+
+
+def test_newer_format_version_is_refused(tmp_path: Path) -> None:
+    data = {**payload(), "format": checkpoint.FORMAT, "format_version": 99}
+    torch.save(checkpoint.plain(data), tmp_path / "new.flow")
+    with pytest.raises(ModelFileError, match=r"newer flowcli \(model format 99; this version "
+                                             r"reads up to 1\); upgrade flowcli"):
+        checkpoint.load(tmp_path / "new.flow")
+
+
+def test_other_torch_files_are_not_models(tmp_path: Path) -> None:
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="not a flowcli model file"):
+        checkpoint.load(tmp_path / "other.pt")
+    torch.save({"format": checkpoint.FORMAT, "format_version": 1}, tmp_path / "partial.flow")
+    with pytest.raises(ModelFileError, match="missing preprocessor, flow, training"):
+        checkpoint.load(tmp_path / "partial.flow")
+
+
+class _Exploit:
+    """Unpickling this would create a file: the proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_crafted_pickle_never_runs(tmp_path: Path, zipped: bool) -> None:
+    marker = tmp_path / "pwned"
+    evil = {"format": checkpoint.FORMAT, "format_version": 1, "flow": _Exploit(marker)}
+    path = tmp_path / "evil.flow"
+    if zipped:
+        torch.save(evil, path)  # torch's own container around a malicious pickle
+    else:
+        path.write_bytes(pickle.dumps(evil))
+    assert not marker.exists()
+    with pytest.raises(ModelFileError, match="refused|damaged"):
+        checkpoint.load(path)
+    assert not marker.exists()
+
+
+def test_missing_folder_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="no such model file"):
+        checkpoint.load(tmp_path / "nope.flow")
+    with pytest.raises(ModelFileError, match="is a folder"):
+        checkpoint.load(tmp_path)
+    with pytest.raises(OutputError, match="no folder"):
+        checkpoint.save(payload(), tmp_path / "no" / "m.flow")
+    with pytest.raises(OutputError, match="is a folder"):
+        checkpoint.save(payload(), tmp_path)
+
+
+def test_failed_save_keeps_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.flow"
+    checkpoint.save(payload(), path)
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        checkpoint.save({"x": object()}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.flow"]
