@@ -86,6 +86,18 @@ def latent_columns(dim: int) -> list[str]:
     return [f"{LATENT_PREFIX}{i}" for i in range(dim)]
 
 
+def _split(
+    values: np.ndarray, val_fraction: float, seed: int, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation rows: a seeded permutation, ``val_fraction`` held out."""
+    n = values.shape[0]
+    n_val = max(int(round(n * val_fraction)), 1) if val_fraction > 0 else 0
+    if n - n_val < 2:
+        raise DataError(f"{source}: {n} rows are too few to fit a model (need at least 3)")
+    order = np.random.default_rng(seed).permutation(n)
+    return values[order[n_val:]], values[order[:n_val]]
+
+
 def _utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
@@ -169,14 +181,7 @@ class FlowModel:
         seed = secrets.randbelow(2**31) if seed is None else int(seed)
         schema = Schema.infer(data, columns, source)
         values = schema.validate(data, source)
-        n = values.shape[0]
-        n_val = int(round(n * config.val_fraction)) if config.val_fraction > 0 else 0
-        if config.val_fraction > 0:
-            n_val = max(n_val, 1)
-        if n - n_val < 2:
-            raise DataError(f"{source}: {n} rows are too few to fit a model (need at least 3)")
-        split = np.random.default_rng(seed).permutation(n)
-        train_rows, val_rows = values[split[n_val:]], values[split[:n_val]]
+        train_rows, val_rows = _split(values, config.val_fraction, seed, source)
         pre = Preprocessor.fit(schema, train_rows)
 
         with torch.random.fork_rng(devices=[]):
@@ -185,10 +190,45 @@ class FlowModel:
             flow = builder(pre.dim, layers=config.layers, hidden=config.hidden,
                            depth=config.depth, scale_bound=config.scale_bound).to(dev)
         model = cls(pre, flow, {}, config)
-        model.training = {"seed": seed, "rows": n, "train_rows": n - n_val, "val_rows": n_val,
-                          "device": str(dev), "epochs": 0, "seconds": 0.0}
+        model.training = {"seed": seed, "rows": len(values), "train_rows": len(train_rows),
+                          "val_rows": len(val_rows), "device": str(dev), "epochs": 0,
+                          "seconds": 0.0}
         model._train(train_rows, val_rows, callback)
         return model
+
+    def resume_fit(
+        self,
+        data: pd.DataFrame,
+        *,
+        callback: Callable[[EpochReport], None] | None = None,
+        source: str = "data",
+        **overrides: Any,
+    ) -> FlowModel:
+        """Carry on training this model on ``data`` where its last run stopped.
+
+        The epoch count, early-stopping state and optimizer state continue; the data should be
+        the table the model was fitted on (the same seed gives the same validation split).
+        ``overrides`` may change ``epochs``, ``patience``, ``max_seconds`` or ``lr``.
+        """
+        allowed = {"epochs", "patience", "max_seconds", "lr"}
+        unknown = set(overrides) - allowed
+        if unknown:
+            raise UsageError(f"cannot change {', '.join(sorted(unknown))} when resuming")
+        self.fit_config = replace(self.fit_config, **overrides)
+        self.fit_config.check()
+        if not self.resume.get("optimizer"):
+            raise UsageError("this model file holds no training state to resume from")
+        values = self.schema.validate(data, source)
+        train_rows, val_rows = _split(values, self.fit_config.val_fraction,
+                                      self.training["seed"], source)
+        self.training.update(rows=len(values), train_rows=len(train_rows),
+                             val_rows=len(val_rows), device=str(self.device))
+        resume = dict(self.resume)
+        if "lr" in overrides:
+            for group in resume["optimizer"].get("param_groups", []):
+                group["lr"] = overrides["lr"]
+        self._train(train_rows, val_rows, callback, resume)
+        return self
 
     def _tensors(self, train_rows: np.ndarray, val_rows: np.ndarray) -> tuple[torch.Tensor, ...]:
         dev = self.device
@@ -204,11 +244,11 @@ class FlowModel:
         train_rows: np.ndarray,
         val_rows: np.ndarray,
         callback: Callable[[EpochReport], None] | None,
-        start_epoch: int = 0,
-        optimizer_state: dict[str, Any] | None = None,
+        resume: dict[str, Any] | None = None,
     ) -> TrainResult:
         config = self.fit_config
         x_train, x_val, widths = self._tensors(train_rows, val_rows)
+        start_epoch = int((resume or {}).get("epoch", 0))
         generator = torch.Generator().manual_seed(self.training["seed"] + start_epoch)
         tconf = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                             patience=config.patience, weight_decay=config.weight_decay,
@@ -222,8 +262,7 @@ class FlowModel:
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.training["seed"] + start_epoch)
-            result = train(self.flow, x_train, x_val, widths, tconf, generator, report,
-                           start_epoch, optimizer_state)
+            result = train(self.flow, x_train, x_val, widths, tconf, generator, report, resume)
         self.flow.eval()
         held_out = x_val if x_val.shape[0] else x_train
         scores = (evaluate(self.flow, held_out).double().cpu().numpy() + logdet)
@@ -238,8 +277,7 @@ class FlowModel:
             score_quantiles=[float(q) for q in quantiles],
             held_out="validation" if x_val.shape[0] else "training",
         )
-        self.resume = {"epoch": result.epochs, "optimizer": result.optimizer_state,
-                       "best_epoch": result.best_epoch}
+        self.resume = result.resume_state()
         return result
 
     # ------------------------------------------------------------------ scoring

@@ -192,16 +192,23 @@ def fit(
     ] = ModelKind.maf,
     layers: Annotated[int, typer.Option(min=1, help="Number of flow layers.")] = 5,
     hidden: Annotated[int, typer.Option(min=1, help="Hidden units per network layer.")] = 128,
-    epochs: Annotated[int, typer.Option(min=1, help="Most passes over the data.")] = 1000,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, show_default="1000", help="Most passes over the data (counted across resumes).")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per step.")] = 512,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-3,
     val_fraction: Annotated[float, typer.Option(
         "--val-fraction", min=0.0, max=0.9, help="Share of rows held out for early stopping.")
     ] = 0.1,
-    patience: Annotated[int, typer.Option(
-        min=1, help="Stop after this many epochs without a better validation score.")] = 20,
+    patience: Annotated[int | None, typer.Option(
+        min=1, show_default="20",
+        help="Stop after this many epochs without a better validation score.")] = None,
     max_time: Annotated[float | None, typer.Option(
         "--max-time", min=0.0, help="Stop training after this many seconds.")] = None,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", metavar="MODEL",
+        help="Carry on training this model file on the same DATA (epochs, early stopping and "
+             "optimizer state continue; architecture options are taken from it).")] = None,
     columns: Annotated[str | None, typer.Option(
         "--columns", help="Comma-separated columns to model (default: all).")] = None,
     fmt: InputFormatOpt = None,
@@ -215,19 +222,26 @@ def fit(
     console = _stderr(quiet)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     with _guard():
-        from .api import FlowModel
+        from .api import FitConfig, FlowModel
         from .io import display_name, read_table
 
         names = _split_names(columns)
+        stop = {k: v for k, v in (("epochs", epochs), ("patience", patience),
+                                  ("max_seconds", max_time)) if v is not None}
+        previous_model = _load(resume, device) if resume is not None else None
         df = read_table(data, _fmt(fmt))
-        progress = _Progress(console, epochs, enabled=not quiet)
+        config = previous_model.fit_config if previous_model is not None else FitConfig()
+        progress = _Progress(console, epochs or config.epochs, enabled=not quiet)
         try:
-            fitted = FlowModel.fit(
-                df, model=model.value, layers=layers, hidden=hidden, epochs=epochs,
-                batch_size=batch_size, lr=lr, val_fraction=val_fraction, patience=patience,
-                max_seconds=max_time, columns=names, seed=seed, device=device.value,
-                callback=progress, source=display_name(data),
-            )
+            if previous_model is not None:
+                fitted = previous_model.resume_fit(df, callback=progress,
+                                                   source=display_name(data), **stop)
+            else:
+                fitted = FlowModel.fit(
+                    df, model=model.value, layers=layers, hidden=hidden, batch_size=batch_size,
+                    lr=lr, val_fraction=val_fraction, columns=names, seed=seed,
+                    device=device.value, callback=progress, source=display_name(data), **stop,
+                )
         finally:
             progress.stop()
         # a signal during the save must not leave a half-written file: the save is atomic,
@@ -297,6 +311,18 @@ def score(
     model: ModelPath,
     data: DataPath,
     output: OutputOpt = "-",
+    percentile: Annotated[bool, typer.Option(
+        "--percentile", help="Add 'percentile': the share (%) of held-out training rows that "
+                             "scored lower.")] = False,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", min=0.0, max=1.0, metavar="Q",
+        help="Add 'anomaly': true for rows scoring below the Q-quantile of held-out training "
+             "rows (0.01 flags the least likely 1 %% of typical data).")] = None,
+    only_score: Annotated[bool, typer.Option(
+        "--only-score", help="Write only the score columns, not the input rows.")] = False,
+    fail_on_anomaly: Annotated[bool, typer.Option(
+        "--fail-on-anomaly", help="Exit with code 3 when any row is flagged (needs --threshold).")
+    ] = False,
     fmt: InputFormatOpt = None,
     output_format: OutputFormatOpt = None,
     batch_size: BatchOpt = 65536,
@@ -307,19 +333,35 @@ def score(
 
     Extra input columns pass through untouched; the model's columns must all be present.
     """
+    if fail_on_anomaly and threshold is None:
+        raise typer.BadParameter("needs --threshold Q", param_hint="--fail-on-anomaly")
     with _guard():
+        from .errors import AnomalyError
         from .io import TableWriter, display_name, iter_tables
 
         fitted = _load(model, device)
         source = display_name(data)
+        cutoff = fitted.threshold(threshold) if threshold is not None else None
+        flagged = 0
         chunks = iter_tables(data, _fmt(fmt), batch_size)
         with TableWriter(output, _fmt(output_format)) as writer:
             for chunk, scores in fitted.score_batches(chunks, source):
-                out = chunk.copy()
-                out["log_prob"] = scores.to_numpy() if len(chunk) else []
+                out = chunk[[]].copy() if only_score else chunk.copy()
+                out["log_prob"] = scores.to_numpy()
+                if percentile:
+                    out["percentile"] = fitted.percentile(scores)
+                if cutoff is not None:
+                    out["anomaly"] = scores.to_numpy() < cutoff
+                    flagged += int(out["anomaly"].sum())
                 writer.write(out)
         if not quiet and output != "-":
             _stderr().print(f"scored {writer.rows:,} rows into {output}")
+        if cutoff is not None and (not quiet or fail_on_anomaly):
+            _stderr(quiet and not fail_on_anomaly).print(
+                f"{flagged:,} of {writer.rows:,} rows flagged as anomalies "
+                f"(log_prob below {cutoff:.4g}, the {threshold:g} quantile of held-out rows)")
+        if fail_on_anomaly and flagged:
+            raise AnomalyError(f"{flagged:,} anomalous rows in {source}")
 
 
 # ---------------------------------------------------------------- invert

@@ -61,6 +61,13 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     optimizer_state: dict[str, Any] | None = None
     interrupted: bool = False
+    bad_epochs: int = 0
+
+    def resume_state(self) -> dict[str, Any]:
+        """What :func:`train` needs to carry on where this run stopped."""
+        return {"epoch": self.epochs, "best_val": self.best_val_ll,
+                "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "optimizer": self.optimizer_state}
 
 
 @torch.no_grad()
@@ -85,8 +92,7 @@ def train(
     config: TrainConfig | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[EpochReport], None] | None = None,
-    start_epoch: int = 0,
-    optimizer_state: dict[str, Any] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Fit ``model`` (``model(x)`` returns per-row log-likelihoods) by maximum likelihood.
 
@@ -97,7 +103,9 @@ def train(
             noise ``u * widths`` (``x_train`` holds the lower corners of the cells).
         generator: drives shuffling and dequantization noise.
         callback: called after every epoch with an :class:`EpochReport`.
-        start_epoch, optimizer_state: continue an earlier run.
+        resume: continue an earlier run: the ``resume_state()`` of its result (epoch count,
+            best validation score, epochs without improvement, optimizer state). The model
+            must hold that run's best weights.
 
     A non-finite loss or gradient rolls the weights back to the best so far and halves the
     learning rate (reported in the epoch's ``note``). Ctrl-C (KeyboardInterrupt) ends training
@@ -108,14 +116,16 @@ def train(
     has_val = x_val.shape[0] > 0
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
+    resume = resume or {}
+    if resume.get("optimizer"):
+        optimizer.load_state_dict(resume["optimizer"])
+    start_epoch = int(resume.get("epoch", 0))
     noisy = widths is not None and bool((widths > 0).any())
     best_state = _snapshot(model)
-    best_val = -math.inf
-    best_epoch = start_epoch
+    best_val = float(resume.get("best_val", -math.inf))
+    best_epoch = int(resume.get("best_epoch", start_epoch))
     history: list[dict[str, float]] = []
-    bad_epochs = 0
+    bad_epochs = int(resume.get("bad_epochs", 0))
     failures = 0
     start = time.perf_counter()
     stopped = "epochs"
@@ -189,4 +199,5 @@ def train(
         history=history,
         optimizer_state=optimizer.state_dict(),
         interrupted=interrupted,
+        bad_epochs=bad_epochs,
     )

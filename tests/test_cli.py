@@ -155,3 +155,62 @@ def test_every_command_has_help(runner: CliRunner, command: str) -> None:
     result = run(runner, command, "--help")
     assert result.exit_code == 0
     assert "Usage: " in result.stdout and len(result.stdout) > 200
+
+
+def test_score_percentile_threshold_and_only_score(runner: CliRunner, fitted_model) -> None:
+    model, path, df = fitted_model
+    rows = df.head(20).copy()
+    rows.loc[0, "a"] = 1000.0  # far outside the training data
+    result = run(runner, "score", path, "-", "--percentile", "--threshold", "0.05",
+                 "--only-score", input=rows.to_csv(index=False))
+    assert result.exit_code == 0, result.stderr
+    scored = pd.read_csv(io.StringIO(result.stdout))
+    assert list(scored.columns) == ["log_prob", "percentile", "anomaly"]
+    assert scored["percentile"].between(0, 100).all()
+    assert scored.loc[0, "anomaly"] and scored.loc[0, "percentile"] == 0.0
+    # percentiles order like scores
+    assert (scored["percentile"].rank() - scored["log_prob"].rank()).abs().max() <= 1.0
+    cutoff = model.threshold(0.05)
+    assert (scored["anomaly"] == (scored["log_prob"] < cutoff)).all()
+    assert "rows flagged as anomalies" in result.stderr
+
+
+def test_fail_on_anomaly_exits_3_after_writing(runner: CliRunner, fitted_model,
+                                               tmp_path: Path) -> None:
+    _, path, df = fitted_model
+    rows = df.head(10).copy()
+    clean = run(runner, "score", path, "-", "--threshold", "0.0", "--fail-on-anomaly",
+                input=rows.to_csv(index=False))
+    assert clean.exit_code == 0, clean.stderr
+    rows.loc[3, "b"] = -500.0
+    out = tmp_path / "s.csv"
+    result = run(runner, "score", path, "-", "--threshold", "0.01", "--fail-on-anomaly", "-q",
+                 "-o", out, input=rows.to_csv(index=False))
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1] == "error: 1 anomalous rows in stdin"
+    assert pd.read_csv(out)["anomaly"].sum() == 1
+    assert run(runner, "score", path, "-", "--fail-on-anomaly", input="").exit_code == 2
+
+
+def test_held_out_percentiles_are_calibrated(fitted_model) -> None:
+    model, _, _ = fitted_model
+    fresh = model.sample(4000, seed=11)
+    pct = model.percentile(model.score(fresh))
+    # fresh draws from the model fall below the q-quantile about a share q of the time
+    assert abs((pct < 10).mean() - 0.10) < 0.05
+    assert abs((pct < 50).mean() - 0.50) < 0.08
+
+
+def test_resume_continues_epochs(runner: CliRunner, fitted_model, tmp_path: Path) -> None:
+    _, path, _ = fitted_model
+    data = path.parent / "train.csv"
+    first = tmp_path / "a.flow"
+    args = ["--layers", "2", "--hidden", "16", "--patience", "1000", "--seed", "3", "-q"]
+    assert run(runner, "fit", data, "-o", first, "--epochs", "3", *args).exit_code == 0
+    second = tmp_path / "b.flow"
+    result = run(runner, "fit", data, "-o", second, "--resume", first, "--epochs", "5", "-q")
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(run(runner, "info", second, "--json").stdout)
+    assert info["training"]["epochs"] == 5
+    missing = run(runner, "fit", data, "-o", second, "--resume", tmp_path / "none.flow")
+    assert missing.exit_code == 1 and "no such model file" in missing.stderr

@@ -102,3 +102,25 @@ def test_signal_during_fit_saves_the_best_model(fitted_model, tmp_path: Path, si
     r = sh("$FLOWCLI score m.flow d.csv | head -n 2", tmp_path)
     assert r.returncode in (0, 141)
     assert pd.read_csv(io.StringIO(r.stdout)).shape == (1, 4)
+
+
+def test_sigkill_never_corrupts_and_resume_carries_on(fitted_model, tmp_path: Path) -> None:
+    _, _, df = fitted_model
+    pd.concat([df] * 4).to_csv(tmp_path / "d.csv", index=False)
+    r = sh("$FLOWCLI fit d.csv -o m.flow --epochs 2 --seed 0 -q --layers 2 --hidden 16", tmp_path)
+    assert r.returncode == 0, r.stderr
+    before = (tmp_path / "m.flow").read_bytes()
+    proc = subprocess.Popen(
+        [*FLOWCLI, "fit", "d.csv", "-o", "m.flow", "--resume", "m.flow", "--epochs", "100000",
+         "--patience", "100000", "-q"],
+        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    time.sleep(5)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert (tmp_path / "m.flow").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "m.flow"]
+    r = sh("$FLOWCLI fit d.csv -o m.flow --resume m.flow --epochs 4 -q && "
+           "$FLOWCLI info m.flow --json", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert '"epochs": 4' in r.stdout
