@@ -22,7 +22,7 @@ import torch
 
 from .errors import ModelFileError, OutputError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load", "plain", "save"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "check_target", "load", "plain", "save"]
 
 FORMAT = "flowcli-model"
 FORMAT_VERSION = 1
@@ -63,14 +63,27 @@ def _base(value: int | float | str) -> int | float | str:
         else float(value)
 
 
+def check_target(path: str | os.PathLike[str]) -> None:
+    """Fail early, before hours of training, when a model could not be written to ``path``."""
+    target = Path(path)
+    if str(path) == "-":
+        raise OutputError("a model must be written to a file, not stdout")
+    if target.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name for the model")
+    folder = target.parent
+    if not folder.is_dir():
+        raise OutputError(f"{path}: cannot write the model: no folder {str(folder)!r}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write the model: permission denied")
+
+
 def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Write ``payload`` to ``path`` atomically (temp file, fsync, rename)."""
     data = plain(payload)
     data["format"] = FORMAT
     data["format_version"] = FORMAT_VERSION
+    check_target(path)
     target = Path(path)
-    if target.is_dir():
-        raise OutputError(f"{path}: is a folder; give a file name for the model")
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except FileNotFoundError:

@@ -223,8 +223,10 @@ def fit(
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     with _guard():
         from .api import FitConfig, FlowModel
+        from .checkpoint import check_target
         from .io import display_name, read_table
 
+        check_target(output)
         names = _split_names(columns)
         stop = {k: v for k, v in (("epochs", epochs), ("patience", patience),
                                   ("max_seconds", max_time)) if v is not None}

@@ -98,6 +98,19 @@ def _stdin_bytes() -> IO[bytes]:
     return sys.stdin.buffer
 
 
+def _check_delimiter(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """A one-column CSV whose header holds ';', tab or '|' was written with another delimiter."""
+    if len(df.columns) != 1:
+        return
+    header = str(df.columns[0])
+    for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if sep in header:
+            raise DataError(
+                f"{display_name(path)}: the header is one column, {header[:40]!r}: the file looks "
+                f"{name}-separated, and flowcli reads comma-separated CSV"
+            )
+
+
 def iter_tables(
     path: str | os.PathLike[str], fmt: str | None = None, batch_size: int = 65536
 ) -> Iterator[pd.DataFrame]:
@@ -106,8 +119,8 @@ def iter_tables(
     Parquet is read by record batches; CSV by chunks. An empty input yields one empty frame
     that still carries the header's columns, when there is a header.
     """
-    fmt = detect_format(path, fmt)
     _check_input(path)
+    fmt = detect_format(path, fmt)
     if fmt == "parquet":
         yield from _iter_parquet(path, batch_size)
     else:
@@ -122,6 +135,8 @@ def _iter_csv(path: str | os.PathLike[str], batch_size: int) -> Iterator[pd.Data
         with reader:
             first = True
             for chunk in reader:
+                if first:
+                    _check_delimiter(chunk, path)
                 first = False
                 yield chunk
             if first:  # a header with no rows yields no chunk
@@ -142,15 +157,15 @@ def _iter_parquet(path: str | os.PathLike[str], batch_size: int) -> Iterator[pd.
 
 def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
     """Read a whole table into memory."""
-    fmt = detect_format(path, fmt)
     _check_input(path)
+    fmt = detect_format(path, fmt)
     with _reading(path, fmt):
         if fmt == "parquet":
             source: Any = io.BytesIO(_stdin_bytes().read()) if str(path) == "-" else path
             return pq.read_table(source).to_pandas()
-        if str(path) == "-":
-            return pd.read_csv(_stdin_bytes())
-        return pd.read_csv(path)
+        df = pd.read_csv(_stdin_bytes() if str(path) == "-" else path)
+        _check_delimiter(df, path)
+        return df
 
 
 class TableWriter:

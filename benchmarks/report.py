@@ -1,0 +1,133 @@
+"""Markdown tables from the benchmark's result records.
+
+Conventions: log-likelihoods are mean nats per test row in the data's own units (higher is
+better); ``dLL`` is flowcli minus the peer (positive: flowcli better); time ratios are flowcli's
+time divided by the peer's (below 1: flowcli faster). For flow peers the time compared is seconds
+per epoch (runs are capped in wall time, so totals say little); for ``gmm`` it is the whole fit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["dataset_header", "ll_table", "micro_table", "ratio_table", "set_table"]
+
+Record = dict[str, Any]
+
+
+def _num(value: Any, fmt: str = "{:.2f}") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value)
+
+
+def _ll(r: Record) -> str:
+    if "error" in r:
+        return "ERROR"
+    if r.get("test_nonfinite"):
+        return f"nan ({r['test_nonfinite']} non-finite)"
+    return _num(r.get("test_ll"))
+
+
+def dataset_header(info: dict[str, Any]) -> str:
+    truth = info.get("true_test_ll")
+    lattice = info.get("lattice_columns") or []
+    parts = [f"### {info['name']}: {info['dim']}-D, {info['train_rows']} train / "
+             f"{info['val_rows']} val / {info['test_rows']} test rows"]
+    if truth is not None:
+        parts.append(f"true mean test log-likelihood (the limit): **{truth:.3f}**")
+    if lattice:
+        parts.append(f"columns with <= 50 distinct training values: {len(lattice)} "
+                     f"(indices {', '.join(map(str, lattice))})")
+    parts += info.get("notes", [])
+    return "\n\n".join(parts)
+
+
+def set_table(records: list[Record]) -> str:
+    """One data set: every system's likelihood, timings, throughput and memory."""
+    lines = ["| system | test LL | gap to truth | median LL | epochs (stop) | train s | s/epoch "
+             "| score rows/s | sample rows/s | peak RSS MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in records:
+        if "error" in r:
+            lines.append(f"| {r['system']} | ERROR: {r['error']} |" + " |" * 8)
+            continue
+        stop = r.get("stopped") or ""
+        epochs = r.get("epochs")
+        ep = f"{epochs} ({stop})" if epochs else stop
+        sample = _num(r.get("sample_rows_per_s"), "{:,.0f}")
+        if r.get("sample_nonfinite"):
+            sample += f" ({r['sample_nonfinite']}/{r['sample_rows']} non-finite)"
+        lines.append(
+            f"| {r['system']} | {_ll(r)} | {_num(r.get('gap'))} | {_num(r.get('test_ll_median'))} "
+            f"| {ep} | {_num(r.get('fit_wall_seconds'), '{:.1f}')} "
+            f"| {_num(r.get('seconds_per_epoch'), '{:.3f}')} "
+            f"| {_num(r.get('score_rows_per_s'), '{:,.0f}')} | {sample} "
+            f"| {_num(r.get('peak_rss_growth_mb'), '{:.0f}')} |")
+    return "\n".join(lines)
+
+
+def ll_table(records: list[Record], sets: list[dict[str, Any]], systems: list[str]) -> str:
+    """Sets by systems: mean test log-likelihood (and the truth for synthetic sets)."""
+    lines = ["| set | truth | " + " | ".join(systems) + " |",
+             "|---|---:|" + "---:|" * len(systems)]
+    for info in sets:
+        by = {r["system"]: r for r in records if r["set"] == info["name"]}
+        cells = [_ll(by[s]) if s in by else "" for s in systems]
+        lines.append(f"| {info['name']} | {_num(info.get('true_test_ll'))} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _time_ratio(ref: Record, peer: Record) -> float | None:
+    key = "fit_wall_seconds" if peer["system"] == "gmm" else "seconds_per_epoch"
+    a, b = ref.get(key), peer.get(key)
+    return a / b if a and b else None
+
+
+def _dll(ref: Record, peer: Record) -> float | None:
+    a, b = ref.get("test_ll"), peer.get("test_ll")
+    if a is None or b is None or math.isnan(a) or math.isnan(b):
+        return None
+    return a - b
+
+
+def ratio_table(records: list[Record], sets: list[dict[str, Any]], ref: str,
+                peers: list[str]) -> str:
+    """``dLL / time ratio`` of ``ref`` against each peer, one row per set."""
+    lines = [f"| set ({ref} vs) | " + " | ".join(peers) + " |",
+             "|---|" + "---:|" * len(peers)]
+    for info in sets:
+        by = {r["system"]: r for r in records if r["set"] == info["name"]}
+        if ref not in by or "error" in by[ref]:
+            continue
+        cells = []
+        for p in peers:
+            if p not in by or "error" in by[p]:
+                cells.append("-")
+                continue
+            dll, tr = _dll(by[ref], by[p]), _time_ratio(by[ref], by[p])
+            cells.append(f"{_num(dll, '{:+.2f}')} / {_num(tr, '{:.2f}x')}")
+        lines.append(f"| {info['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def micro_table(results: dict[str, dict[str, float]]) -> str:
+    """Micro-benchmark; ratios are flowcli MAF time / peer time (below 1: flowcli faster)."""
+    ref = results.get("flowcli-maf")
+    lines = ["| system | s/epoch (30k x 8) | log_prob rows/s (8-D) | sample rows/s (16-D) "
+             "| flowcli/peer time: train | log_prob | sample |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for kind, r in results.items():
+        if "error" in r:
+            lines.append(f"| {kind} | ERROR: {r['error']} |" + " |" * 5)
+            continue
+        ratios = ["-"] * 3
+        if ref is not None and "error" not in ref:
+            ratios = [f"{ref['sec_per_epoch'] / r['sec_per_epoch']:.2f}x",
+                      f"{r['log_prob_rows_per_s'] / ref['log_prob_rows_per_s']:.2f}x",
+                      f"{r['sample16_rows_per_s'] / ref['sample16_rows_per_s']:.2f}x"]
+        lines.append(f"| {kind} | {r['sec_per_epoch']:.3f} | {r['log_prob_rows_per_s']:,.0f} "
+                     f"| {r['sample16_rows_per_s']:,.0f} | " + " | ".join(ratios) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Hostile input: one line on stderr, a non-zero exit, no traceback, nothing half-written."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from flowcli.checkpoint import FORMAT, plain
+from flowcli.cli import app
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def workdir(fitted_model, tmp_path: Path) -> Path:
+    _, model, df = fitted_model
+    (tmp_path / "m.flow").write_bytes(model.read_bytes())
+    df.head(50).to_csv(tmp_path / "good.csv", index=False)
+    files = {
+        "empty.csv": "",
+        "header.csv": "a,b,n\n",
+        "semicolon.csv": "a;b;n\n1.0;2.0;3\n4.0;5.0;6\n",
+        "text.csv": "a,b,n\n1.0,2.0,3\n1.5,hello,4\n",
+        "nan.csv": "a,b,n\n1.0,2.0,3\n1.0,nan,4\n",
+        "inf.csv": "a,b,n\n1.0,2.0,3\n1.0,inf,4\n",
+        "constant.csv": "a,b,n\n1.0,2.0,3\n1.0,3.0,4\n1.0,4.0,5\n",
+        "renamed.csv": "A,b,n\n1.0,2.0,3\n",
+        "ragged.csv": "a,b,n\n1.0,2.0,3\n1.0,2.0,3,4,5\n",
+        "fraction.csv": "a,b,n\n1.0,2.0,3.5\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    big = pd.concat([df] * 3, ignore_index=True)
+    big.loc[len(big) - 1, "a"] = np.nan  # a bad value far down the file
+    big.to_csv(tmp_path / "late.csv", index=False)
+    raw = model.read_bytes()
+    (tmp_path / "truncated.flow").write_bytes(raw[: len(raw) // 2])
+    damaged = bytearray(raw)
+    damaged[200:400] = bytes(200)
+    (tmp_path / "corrupted.flow").write_bytes(bytes(damaged))
+    torch.save(plain({"format": FORMAT, "format_version": 7, "preprocessor": {}, "flow": {},
+                      "training": {}}), tmp_path / "future.flow")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    return tmp_path
+
+
+CASES = [
+    (["score", "m.flow", "empty.csv"], 1, "error: empty.csv: the file is empty"),
+    (["fit", "header.csv", "-o", "new.flow"], 1, "error: header.csv: no data rows (only a "
+                                                "header)"),
+    (["fit", "semicolon.csv", "-o", "new.flow"], 1,
+     "error: semicolon.csv: the header is one column, 'a;b;n': the file looks "
+     "semicolon-separated, and flowcli reads comma-separated CSV"),
+    (["score", "m.flow", "semicolon.csv"], 1, "semicolon-separated"),
+    (["score", "m.flow", "text.csv"], 1,
+     "error: text.csv: column 'b' is not numeric: 'hello' in row 2; leave it out with "
+     "--columns"),
+    (["fit", "text.csv", "-o", "new.flow"], 1, "column 'b' is not numeric: 'hello' in row 2"),
+    (["score", "m.flow", "nan.csv"], 1, "error: nan.csv: column 'b' has a missing value in "
+                                        "row 2"),
+    (["score", "m.flow", "inf.csv"], 1, "error: inf.csv: column 'b' holds inf in row 2"),
+    (["fit", "constant.csv", "-o", "new.flow"], 1,
+     "error: constant.csv: column 'a' is constant (1 in every row), so it has no density; "
+     "leave it out with --columns"),
+    (["score", "m.flow", "renamed.csv"], 1,
+     "error: renamed.csv: missing model column 'a'; columns not seen in training: 'A'"),
+    (["score", "m.flow", "ragged.csv"], 1, "error: ragged.csv: not a valid CSV file"),
+    (["score", "m.flow", "fraction.csv"], 1,
+     "error: fraction.csv: column 'n' holds whole numbers in the model but 3.5 in row 1"),
+    (["score", "m.flow", "late.csv", "-o", "out.csv", "--batch-size", "100"], 1,
+     "error: late.csv: column 'a' has a missing value in row 4500"),
+    (["score", "truncated.flow", "good.csv"], 1, "error: truncated.flow: damaged or truncated "
+                                                 "model file"),
+    (["score", "corrupted.flow", "good.csv"], 1, "error: corrupted.flow: damaged"),
+    (["info", "future.flow"], 1,
+     "error: future.flow: written by a newer flowcli (model format 7; this version reads up to "
+     "1); upgrade flowcli to use it"),
+    (["info", "folder"], 1, "error: folder: is a folder, not a model file"),
+    (["score", "m.flow", "folder"], 1, "error: folder: is a folder, not a table"),
+    (["fit", "good.csv", "-o", "folder"], 1, "error: folder: is a folder; give a file name for "
+                                             "the model"),
+    (["score", "m.flow", "good.csv", "-o", "file/out.csv"], 1, "error: file/out.csv: cannot "
+                                                               "write"),
+    (["sample", "m.flow", "-n", "5", "-o", "out.txt"], 1, "error: out.txt: cannot tell the "
+                                                          "format from the extension"),
+    (["sample", "m.flow", "-n", "-3"], 2, "error"),
+    (["score", "m.flow", "missing.csv"], 1, "error: missing.csv: no such file"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), CASES,
+                         ids=[" ".join(c[0][:3]) for c in CASES])
+def test_hostile_input(workdir: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+                       code: int, message: str) -> None:
+    monkeypatch.chdir(workdir)
+    before = digest(workdir)
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == code, result.stderr
+    assert "Traceback" not in result.stderr
+    if code == 1:
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    assert result.stdout == ""
+    assert digest(workdir) == before  # inputs untouched, no output, no temporary files left
+
+
+def test_zero_rows_gives_a_header_only_table(workdir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workdir)
+    result = CliRunner().invoke(app, ["sample", "m.flow", "-n", "0"])
+    assert result.exit_code == 0 and result.stdout == "a,b,n\n"
+    scored = CliRunner().invoke(app, ["score", "m.flow", "header.csv"])
+    assert scored.exit_code == 0 and scored.stdout == "a,b,n,log_prob\n"
