@@ -32,6 +32,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     clip_norm: float = 5.0
     max_seconds: float | None = None
+    min_delta: float = 1e-3  # nats per row: smaller validation gains do not reset patience
+    plateau_decay: bool = True  # halve the learning rate halfway through a plateau
 
 
 @dataclass
@@ -107,6 +109,10 @@ def train(
             best validation score, epochs without improvement, optimizer state). The model
             must hold that run's best weights.
 
+    Early stopping: the best weights so far are kept; training stops after
+    ``config.patience`` epochs without a validation gain above ``config.min_delta``, and the
+    learning rate halves halfway through such a plateau.
+
     A non-finite loss or gradient rolls the weights back to the best so far and halves the
     learning rate (reported in the epoch's ``note``). Ctrl-C (KeyboardInterrupt) ends training
     with the best weights loaded and ``interrupted`` set.
@@ -167,11 +173,17 @@ def train(
             train_ll = -float(total) / n
             val_ll = float(evaluate(model, x_val).mean()) if has_val else train_ll
             seconds = time.perf_counter() - tick
-            if val_ll > best_val or not has_val:
-                best_val, best_epoch, bad_epochs = val_ll, epoch, 0
-                best_state = _snapshot(model)
+            # the best weights are kept on any gain; patience resets only on a real one
+            if val_ll > best_val + config.min_delta or not has_val:
+                bad_epochs = 0
             else:
                 bad_epochs += 1
+            if val_ll > best_val or not has_val:
+                best_val, best_epoch = val_ll, epoch
+                best_state = _snapshot(model)
+            if config.plateau_decay and bad_epochs == max(config.patience // 2, 1):
+                for group in optimizer.param_groups:
+                    group["lr"] *= 0.5
             history.append({"epoch": epoch, "train_ll": train_ll, "val_ll": val_ll,
                             "seconds": seconds})
             if callback is not None:
