@@ -26,11 +26,10 @@ import pandas as pd
 import torch
 
 from . import __version__, checkpoint
-from .engine import Flow, build
-from .engine.flow import maf, realnvp
+from .engine.mixed import MixedDensity, build_mixed, rebuild_mixed
 from .errors import DataError, ModelFileError, SchemaError, UsageError
-from .tabular import Preprocessor, Schema
-from .train import EpochReport, TrainConfig, TrainResult, evaluate, train
+from .tabular import MISSING, Overrides, Preprocessor, Schema
+from .train import EpochReport, TrainConfig, TrainResult, train
 
 __all__ = ["FitConfig", "FlowModel", "latent_columns", "resolve_device"]
 
@@ -58,6 +57,7 @@ class FitConfig:
     weight_decay: float = 0.0
     val_fraction: float = 0.1
     max_seconds: float | None = None
+    missing: str = "error"
 
     def check(self) -> None:
         if self.model not in ("maf", "realnvp"):
@@ -69,6 +69,8 @@ class FitConfig:
             raise UsageError("--lr must be positive")
         if not 0.0 <= self.val_fraction < 1.0:
             raise UsageError("--val-fraction must be in [0, 1)")
+        if self.missing not in MISSING:
+            raise UsageError(f"--missing must be one of {', '.join(MISSING)}")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -90,15 +92,15 @@ def latent_columns(dim: int) -> list[str]:
 
 
 def _split(
-    values: np.ndarray, val_fraction: float, seed: int, source: str
-) -> tuple[np.ndarray, np.ndarray]:
+    df: pd.DataFrame, val_fraction: float, seed: int, source: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training and validation rows: a seeded permutation, ``val_fraction`` held out."""
-    n = values.shape[0]
+    n = len(df)
     n_val = max(int(round(n * val_fraction)), 1) if val_fraction > 0 else 0
     if n - n_val < 2:
         raise DataError(f"{source}: {n} rows are too few to fit a model (need at least 3)")
     order = np.random.default_rng(seed).permutation(n)
-    return values[order[n_val:]], values[order[:n_val]]
+    return df.iloc[order[n_val:]], df.iloc[order[:n_val]]
 
 
 def _utc_now() -> str:
@@ -106,29 +108,30 @@ def _utc_now() -> str:
 
 
 class FlowModel:
-    """A fitted flow over a table: the preprocessing, the flow and how it was trained.
+    """A fitted density over a table: the preprocessing, the model and how it was trained.
 
     Build one with :meth:`fit` or :meth:`load`. Scores are natural-log likelihoods per row
-    (nats) in the table's own units: the preprocessing's Jacobian is included, and integer
-    columns contribute a log-probability estimate (the dequantized density at the cell centre).
+    (nats) in the table's own units: the preprocessing's Jacobian is included, categorical
+    columns contribute their exact log-probability, and integer columns a log-probability
+    estimate (the dequantized density at the cell centre).
     """
 
     def __init__(
         self,
         preprocessor: Preprocessor,
-        flow: Flow,
+        density: MixedDensity,
         training: dict[str, Any],
         fit_config: FitConfig,
         resume: dict[str, Any] | None = None,
         created: str | None = None,
     ) -> None:
         self.preprocessor = preprocessor
-        self.flow = flow.eval()
+        self.density = density.eval()
         self.training = training
         self.fit_config = fit_config
         self.resume = resume or {}
         self.created = created or _utc_now()
-        self._flow64: Flow | None = None
+        self._density64: MixedDensity | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -142,11 +145,11 @@ class FlowModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.flow.parameters()).device
+        return next(self.density.parameters()).device
 
     def to(self, device: str | torch.device) -> FlowModel:
-        self.flow.to(resolve_device(device))
-        self._flow64 = None
+        self.density.to(resolve_device(device))
+        self._density64 = None
         return self
 
     # ------------------------------------------------------------------ fitting
@@ -157,18 +160,23 @@ class FlowModel:
         config: FitConfig | None = None,
         *,
         columns: list[str] | None = None,
+        overrides: Overrides | None = None,
         seed: int | None = None,
         device: str | torch.device = "auto",
         callback: Callable[[EpochReport], None] | None = None,
         source: str = "data",
-        **overrides: Any,
+        **options: Any,
     ) -> FlowModel:
         """Learn the density of ``data``.
 
         Arguments:
             data: the training table.
-            config: hyperparameters; keyword ``overrides`` replace single fields.
-            columns: the columns to model (default: all; each must be numeric).
+            config: hyperparameters; keyword ``options`` replace single fields
+                (``model="realnvp"``, ``layers=8``, ``missing="model"``, ...).
+            columns: the columns to model (default: all).
+            overrides: column kinds and bounds declared by the user
+                (:class:`~flowcli.tabular.Overrides`); its ``missing`` policy is taken from
+                the config.
             seed: makes the split, initialization, shuffling and noise reproducible on one
                 machine (default: a random seed, recorded in the model).
             device: ``auto``, ``cpu`` or ``cuda``.
@@ -178,25 +186,30 @@ class FlowModel:
         A Ctrl-C during training stops it early with the best weights so far; the returned
         model then has ``training["stopped"] == "interrupted"``.
         """
-        config = FitConfig(**{**asdict(config or FitConfig()), **overrides})
+        config = FitConfig(**{**asdict(config or FitConfig()), **options})
         config.check()
         dev = resolve_device(device)
         seed = secrets.randbelow(2**31) if seed is None else int(seed)
-        schema = Schema.infer(data, columns, source)
-        values = schema.validate(data, source)
-        train_rows, val_rows = _split(values, config.val_fraction, seed, source)
-        pre = Preprocessor.fit(schema, train_rows)
-
+        overrides = replace(overrides or Overrides(), missing=config.missing)
+        table = data if columns is None else data[[c for c in columns if c in data.columns]]
+        dropped = 0
+        if config.missing == "drop":
+            kept = table.dropna()
+            dropped = len(table) - len(kept)
+            table = kept.reset_index(drop=True)
+        schema = Schema.infer(table, columns, source, overrides)
+        train_df, val_df = _split(table, config.val_fraction, seed, source)
+        pre = Preprocessor.fit(schema, train_df)
+        flow_config = {"kind": config.model, "layers": config.layers, "hidden": config.hidden,
+                       "depth": config.depth, "scale_bound": config.scale_bound}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            builder = maf if config.model == "maf" else realnvp
-            flow = builder(pre.dim, layers=config.layers, hidden=config.hidden,
-                           depth=config.depth, scale_bound=config.scale_bound).to(dev)
-        model = cls(pre, flow, {}, config)
-        model.training = {"seed": seed, "rows": len(values), "train_rows": len(train_rows),
-                          "val_rows": len(val_rows), "device": str(dev), "epochs": 0,
-                          "seconds": 0.0}
-        model._train(train_rows, val_rows, callback)
+            density = build_mixed(pre.continuous, pre.cardinalities, flow_config).to(dev)
+        model = cls(pre, density, {}, config)
+        model.training = {"seed": seed, "rows": len(table), "train_rows": len(train_df),
+                          "val_rows": len(val_df), "dropped_rows": dropped, "device": str(dev),
+                          "epochs": 0, "seconds": 0.0}
+        model._train(train_df, val_df, callback, source=source)
         return model
 
     def resume_fit(
@@ -221,54 +234,58 @@ class FlowModel:
         self.fit_config.check()
         if not self.resume.get("optimizer"):
             raise UsageError("this model file holds no training state to resume from")
-        values = self.schema.validate(data, source)
-        train_rows, val_rows = _split(values, self.fit_config.val_fraction,
-                                      self.training["seed"], source)
-        self.training.update(rows=len(values), train_rows=len(train_rows),
-                             val_rows=len(val_rows), device=str(self.device))
+        self.schema.check_columns(data, source)
+        table = data[self.columns]
+        if self.fit_config.missing == "drop":
+            table = table.dropna().reset_index(drop=True)
+        train_df, val_df = _split(table, self.fit_config.val_fraction, self.training["seed"],
+                                  source)
+        self.training.update(rows=len(table), train_rows=len(train_df), val_rows=len(val_df),
+                             device=str(self.device))
         resume = dict(self.resume)
         if "lr" in overrides:
             for group in resume["optimizer"].get("param_groups", []):
                 group["lr"] = overrides["lr"]
-        self._train(train_rows, val_rows, callback, resume)
+        self._train(train_df, val_df, callback, resume, source)
         return self
-
-    def _tensors(self, train_rows: np.ndarray, val_rows: np.ndarray) -> tuple[torch.Tensor, ...]:
-        dev = self.device
-        pre = self.preprocessor
-        x_train = torch.as_tensor(pre.encode(train_rows, position=0.0), dtype=torch.float32,
-                                  device=dev)
-        x_val = torch.as_tensor(pre.encode(val_rows), dtype=torch.float32, device=dev)
-        widths = torch.as_tensor(pre.widths, dtype=torch.float32, device=dev)
-        return x_train, x_val, widths
 
     def _train(
         self,
-        train_rows: np.ndarray,
-        val_rows: np.ndarray,
+        train_df: pd.DataFrame,
+        val_df: pd.DataFrame,
         callback: Callable[[EpochReport], None] | None,
         resume: dict[str, Any] | None = None,
+        source: str = "data",
     ) -> TrainResult:
         config = self.fit_config
-        x_train, x_val, widths = self._tensors(train_rows, val_rows)
+        pre, dev = self.preprocessor, self.device
+        x_train, ld_train = pre.encode(train_df, source, position=0.0)
+        x_val, ld_val = pre.encode(val_df, source)
+        tensor = {"dtype": torch.float32, "device": dev}
+        widths = torch.as_tensor(pre.widths, **tensor)
         start_epoch = int((resume or {}).get("epoch", 0))
         generator = torch.Generator().manual_seed(self.training["seed"] + start_epoch)
         tconf = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                             patience=config.patience, weight_decay=config.weight_decay,
                             max_seconds=config.max_seconds)
-        logdet = self.preprocessor.logdet
+        # report in the table's units, as scores are
+        shift_train = float(ld_train.mean()) if len(ld_train) else 0.0
+        shift_val = float(ld_val.mean()) if len(ld_val) else shift_train
 
-        def report(r: EpochReport) -> None:  # in the table's units, as scores are
+        def report(r: EpochReport) -> None:
             if callback is not None:
-                callback(replace(r, train_ll=r.train_ll + logdet, val_ll=r.val_ll + logdet,
-                                 best_val_ll=r.best_val_ll + logdet))
+                callback(replace(r, train_ll=r.train_ll + shift_train,
+                                 val_ll=r.val_ll + shift_val,
+                                 best_val_ll=r.best_val_ll + shift_val))
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.training["seed"] + start_epoch)
-            result = train(self.flow, x_train, x_val, widths, tconf, generator, report, resume)
-        self.flow.eval()
-        held_out = x_val if x_val.shape[0] else x_train
-        scores = (evaluate(self.flow, held_out).double().cpu().numpy() + logdet)
+            result = train(self.density, torch.as_tensor(x_train, **tensor),
+                           torch.as_tensor(x_val, **tensor), widths, tconf, generator, report,
+                           resume)
+        self.density.eval()
+        held_out, logdet = (x_val, ld_val) if len(val_df) else (x_train, ld_train)
+        scores = self._map(self.density.log_prob, held_out) + logdet
         quantiles = np.quantile(scores, np.linspace(0, 1, QUANTILES)) if scores.size else []
         self.training.update(
             epochs=result.epochs,
@@ -276,17 +293,14 @@ class FlowModel:
             stopped=result.stopped,
             seconds=self.training.get("seconds", 0.0) + result.seconds,
             val_log_likelihood=float(np.mean(scores)) if scores.size else math.nan,
-            train_log_likelihood=result.train_ll + logdet,
+            train_log_likelihood=result.train_ll + shift_train,
             score_quantiles=[float(q) for q in quantiles],
-            held_out="validation" if x_val.shape[0] else "training",
+            held_out="validation" if len(val_df) else "training",
         )
         self.resume = result.resume_state()
         return result
 
     # ------------------------------------------------------------------ scoring
-    def _encode(self, df: pd.DataFrame, source: str, row_offset: int) -> np.ndarray:
-        return self.preprocessor.encode(self.schema.validate(df, source, row_offset))
-
     @torch.inference_mode()
     def _map(
         self, fn: Callable[[torch.Tensor], torch.Tensor], rows: np.ndarray | torch.Tensor,
@@ -300,24 +314,28 @@ class FlowModel:
         return torch.cat([fn(x[i : i + step]) for i in range(0, x.shape[0], step)]
                          ).double().cpu().numpy()
 
-    def _log_prob(self, encoded: np.ndarray) -> np.ndarray:
-        return self._map(self.flow.log_prob, encoded) + self.preprocessor.logdet
-
-    def score(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0) -> pd.Series:
+    def score(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0,
+              unseen: str = "error") -> pd.Series:
         """Log-likelihood of each row in nats, in the table's units; aligned to ``df.index``.
 
-        Extra columns are ignored; missing model columns raise :class:`SchemaError`.
+        Extra columns are ignored; missing model columns raise :class:`SchemaError`. With
+        ``unseen="floor"``, a category never seen in training is scored as the rarest one.
         """
-        values = self._log_prob(self._encode(df, source, row_offset))
+        self.preprocessor.set_unseen(unseen)
+        try:
+            x, logdet = self.preprocessor.encode(df, source, row_offset)
+        finally:
+            self.preprocessor.set_unseen("error")
+        values = self._map(self.density.log_prob, x) + logdet
         return pd.Series(values, index=df.index, name="log_prob")
 
     def score_batches(
-        self, chunks: Iterable[pd.DataFrame], source: str = "data"
+        self, chunks: Iterable[pd.DataFrame], source: str = "data", unseen: str = "error"
     ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
         """Score a stream of chunks; yields each chunk with its scores."""
         offset = 0
         for chunk in chunks:
-            yield chunk, self.score(chunk, source, offset)
+            yield chunk, self.score(chunk, source, offset, unseen)
             offset += len(chunk)
 
     def percentile(self, scores: np.ndarray | pd.Series) -> np.ndarray:
@@ -338,55 +356,99 @@ class FlowModel:
     def sample_batches(
         self, n: int, seed: int | None = None, batch_size: int = SCORE_BATCH
     ) -> Iterator[pd.DataFrame]:
-        """Yield ``n`` new rows in chunks of at most ``batch_size``, with the training dtypes."""
+        """Yield ``n`` new rows in chunks of at most ``batch_size``, with the training schema."""
         if n < 0:
             raise UsageError(f"cannot draw {n} rows; give a number >= 0")
         generator = torch.Generator(device=self.device)
         generator.manual_seed(secrets.randbelow(2**63) if seed is None else int(seed))
+        step = CPU_PASS if self.device.type == "cpu" else GPU_PASS
         done = 0
         while True:
             size = min(batch_size, n - done)
-            z = self.flow.base.sample(size, generator=generator, device=self.device)
-            yield self.preprocessor.decode(self._map(self.flow.from_latent, z))
+            parts = [self.density.sample(min(step, size - i), generator)
+                     for i in range(0, size, step)] or [self.density.sample(0, generator)]
+            yield self.preprocessor.decode(torch.cat(parts).double().cpu().numpy())
             done += size
             if done >= n:
                 return
 
     def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
-        """``n`` new rows with the training columns and dtypes."""
+        """``n`` new rows with the training columns, dtypes and labels."""
         return pd.concat(list(self.sample_batches(n, seed)), ignore_index=True)
 
     # ------------------------------------------------------------------ latent space
-    def _double(self) -> Flow:
-        if self._flow64 is None:
-            flow = build(self.flow.config).to(self.device)
-            flow.load_state_dict(self.flow.state_dict())
-            self._flow64 = flow.double().eval()
-        return self._flow64
+    def _double(self) -> MixedDensity:
+        if self._density64 is None:
+            twin = rebuild_mixed(self.density.config).to(self.device)
+            twin.load_state_dict(self.density.state_dict())
+            self._density64 = twin.double().eval()
+        return self._density64
+
+    def latent_columns(self) -> list[str]:
+        """Columns of a latent table: ``z_0 .. z_{D-1}``, then the discrete columns as is."""
+        return latent_columns(self.preprocessor.continuous) + self._discrete_names()
+
+    def _discrete_names(self) -> list[str]:
+        names = []
+        for e in self.preprocessor.encoders:
+            if e.cont == 0:
+                names.append(e.spec.name)
+            elif e.cards:
+                names.append(f"{e.spec.name}_missing")
+        return names
 
     def to_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
                   ) -> pd.DataFrame:
-        """Latent coordinates ``z_0 .. z_{D-1}`` of each row, computed in float64."""
-        encoded = self._encode(df, source, row_offset)
-        z = self._map(self._double().to_latent, encoded, torch.float64)
-        return pd.DataFrame(z, columns=latent_columns(z.shape[1]), index=df.index)
+        """Latent coordinates ``z_0 ..`` of each row's continuous part, computed in float64.
+
+        Categorical columns come along unchanged (the latent code is conditional on them),
+        and a ``<column>_missing`` flag for each numeric column with modelled gaps.
+        """
+        x, _ = self.preprocessor.encode(df, source, row_offset)
+        z = self._map(self._double().to_latent, x, torch.float64)
+        out = pd.DataFrame(z, columns=latent_columns(z.shape[1]), index=df.index)
+        d = self.preprocessor.continuous
+        for name, e in zip(self._discrete_names(), (e for e in self.preprocessor.encoders
+                                                     if e.cards), strict=True):
+            if e.cont:
+                out[name] = x[:, d] > 0.5
+            else:
+                out[name] = df[name].to_numpy()
+            d += 1
+        return out
 
     def from_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
                     ) -> pd.DataFrame:
-        """Rows of the table from latent columns ``z_0 .. z_{D-1}``, computed in float64."""
-        names = latent_columns(self.preprocessor.dim)
+        """Rows of the table from a latent table (see :meth:`to_latent`), in float64."""
+        names = self.latent_columns()
         missing = [c for c in names if c not in df.columns]
         if missing:
             raise SchemaError(
                 f"{source}: missing latent column {', '.join(repr(c) for c in missing[:5])}; "
-                f"latent tables have columns {names[0]} .. {names[-1]}"
+                f"latent tables have columns {', '.join(names[:8])}"
             )
-        latent = Schema.from_dict([
-            {"name": c, "kind": "continuous", "dtype": "float64", "min": -math.inf,
-             "max": math.inf} for c in names
-        ]).validate(df, source, row_offset)
-        out = self.preprocessor.decode(self._map(self._double().from_latent, latent,
-                                                 torch.float64))
+        zs = latent_columns(self.preprocessor.continuous)
+        cont = df[zs].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, copy=True)
+        bad = ~np.isfinite(cont)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise DataError(f"{source}: column '{zs[c]}' holds {df[zs[c]].iloc[r]!r} in row "
+                            f"{row_offset + r + 1}; latent values must be finite numbers")
+        disc = []
+        for name, e in zip(self._discrete_names(), (e for e in self.preprocessor.encoders
+                                                     if e.cards), strict=True):
+            if e.cont:
+                disc.append(df[name].astype(bool).to_numpy(dtype=np.float64))
+            else:
+                disc.append(e.encode(df[name], source, row_offset, 0.5)[1][:, 0])
+        codes = np.stack(disc, axis=1) if disc else np.zeros((len(df), 0))
+        with torch.inference_mode():
+            dens = self._double()
+            rows = dens.from_latent(torch.as_tensor(cont, dtype=torch.float64,
+                                                    device=self.device),
+                                    torch.as_tensor(codes, dtype=torch.float64,
+                                                    device=self.device))
+        out = self.preprocessor.decode(rows.cpu().numpy())
         out.index = df.index
         return out
 
@@ -397,9 +459,9 @@ class FlowModel:
             "torch_version": torch.__version__,
             "created": self.created,
             "preprocessor": self.preprocessor.to_dict(),
-            "flow": {"config": self.flow.config,
+            "flow": {"config": self.density.config,
                      "state_dict": {k: v.detach().cpu() for k, v in
-                                    self.flow.state_dict().items()}},
+                                    self.density.state_dict().items()}},
             "fit_config": asdict(self.fit_config),
             "training": self.training,
             "resume": self.resume,
@@ -415,30 +477,33 @@ class FlowModel:
         data = checkpoint.load(path)
         try:
             pre = Preprocessor.from_dict(data["preprocessor"])
-            flow = build(data["flow"]["config"])
-            flow.load_state_dict(data["flow"]["state_dict"])
+            density = rebuild_mixed(data["flow"]["config"])
+            density.load_state_dict(data["flow"]["state_dict"])
             fit_config = FitConfig(**data.get("fit_config", {}))
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__})") from None
-        model = cls(pre, flow, dict(data["training"]), fit_config, data.get("resume"),
+        model = cls(pre, density, dict(data["training"]), fit_config, data.get("resume"),
                     data.get("created"))
         return model.to(device)
 
     # ------------------------------------------------------------------ description
     def info(self) -> dict[str, Any]:
         """Columns, architecture, training and versions as plain data."""
-        config = dict(self.flow.config)
+        flow = self.density.flow
+        config = dict(flow.config) if flow is not None else {"kind": "none", "layers": 0,
+                                                             "hidden": 0, "depth": 0,
+                                                             "scale_bound": 0.0}
         config.pop("orders", None)
         return {
             "columns": [
-                {**spec.to_dict(), "mean": enc.mean, "std": enc.std}
-                for spec, enc in zip(self.schema.columns, self.preprocessor.encoders, strict=True)
+                {**spec.to_dict(), **e.to_dict()}
+                for spec, e in zip(self.schema.columns, self.preprocessor.encoders, strict=True)
             ],
-            "model": {**config, "parameters": sum(p.numel() for p in self.flow.parameters())},
+            "model": {**config, "categorical_variables": len(self.density.cardinalities),
+                      "parameters": sum(p.numel() for p in self.density.parameters())},
             "training": {k: v for k, v in self.training.items() if k != "score_quantiles"},
             "fit_config": asdict(self.fit_config),
             "created": self.created,
             "versions": {"flowcli": __version__, "torch": torch.__version__,
                          "format": checkpoint.FORMAT_VERSION},
         }
-

@@ -52,6 +52,17 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Missing(str, Enum):
+    error = "error"
+    drop = "drop"
+    model = "model"
+
+
+class Unseen(str, Enum):
+    error = "error"
+    floor = "floor"
+
+
 class Format(str, Enum):
     csv = "csv"
     parquet = "parquet"
@@ -173,13 +184,38 @@ class _Progress:
             self.bar.stop()
 
 
-def _split_names(value: str | None) -> list[str] | None:
+def _split_names(value: str | None, option: str) -> list[str] | None:
     if value is None:
         return None
     names = [n.strip() for n in value.split(",") if n.strip()]
     if not names:
-        raise typer.BadParameter("give at least one column name", param_hint="--columns")
+        raise typer.BadParameter("give at least one column name", param_hint=option)
     return names
+
+
+def _parse_bounds(value: str | None) -> dict[str, tuple[float, float]]:
+    out = {}
+    for item in _split_names(value, "--bounds") or []:
+        name, _, rng = item.rpartition("=")
+        low, _, high = rng.partition(":")
+        try:
+            lo, hi = float(low), float(high)
+        except ValueError:
+            lo = hi = float("nan")
+        if not name or not lo < hi:
+            raise typer.BadParameter(f"expected COLUMN=LOW:HIGH with LOW < HIGH, got {item!r}",
+                                     param_hint="--bounds")
+        out[name] = (lo, hi)
+    return out
+
+
+def _exclude(names: list[str], excluded: list[str], source: str) -> list[str]:
+    unknown = [n for n in excluded if n not in names]
+    if unknown:
+        from .errors import SchemaError
+
+        raise SchemaError(f"{source}: --exclude names no column {', '.join(map(repr, unknown))}")
+    return [n for n in names if n not in excluded]
 
 
 @app.command()
@@ -211,6 +247,20 @@ def fit(
              "optimizer state continue; architecture options are taken from it).")] = None,
     columns: Annotated[str | None, typer.Option(
         "--columns", help="Comma-separated columns to model (default: all).")] = None,
+    exclude: Annotated[str | None, typer.Option(
+        "--exclude", help="Comma-separated columns to leave out.")] = None,
+    categorical: Annotated[str | None, typer.Option(
+        "--categorical", help="Columns to model as categories (e.g. integer codes).")] = None,
+    integer: Annotated[str | None, typer.Option(
+        "--integer", help="Columns to model as integers (counts, ordinals).")] = None,
+    positive: Annotated[str | None, typer.Option(
+        "--positive", help="Columns that are > 0 (amounts): modelled on a log scale.")] = None,
+    bounds: Annotated[str | None, typer.Option(
+        "--bounds", metavar="COL=LO:HI,...",
+        help="Columns bounded to [LO, HI] (rates): modelled on a logit scale.")] = None,
+    missing: Annotated[Missing, typer.Option(
+        "--missing", help="Rows with gaps: error, drop them, or model the gaps.")
+    ] = Missing.error,
     fmt: InputFormatOpt = None,
     device: DeviceOpt = Device.auto,
     seed: SeedOpt = None,
@@ -225,13 +275,21 @@ def fit(
         from .api import FitConfig, FlowModel
         from .checkpoint import check_target
         from .io import display_name, read_table
+        from .tabular import Overrides
 
         check_target(output)
-        names = _split_names(columns)
+        names = _split_names(columns, "--columns")
+        overrides = Overrides(categorical=set(_split_names(categorical, "--categorical") or []),
+                              integer=set(_split_names(integer, "--integer") or []),
+                              positive=set(_split_names(positive, "--positive") or []),
+                              bounds=_parse_bounds(bounds))
         stop = {k: v for k, v in (("epochs", epochs), ("patience", patience),
                                   ("max_seconds", max_time)) if v is not None}
         previous_model = _load(resume, device) if resume is not None else None
         df = read_table(data, _fmt(fmt))
+        if exclude is not None:
+            names = _exclude(names or [str(c) for c in df.columns],
+                             _split_names(exclude, "--exclude") or [], display_name(data))
         config = previous_model.fit_config if previous_model is not None else FitConfig()
         progress = _Progress(console, epochs or config.epochs, enabled=not quiet)
         try:
@@ -241,8 +299,9 @@ def fit(
             else:
                 fitted = FlowModel.fit(
                     df, model=model.value, layers=layers, hidden=hidden, batch_size=batch_size,
-                    lr=lr, val_fraction=val_fraction, columns=names, seed=seed,
-                    device=device.value, callback=progress, source=display_name(data), **stop,
+                    lr=lr, val_fraction=val_fraction, missing=missing.value, columns=names,
+                    overrides=overrides, seed=seed, device=device.value, callback=progress,
+                    source=display_name(data), **stop,
                 )
         finally:
             progress.stop()
@@ -255,9 +314,21 @@ def fit(
         if as_json:
             sys.stdout.write(json.dumps({"model_file": output, **info}, indent=2) + "\n")
         if not quiet:
+            _print_schema(console, fitted)
             _print_fit_summary(console, info, output)
         if fitted.training.get("stopped") == "interrupted":
             raise _Terminated() if _signals else KeyboardInterrupt()
+
+
+def _print_schema(console: Console, fitted: FlowModel) -> None:
+    from rich.table import Table
+
+    table = Table(title="columns", title_justify="left", box=None, pad_edge=False)
+    for name in ("column", "kind", "dtype", "seen in training"):
+        table.add_column(name)
+    for spec in fitted.schema.columns:
+        table.add_row(spec.name, spec.kind, spec.dtype, spec.describe())
+    console.print(table)
 
 
 def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> None:
@@ -269,10 +340,10 @@ def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> N
     table.add_column(style="bold")
     table.add_column()
     table.add_row("model file", output)
-    table.add_row("columns", f"{len(info['columns'])}: " + ", ".join(
-        f"{c['name']} ({c['kind']})" for c in info["columns"][:8])
-        + (" ..." if len(info["columns"]) > 8 else ""))
-    table.add_row("rows", f"{t['train_rows']:,} train, {t['val_rows']:,} validation")
+    rows = f"{t['train_rows']:,} train, {t['val_rows']:,} validation"
+    if t.get("dropped_rows"):
+        rows += f" ({t['dropped_rows']:,} rows with gaps dropped)"
+    table.add_row("rows", rows)
     table.add_row("flow", f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
                           f"{m['parameters']:,} parameters")
     table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
@@ -322,6 +393,9 @@ def score(
              "rows (0.01 flags the least likely 1 %% of typical data).")] = None,
     only_score: Annotated[bool, typer.Option(
         "--only-score", help="Write only the score columns, not the input rows.")] = False,
+    unseen: Annotated[Unseen, typer.Option(
+        "--unseen", help="A category never seen in training: an error, or score the row as "
+                         "the rarest training category (floor).")] = Unseen.error,
     fail_on_anomaly: Annotated[bool, typer.Option(
         "--fail-on-anomaly", help="Exit with code 3 when any row is flagged (needs --threshold).")
     ] = False,
@@ -347,7 +421,7 @@ def score(
         flagged = 0
         chunks = iter_tables(data, _fmt(fmt), batch_size)
         with TableWriter(output, _fmt(output_format)) as writer:
-            for chunk, scores in fitted.score_batches(chunks, source):
+            for chunk, scores in fitted.score_batches(chunks, source, unseen.value):
                 out = chunk[[]].copy() if only_score else chunk.copy()
                 out["log_prob"] = scores.to_numpy()
                 if percentile:
@@ -427,12 +501,15 @@ def _print_info(data: dict[str, Any], path: str) -> None:
     from rich.table import Table
 
     console = Console(highlight=False, soft_wrap=True)
+    from .tabular.schema import ColumnSpec
+
     cols = Table(title=f"{path}: {len(data['columns'])} columns", title_justify="left")
-    for name in ("column", "kind", "dtype", "min", "max", "mean", "std"):
-        cols.add_column(name, justify="left" if name in ("column", "kind", "dtype") else "right")
+    for name in ("column", "kind", "dtype", "seen in training"):
+        cols.add_column(name)
+    fields = ColumnSpec.__dataclass_fields__
     for c in data["columns"]:
-        cols.add_row(c["name"], c["kind"], c["dtype"], f"{c['min']:.6g}", f"{c['max']:.6g}",
-                     f"{c['mean']:.6g}", f"{c['std']:.6g}")
+        spec = ColumnSpec(**{k: v for k, v in c.items() if k in fields})
+        cols.add_row(spec.name, spec.kind, spec.dtype, spec.describe())
     console.print(cols)
     m, t, v = data["model"], data["training"], data["versions"]
     summary = Table(show_header=False, box=None, pad_edge=False)
@@ -440,6 +517,9 @@ def _print_info(data: dict[str, Any], path: str) -> None:
     summary.add_column()
     summary.add_row("flow", f"{m['kind']}: {m['layers']} layers, {m['depth']} x {m['hidden']} "
                             f"hidden, log-scale bound {m['scale_bound']:g}")
+    if m["categorical_variables"]:
+        summary.add_row("categories", f"{m['categorical_variables']} categorical variables "
+                                      f"(exact probabilities; the flow is conditioned on them)")
     summary.add_row("parameters", f"{m['parameters']:,}")
     summary.add_row("trained on", f"{t['rows']:,} rows ({t['train_rows']:,} train, "
                                   f"{t['val_rows']:,} validation), seed {t['seed']}")

@@ -114,10 +114,11 @@ def test_info_tables_and_json(runner: CliRunner, fitted_model) -> None:
         (["score", "{dir}", "{data}"], "error: {dir}: is a folder, not a model file\n"),
         (["sample", "{data}", "-n", "3"], "error: {data}: damaged or truncated model file\n"),
         (["fit", "{text}", "-o", "{out}"],
-         "error: {text}: column 'city' is not numeric: 'x' in row 1; leave it out with "
-         "--columns\n"),
+         "error: {text}: column 'b' is not numeric: 'oops' in row 3; fix the value, or "
+         "declare it --categorical b\n"),
         (["fit", "{gappy}", "-o", "{out}"],
-         "error: {gappy}: column 'a' has a missing value in row 2\n"),
+         "error: {gappy}: column 'a' has a missing value in row 2; use --missing model (or "
+         "drop) to fit on rows with gaps\n"),
         (["score", "{model}", "{renamed}"],
          "error: {renamed}: missing model column 'a'; columns not seen in training: 'A'\n"),
         (["sample", "{model}", "-n", "5", "-o", "{dir}"], "error: {dir}: is a folder; give a "
@@ -133,7 +134,8 @@ def test_bad_input_gives_one_line_and_exit_1(runner: CliRunner, fitted_model, tm
         "text": tmp_path / "text.csv", "gappy": tmp_path / "gappy.csv",
         "renamed": tmp_path / "renamed.csv",
     }
-    pd.DataFrame({"a": [1.0, 2.0], "city": ["x", "y"]}).to_csv(paths["text"], index=False)
+    pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": ["1.5", "2.5", "oops"]}).to_csv(paths["text"],
+                                                                           index=False)
     pd.DataFrame({"a": [1.0, None, 3.0]}).to_csv(paths["gappy"], index=False)
     df.head(3).rename(columns={"a": "A"}).to_csv(paths["renamed"], index=False)
     result = run(runner, *[a.format(**paths) for a in args])

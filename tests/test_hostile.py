@@ -32,7 +32,7 @@ def workdir(fitted_model, tmp_path: Path) -> Path:
         "text.csv": "a,b,n\n1.0,2.0,3\n1.5,hello,4\n",
         "nan.csv": "a,b,n\n1.0,2.0,3\n1.0,nan,4\n",
         "inf.csv": "a,b,n\n1.0,2.0,3\n1.0,inf,4\n",
-        "constant.csv": "a,b,n\n1.0,2.0,3\n1.0,3.0,4\n1.0,4.0,5\n",
+        "constant.csv": "a,b,n\n1.5,2.0,3\n1.5,3.0,4\n1.5,4.0,5\n",
         "renamed.csv": "A,b,n\n1.0,2.0,3\n",
         "ragged.csv": "a,b,n\n1.0,2.0,3\n1.0,2.0,3,4,5\n",
         "fraction.csv": "a,b,n\n1.0,2.0,3.5\n",
@@ -63,15 +63,14 @@ CASES = [
      "semicolon-separated, and flowcli reads comma-separated CSV"),
     (["score", "m.flow", "semicolon.csv"], 1, "semicolon-separated"),
     (["score", "m.flow", "text.csv"], 1,
-     "error: text.csv: column 'b' is not numeric: 'hello' in row 2; leave it out with "
-     "--columns"),
+     "error: text.csv: column 'b' is not numeric: 'hello' in row 2"),
     (["fit", "text.csv", "-o", "new.flow"], 1, "column 'b' is not numeric: 'hello' in row 2"),
     (["score", "m.flow", "nan.csv"], 1, "error: nan.csv: column 'b' has a missing value in "
                                         "row 2"),
     (["score", "m.flow", "inf.csv"], 1, "error: inf.csv: column 'b' holds inf in row 2"),
     (["fit", "constant.csv", "-o", "new.flow"], 1,
-     "error: constant.csv: column 'a' is constant (1 in every row), so it has no density; "
-     "leave it out with --columns"),
+     "error: constant.csv: column 'a' is constant (1.5 in every row), so it has no density; "
+     "leave it out with --exclude a"),
     (["score", "m.flow", "renamed.csv"], 1,
      "error: renamed.csv: missing model column 'a'; columns not seen in training: 'A'"),
     (["score", "m.flow", "ragged.csv"], 1, "error: ragged.csv: not a valid CSV file"),

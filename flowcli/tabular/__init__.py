@@ -1,7 +1,8 @@
 """Table <-> array: schema inference, encoders per column kind, and their exact inverses."""
 
-from .encoders import Encoder, make_encoder
+from .encoders import CategoricalEncoder, Encoder, NumericEncoder, make_encoder
 from .preprocessor import Preprocessor
-from .schema import KINDS, ColumnSpec, Schema
+from .schema import KINDS, MISSING, ColumnSpec, Overrides, Schema
 
-__all__ = ["KINDS", "ColumnSpec", "Encoder", "Preprocessor", "Schema", "make_encoder"]
+__all__ = ["KINDS", "MISSING", "CategoricalEncoder", "ColumnSpec", "Encoder", "NumericEncoder",
+           "Overrides", "Preprocessor", "Schema", "make_encoder"]

@@ -1,10 +1,13 @@
-"""Column encoders: raw values to the flow's standardized space and back.
+"""Column encoders: raw values to the model's space and back, with exact inverses.
 
-Every encoder maps one column to one encoded dimension, reports the log-derivative of that map
-(so densities stay in the table's own units), and decodes exactly. Discrete kinds are
-dequantized: the encoded value of integer ``k`` covers the cell ``[k, k + 1)`` in raw units,
-training spreads rows uniformly over their cell and scoring evaluates the cell's centre, so the
-density there estimates the probability of ``k`` (the cell is one unit wide).
+A numeric column becomes one continuous dimension: a fixed map (identity, log for positive
+columns, logit for bounded ones) followed by standardization, and each encoder reports the
+log-derivative of that map per row, so densities stay in the table's own units. Integer
+columns are dequantized: the value ``k`` covers the cell ``[k, k + 1)``, training spreads rows
+uniformly over their cell, scoring evaluates the cell's centre. A categorical or boolean column
+becomes one discrete dimension holding the category's index. A numeric column with missing
+values also gets a discrete missing-indicator dimension, and its continuous value is NaN where
+missing.
 """
 
 from __future__ import annotations
@@ -13,63 +16,255 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from .schema import ColumnSpec
+from ..errors import DataError
+from .schema import ColumnSpec, first
 
-__all__ = ["Encoder", "make_encoder"]
+__all__ = ["CategoricalEncoder", "Encoder", "NumericEncoder", "make_encoder"]
+
+# bounded columns: values are squeezed into [EPS, 1 - EPS] before the logit, so that values on
+# the bounds themselves stay finite
+EPS = 1e-4
 
 
 class Encoder:
-    """Affine standardization ``(x + offset - mean) / std`` of one column.
+    """Common interface. ``cont`` continuous dims, ``cards`` cardinalities of discrete dims."""
 
-    Attributes:
-        mean, std: of the (dequantized) training values.
-        width: the dequantization cell's width in encoded units; 0 for continuous columns.
-    """
+    spec: ColumnSpec
+    cont: int = 0
+    cards: list[int]
+
+    def fit(self, series: pd.Series) -> Encoder:
+        return self
+
+    def encode(self, series: pd.Series, source: str, row_offset: int, position: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(continuous (B, cont), discrete (B, len(cards)), logdet (B,))``."""
+        raise NotImplementedError
+
+    def decode(self, cont: np.ndarray, disc: np.ndarray) -> pd.Series:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def width(self) -> float:
+        """Dequantization cell width in encoded units (0 when continuous)."""
+        return 0.0
+
+
+class NumericEncoder(Encoder):
+    """continuous, integer, positive and bounded columns."""
+
+    cont = 1
 
     def __init__(self, spec: ColumnSpec, mean: float = 0.0, std: float = 1.0) -> None:
         self.spec = spec
         self.mean = float(mean)
         self.std = float(std)
+        self.cards = [2] if spec.missing else []
 
     @property
     def discrete(self) -> bool:
-        return self.spec.kind != "continuous"
+        return self.spec.kind == "integer"
 
     @property
     def width(self) -> float:
         return 1.0 / self.std if self.discrete else 0.0
 
-    def fit(self, values: np.ndarray) -> Encoder:
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The fixed map before standardization and its log-derivative."""
+        kind = self.spec.kind
+        if kind == "positive":
+            return np.log(x), -np.log(x)
+        if kind == "bounded":
+            low, high = self.spec.low, self.spec.high
+            assert low is not None and high is not None
+            p = EPS + (1 - 2 * EPS) * (x - low) / (high - low)
+            return np.log(p) - np.log1p(-p), \
+                math.log(1 - 2 * EPS) - math.log(high - low) - np.log(p) - np.log1p(-p)
+        return x, np.zeros_like(x)
+
+    def _inverse(self, u: np.ndarray) -> np.ndarray:
+        kind = self.spec.kind
+        if kind == "positive":
+            return np.exp(u)
+        if kind == "bounded":
+            low, high = self.spec.low, self.spec.high
+            assert low is not None and high is not None
+            p = (0.5 * (1.0 + np.tanh(0.5 * u)) - EPS) / (1 - 2 * EPS)  # stable sigmoid
+            return np.clip(low + p * (high - low), low, high)
+        return u
+
+    def fit(self, series: pd.Series) -> NumericEncoder:
+        values = series.dropna().to_numpy(dtype=np.float64)
+        u, _ = self._forward(values)
         if self.discrete:
             # moments of k + u with u ~ U(0, 1)
-            self.mean = float(values.mean()) + 0.5
-            self.std = math.sqrt(float(values.var()) + 1.0 / 12.0)
+            self.mean = float(u.mean()) + 0.5
+            self.std = math.sqrt(float(u.var()) + 1.0 / 12.0)
         else:
-            self.mean = float(values.mean())
-            self.std = float(values.std())
+            self.mean = float(u.mean())
+            self.std = float(u.std()) or 1.0
         return self
 
-    def encode(self, values: np.ndarray, position: float = 0.5) -> np.ndarray:
-        """Encode raw values; ``position`` in [0, 1) places discrete values in their cell."""
-        shift = position if self.discrete else 0.0
-        return (values + shift - self.mean) / self.std
+    def _values(self, series: pd.Series, source: str, row_offset: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        name = self.spec.name
+        if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
+                series.dtype):
+            numeric = pd.to_numeric(series, errors="coerce")
+            bad = numeric.isna().to_numpy() & series.notna().to_numpy()
+            if bad.any():
+                i = first(bad)
+                raise DataError(f"{source}: column '{name}' is not numeric: "
+                                f"{series.iloc[i]!r} in row {row_offset + i + 1}")
+            series = numeric
+        x = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(x)
+        if missing.any() and not self.spec.missing:
+            raise DataError(f"{source}: column '{name}' has a missing value in row "
+                            f"{row_offset + first(missing) + 1}")
+        present = ~missing
+        bad = present & ~np.isfinite(x)
+        if bad.any():
+            i = first(bad)
+            raise DataError(f"{source}: column '{name}' holds {x[i]} in row {row_offset + i + 1}")
+        kind = self.spec.kind
+        if kind == "integer":
+            bad = present & (x != np.round(x))
+        elif kind == "positive":
+            bad = present & (x <= 0)
+        elif kind == "bounded":
+            bad = present & ((x < self.spec.low) | (x > self.spec.high))
+        else:
+            bad = np.zeros_like(present)
+        if bad.any():
+            i = first(bad)
+            if kind == "bounded":
+                what = f"is bounded to [{self.spec.low:g}, {self.spec.high:g}]"
+            else:
+                what = {"integer": "holds whole numbers in the model",
+                        "positive": "is positive in the model"}[kind]
+            raise DataError(f"{source}: column '{name}' {what} but {float(x[i])!r} in row "
+                            f"{row_offset + i + 1}")
+        return x, missing
 
-    @property
-    def logdet(self) -> float:
-        """``log |d encoded / d raw|``, the same for every row."""
-        return -math.log(self.std)
+    def encode(self, series: pd.Series, source: str, row_offset: int, position: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, missing = self._values(series, source, row_offset)
+        filled = np.where(missing, self.mean if self.spec.kind != "positive" else 1.0, x)
+        if self.spec.kind == "bounded":
+            filled = np.where(missing, self.spec.low + 0.5 * (self.spec.high - self.spec.low),
+                              filled)
+        u, logdet = self._forward(filled)
+        if self.discrete:
+            u = u + position
+        encoded = (u - self.mean) / self.std
+        logdet = np.where(missing, 0.0, logdet - math.log(self.std))
+        encoded = np.where(missing, np.nan, encoded)
+        disc = missing[:, None].astype(np.float64) if self.cards else np.zeros((len(x), 0))
+        return encoded[:, None], disc, logdet
 
-    def decode(self, encoded: np.ndarray) -> np.ndarray:
-        raw = encoded * self.std + self.mean
+    def decode(self, cont: np.ndarray, disc: np.ndarray) -> pd.Series:
+        raw = self._inverse(cont[:, 0] * self.std + self.mean)
         if self.discrete:
             raw = np.clip(np.floor(raw), self.spec.min, self.spec.max)
-        return raw
+        if self.cards:
+            raw = np.where(disc[:, 0] > 0.5, np.nan, raw)
+        return pd.Series(raw, name=self.spec.name).astype(self.spec.dtype)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std}
 
 
+class CategoricalEncoder(Encoder):
+    """categorical and boolean columns: the index of the label among the training labels.
+
+    With ``unseen="floor"``, a label never seen in training is scored as the training label
+    that was rarest; otherwise it is an error naming the column, value and row.
+    """
+
+    cont = 0
+
+    def __init__(self, spec: ColumnSpec, counts: list[int] | None = None) -> None:
+        self.spec = spec
+        assert spec.categories is not None
+        self.labels = list(spec.categories)
+        self.cards = [len(self.labels)]
+        self.counts = list(counts or [1] * len(self.labels))
+        self.unseen = "error"
+        self._index = {_key(label): i for i, label in enumerate(self.labels)}
+
+    def fit(self, series: pd.Series) -> CategoricalEncoder:
+        codes = self._codes(series)
+        self.counts = np.bincount(codes[codes >= 0].astype(np.int64),
+                                  minlength=len(self.labels)).tolist()
+        return self
+
+    def _codes(self, series: pd.Series) -> np.ndarray:
+        keys = series.map(_key, na_action="ignore")
+        codes = keys.map(self._index)
+        if self.spec.missing:
+            codes = codes.where(series.notna(), self._index[_key(None)])
+        return codes.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def encode(self, series: pd.Series, source: str, row_offset: int, position: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        codes = self._codes(series)
+        bad = np.isnan(codes)
+        if bad.any():
+            i = first(bad)
+            value = series.iloc[i]
+            if pd.isna(value):
+                raise DataError(f"{source}: column '{self.spec.name}' has a missing value in "
+                                f"row {row_offset + i + 1}")
+            if self.unseen != "floor":
+                raise DataError(
+                    f"{source}: column '{self.spec.name}' holds {value!r} in row "
+                    f"{row_offset + i + 1}, a value never seen in training; use --unseen floor "
+                    f"to score such rows as the rarest training value"
+                )
+            codes = np.where(bad, float(np.argmin(self.counts)), codes)
+        return np.zeros((len(codes), 0)), codes[:, None], np.zeros(len(codes))
+
+    def decode(self, cont: np.ndarray, disc: np.ndarray) -> pd.Series:
+        index = disc[:, 0].astype(np.int64)
+        values = np.empty(len(index), dtype=object)
+        values[:] = [self.labels[i] for i in index]
+        series = pd.Series(values, name=self.spec.name)
+        dtype = self.spec.dtype
+        if dtype == "category":
+            known = [c for c in self.labels if c is not None]
+            return series.astype(pd.CategoricalDtype(known))
+        if self.spec.missing and dtype == "bool":
+            return series.astype("boolean")
+        try:
+            return series.astype(dtype)
+        except (TypeError, ValueError):
+            return series
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts}
+
+
+def _key(label: Any) -> Any:
+    """A hashable key under which equal labels from CSV and Parquet meet (1 and 1.0, numpy)."""
+    if label is None or (isinstance(label, float) and math.isnan(label)):
+        return None
+    if isinstance(label, (bool, np.bool_)):
+        return bool(label)
+    if isinstance(label, (int, np.integer)):
+        return int(label)
+    if isinstance(label, (float, np.floating)):
+        return int(label) if float(label).is_integer() else float(label)
+    return str(label)
+
+
 def make_encoder(spec: ColumnSpec, state: dict[str, Any] | None = None) -> Encoder:
     """The encoder for a column spec, restored from ``state`` when given."""
-    return Encoder(spec, **(state or {}))
+    if spec.kind in ("categorical", "boolean"):
+        return CategoricalEncoder(spec, **(state or {}))
+    return NumericEncoder(spec, **(state or {}))

@@ -1,4 +1,9 @@
-"""Tables to float arrays and back, with the log-determinant of the encoding."""
+"""Tables to arrays and back, with the log-determinant of the encoding.
+
+An encoded row is ``[continuous dims, discrete dims]``: the continuous dims of every numeric
+column in schema order, then the discrete dims (category indices, missing indicators) in schema
+order.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .encoders import Encoder, make_encoder
+from .encoders import CategoricalEncoder, Encoder, make_encoder
 from .schema import Schema
 
 __all__ = ["Preprocessor"]
@@ -16,8 +21,8 @@ __all__ = ["Preprocessor"]
 class Preprocessor:
     """A schema and one fitted encoder per column.
 
-    ``score = flow.log_prob(encode(df)) + logdet`` is then a log-density in the table's own
-    units (a log-probability estimate for discrete columns).
+    ``score = density.log_prob(encode(df)) + logdet`` is then a log-likelihood in the table's
+    own units (see the README for what each column kind contributes).
     """
 
     def __init__(self, schema: Schema, encoders: list[Encoder]) -> None:
@@ -25,39 +30,65 @@ class Preprocessor:
         self.encoders = encoders
 
     @classmethod
-    def fit(cls, schema: Schema, values: np.ndarray) -> Preprocessor:
-        """Fit encoders on ``values``, the validated ``(rows, columns)`` training array."""
-        encoders = [make_encoder(spec).fit(values[:, j]) for j, spec in enumerate(schema.columns)]
-        return cls(schema, encoders)
+    def fit(cls, schema: Schema, df: pd.DataFrame) -> Preprocessor:
+        """Fit encoders on the training table ``df``."""
+        return cls(schema, [make_encoder(spec).fit(df[spec.name]) for spec in schema.columns])
+
+    @property
+    def continuous(self) -> int:
+        """Number of continuous dims."""
+        return sum(e.cont for e in self.encoders)
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Category counts of the discrete dims, in order."""
+        return [k for e in self.encoders for k in e.cards]
 
     @property
     def dim(self) -> int:
         """Width of the encoded array."""
-        return len(self.encoders)
+        return self.continuous + len(self.cardinalities)
 
     @property
     def widths(self) -> np.ndarray:
-        """Per encoded dimension, the dequantization cell width (0 for continuous)."""
-        return np.array([e.width for e in self.encoders])
+        """Per encoded dim, the dequantization cell width (0 for continuous and discrete)."""
+        cont = [e.width for e in self.encoders if e.cont]
+        return np.array(cont + [0.0] * len(self.cardinalities))
 
-    @property
-    def logdet(self) -> float:
-        """``log |det d encoded / d raw|`` per row (the same for every row)."""
-        return float(sum(e.logdet for e in self.encoders))
+    def set_unseen(self, policy: str) -> None:
+        """``error`` or ``floor``: what scoring does with a label never seen in training."""
+        for e in self.encoders:
+            if isinstance(e, CategoricalEncoder):
+                e.unseen = policy
 
-    def encode(self, values: np.ndarray, position: float = 0.5) -> np.ndarray:
-        """Encode a validated array; ``position`` 0 puts discrete values at their cell's corner."""
-        out = np.empty_like(values, dtype=np.float64)
-        for j, enc in enumerate(self.encoders):
-            out[:, j] = enc.encode(values[:, j], position)
-        return out
+    def encode(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0,
+               position: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded rows ``(B, dim)`` and the encoding's log-determinant per row ``(B,)``.
+
+        ``position`` in [0, 1) places integer values in their dequantization cell (0.5: the
+        centre, used for scoring; 0: the corner, to which training adds uniform noise).
+        """
+        self.schema.check_columns(df, source)
+        cont, disc = [], []
+        logdet = np.zeros(len(df))
+        for e in self.encoders:
+            c, d, ld = e.encode(df[e.spec.name], source, row_offset, position)
+            cont.append(c)
+            disc.append(d)
+            logdet = logdet + ld
+        return np.concatenate(cont + disc, axis=1).astype(np.float64), logdet
 
     def decode(self, encoded: np.ndarray) -> pd.DataFrame:
-        """Encoded rows back to a table with the training columns and dtypes."""
+        """Encoded rows back to a table with the training columns, dtypes and labels."""
+        n_cont = self.continuous
+        cont_at, disc_at = 0, n_cont
         data = {}
-        for j, enc in enumerate(self.encoders):
-            raw = enc.decode(encoded[:, j])
-            data[enc.spec.name] = pd.Series(raw).astype(enc.spec.dtype)
+        for e in self.encoders:
+            c = encoded[:, cont_at : cont_at + e.cont]
+            d = encoded[:, disc_at : disc_at + len(e.cards)]
+            cont_at += e.cont
+            disc_at += len(e.cards)
+            data[e.spec.name] = e.decode(c, d).reset_index(drop=True)
         return pd.DataFrame(data)
 
     def to_dict(self) -> dict[str, Any]:

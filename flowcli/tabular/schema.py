@@ -6,7 +6,7 @@ line after its header.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,25 +14,46 @@ import pandas as pd
 
 from ..errors import DataError, SchemaError
 
-__all__ = ["KINDS", "ColumnSpec", "Schema"]
+__all__ = ["KINDS", "MISSING", "ColumnSpec", "Overrides", "Schema"]
 
-KINDS = ("continuous", "integer", "boolean")
+KINDS = ("continuous", "integer", "positive", "bounded", "categorical", "boolean")
+NUMERIC_KINDS = ("continuous", "integer", "positive", "bounded")
+MISSING = ("error", "drop", "model")
+MAX_CATEGORIES = 100
 
 
-def _show(names: list[str], limit: int = 5) -> str:
+def show(names: list[str], limit: int = 5) -> str:
+    """``'a', 'b', 'c' and 2 more``."""
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def first(mask: np.ndarray) -> int:
+    """Index of the first true entry."""
+    return int(np.flatnonzero(mask)[0])
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One model column: its name, kind, pandas dtype and the range seen in training."""
+    """One model column.
+
+    Attributes:
+        name, kind, dtype: the column, one of :data:`KINDS`, and its pandas dtype as a string.
+        min, max: the range seen in training (numeric kinds).
+        categories: the labels seen in training, in code order (categorical and boolean).
+        low, high: the declared bounds of a bounded column.
+        missing: the share of training rows where the column is missing (modelled).
+    """
 
     name: str
     kind: str
     dtype: str
-    min: float
-    max: float
+    min: float | None = None
+    max: float | None = None
+    categories: list[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+    missing: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,20 +62,33 @@ class ColumnSpec:
     def from_dict(cls, data: dict[str, Any]) -> ColumnSpec:
         return cls(**data)
 
+    def describe(self) -> str:
+        """A short human description of what the model knows about the column."""
+        if self.categories is not None:
+            labels = [str(c) for c in self.categories]
+            text = f"{len(labels)} labels: " + ", ".join(labels[:6])
+            text += " ..." if len(labels) > 6 else ""
+        elif self.kind == "bounded":
+            text = f"in [{self.low:g}, {self.high:g}]"
+        else:
+            text = f"{self.min:g} .. {self.max:g}"
+        if self.missing:
+            text += f"; {self.missing:.1%} missing"
+        return text
 
-def _kind_of(series: pd.Series) -> str | None:
-    dtype = series.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(dtype):
-        return "integer"
-    if pd.api.types.is_float_dtype(dtype):
-        return "continuous"
-    return None
 
+@dataclass
+class Overrides:
+    """What the user says about columns, overriding inference."""
 
-def _first(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask)[0])
+    categorical: set[str] = field(default_factory=set)
+    integer: set[str] = field(default_factory=set)
+    positive: set[str] = field(default_factory=set)
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    missing: str = "error"
+
+    def names(self) -> set[str]:
+        return self.categorical | self.integer | self.positive | set(self.bounds)
 
 
 class Schema:
@@ -81,108 +115,150 @@ class Schema:
 
     @classmethod
     def infer(
-        cls, df: pd.DataFrame, columns: list[str] | None = None, source: str = "data"
+        cls,
+        df: pd.DataFrame,
+        columns: list[str] | None = None,
+        source: str = "data",
+        overrides: Overrides | None = None,
     ) -> Schema:
         """Pick and classify the model columns of ``df``; refuse what cannot be modelled.
 
         Arguments:
-            df: the training table.
+            df: the training table (after any dropping of rows with missing values).
             columns: the columns to use, in order (default: all).
             source: the file name used in error messages.
+            overrides: kinds and bounds the user declared, and the missing-value policy.
         """
-        if columns is None:
-            columns = [str(c) for c in df.columns]
-        else:
-            missing = [c for c in columns if c not in df.columns]
-            if missing:
-                raise SchemaError(
-                    f"{source}: no column {_show(missing)}; the columns are "
-                    f"{_show([str(c) for c in df.columns], 10)}"
-                )
-            if len(set(columns)) != len(columns):
-                raise SchemaError(f"{source}: --columns names a column twice")
-        if len(set(map(str, df.columns))) != len(df.columns):
-            names = [str(c) for c in df.columns]
+        overrides = overrides or Overrides()
+        names = [str(c) for c in df.columns]
+        if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
-            raise SchemaError(f"{source}: column {_show(dupes)} appears more than once")
+            raise SchemaError(f"{source}: column {show(dupes)} appears more than once")
+        if columns is None:
+            columns = names
+        if len(set(columns)) != len(columns):
+            raise SchemaError(f"{source}: --columns names a column twice")
+        unknown = [c for c in list(columns) + sorted(overrides.names()) if c not in df.columns]
+        if unknown:
+            raise SchemaError(f"{source}: no column {show(unknown)}; the columns are "
+                              f"{show(names, 10)}")
+        outside = sorted(overrides.names() - set(columns))
+        if outside:
+            raise SchemaError(f"{source}: {show(outside)} is declared but left out of the model")
         if len(df) == 0:
             raise DataError(f"{source}: no data rows (only a header)")
-        specs = []
-        for name in columns:
-            series = df[name]
-            kind = _kind_of(series)
-            if kind is None:
-                raise DataError(_non_numeric_message(series, name, source))
-            values = _checked_values(series, name, source, 0)
-            if kind == "continuous" and values.min() == values.max():
-                raise DataError(
-                    f"{source}: column '{name}' is constant ({values[0]:g} in every row), so it "
-                    f"has no density; leave it out with --columns"
-                )
-            specs.append(ColumnSpec(name, kind, str(series.dtype), float(values.min()),
-                                    float(values.max())))
-        return cls(specs)
+        return cls([_infer_column(df[name], name, source, overrides) for name in columns])
 
-    def validate(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0) -> np.ndarray:
-        """The model columns of ``df`` as a float64 array ``(rows, columns)``, in model order.
-
-        Extra columns are ignored; their order does not matter. Raises :class:`SchemaError` for
-        missing columns and :class:`DataError` naming the column and row of the first bad value.
-
-        Arguments:
-            row_offset: data rows before this chunk in the file, for row numbers in messages.
-        """
+    def check_columns(self, df: pd.DataFrame, source: str = "data") -> None:
+        """Raise :class:`SchemaError` naming missing (and unexpected) columns."""
         missing = [n for n in self.names if n not in df.columns]
         if missing:
             unexpected = [str(c) for c in df.columns if c not in self.names]
-            hint = f"; columns not seen in training: {_show(unexpected)}" if unexpected else ""
-            raise SchemaError(f"{source}: missing model column {_show(missing)}{hint}")
-        out = np.empty((len(df), len(self.columns)), dtype=np.float64)
-        for j, spec in enumerate(self.columns):
-            series = df[spec.name]
-            if isinstance(series, pd.DataFrame):
-                raise SchemaError(f"{source}: column '{spec.name}' appears more than once")
-            if _kind_of(series) is None:
-                numeric = pd.to_numeric(series, errors="coerce")
-                bad = numeric.isna().to_numpy() & series.notna().to_numpy()
-                if bad.any():
-                    raise DataError(_non_numeric_message(series, spec.name, source, row_offset))
-                series = numeric
-            values = _checked_values(series, spec.name, source, row_offset)
-            if spec.kind != "continuous":
-                fractional = values != np.round(values)
-                if fractional.any():
-                    i = _first(fractional)
-                    raise DataError(
-                        f"{source}: column '{spec.name}' holds whole numbers in the model but "
-                        f"{float(values[i])!r} in row {row_offset + i + 1}"
-                    )
-            out[:, j] = values
-        return out
+            hint = f"; columns not seen in training: {show(unexpected)}" if unexpected else ""
+            raise SchemaError(f"{source}: missing model column {show(missing)}{hint}")
+        names = [str(c) for c in df.columns]
+        dupes = sorted({n for n in self.names if names.count(n) > 1})
+        if dupes:
+            raise SchemaError(f"{source}: column {show(dupes)} appears more than once")
 
 
-def _checked_values(series: pd.Series, name: str, source: str, row_offset: int) -> np.ndarray:
-    missing = series.isna().to_numpy()
-    if missing.any():
-        row = row_offset + _first(missing) + 1
-        raise DataError(f"{source}: column '{name}' has a missing value in row {row}")
-    values = series.to_numpy(dtype=np.float64)
-    infinite = ~np.isfinite(values)
-    if infinite.any():
-        i = _first(infinite)
-        raise DataError(f"{source}: column '{name}' holds {values[i]} in row {row_offset + i + 1}")
-    return values
+def _infer_column(series: pd.Series, name: str, source: str, overrides: Overrides) -> ColumnSpec:
+    dtype = str(series.dtype)
+    present = series.notna().to_numpy()
+    missing = 1.0 - float(present.mean())
+    if missing and overrides.missing != "model":
+        row = first(~present) + 1
+        raise DataError(f"{source}: column '{name}' has a missing value in row {row}; "
+                        f"use --missing model (or drop) to fit on rows with gaps")
+    if not present.any():
+        raise DataError(f"{source}: column '{name}' has no values")
+    values = series[present]
+    rows = np.flatnonzero(present) + 1  # file row of each present value
+
+    is_bool = pd.api.types.is_bool_dtype(series.dtype)
+    text = not pd.api.types.is_numeric_dtype(series.dtype)
+    if name in overrides.categorical or is_bool or (
+        text and _is_categorical(values, rows, name, source)
+    ):
+        kind = "boolean" if is_bool else "categorical"
+        labels = _labels(values)
+        if len(labels) > MAX_CATEGORIES and name not in overrides.categorical:
+            raise DataError(f"{source}: column '{name}' has {len(labels):,} distinct values, "
+                            f"too many for a categorical column (at most {MAX_CATEGORIES})")
+        if missing:
+            labels.append(None)
+        return ColumnSpec(name, kind, dtype, categories=labels, missing=missing)
+
+    numeric = _numeric(values, rows, name, source)
+    lo, hi = float(numeric.min()), float(numeric.max())
+    integral = bool(np.all(numeric == np.round(numeric)))
+    if name in overrides.bounds:
+        low, high = overrides.bounds[name]
+        bad = (numeric < low) | (numeric > high)
+        if bad.any():
+            i = first(bad)
+            raise DataError(f"{source}: column '{name}' is bounded to [{low:g}, {high:g}] but "
+                            f"holds {numeric[i]:g} in row {rows[i]}")
+        return ColumnSpec(name, "bounded", dtype, lo, hi, low=low, high=high, missing=missing)
+    if name in overrides.positive:
+        bad = numeric <= 0
+        if bad.any():
+            i = first(bad)
+            raise DataError(f"{source}: column '{name}' is declared positive but holds "
+                            f"{numeric[i]:g} in row {rows[i]}")
+        return ColumnSpec(name, "positive", dtype, lo, hi, missing=missing)
+    if name in overrides.integer or pd.api.types.is_integer_dtype(series.dtype) or integral:
+        if not integral:
+            i = first(numeric != np.round(numeric))
+            raise DataError(f"{source}: column '{name}' is declared integer but holds "
+                            f"{float(numeric[i])!r} in row {rows[i]}")
+        if len(numeric) >= 20 and len(np.unique(numeric)) == len(numeric) and \
+                hi - lo + 1 == len(numeric):
+            raise DataError(f"{source}: column '{name}' counts 1 by 1 through the rows (an id?), "
+                            f"so it has no useful density; leave it out with --exclude {name}")
+        return ColumnSpec(name, "integer", dtype, lo, hi, missing=missing)
+    if lo == hi:
+        raise DataError(f"{source}: column '{name}' is constant ({lo:g} in every row), so it "
+                        f"has no density; leave it out with --exclude {name}")
+    return ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing)
 
 
-def _non_numeric_message(series: pd.Series, name: str, source: str, row_offset: int = 0) -> str:
-    numeric = pd.to_numeric(series, errors="coerce")
-    bad = numeric.isna().to_numpy() & series.notna().to_numpy()
+def _labels(values: pd.Series) -> list[Any]:
+    uniques = pd.unique(values)
+    try:
+        labels = sorted(uniques.tolist())
+    except TypeError:  # mixed types: keep them in order of appearance
+        labels = list(uniques.tolist())
+    return labels
+
+
+def _is_categorical(values: pd.Series, rows: np.ndarray, name: str, source: str) -> bool:
+    """Text columns are categories, unless they are numbers with typos, dates or free text."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        raise DataError(f"{source}: column '{name}' holds dates; encode them as numbers "
+                        f"(day of week, hour, ...) or leave it out with --exclude {name}")
+    numeric = pd.to_numeric(values, errors="coerce")
+    parsed = numeric.notna().to_numpy()
+    if parsed.mean() >= 0.5:  # numbers with a few typos, not labels
+        i = first(~parsed)
+        raise DataError(f"{source}: column '{name}' is not numeric: {values.iloc[i]!r} in "
+                        f"row {rows[i]}; fix the value, or declare it --categorical {name}")
+    distinct = values.nunique()
+    if distinct > MAX_CATEGORIES:
+        sample = values.astype(str).head(200)
+        if pd.to_datetime(sample, errors="coerce", format="mixed").notna().mean() > 0.9:
+            raise DataError(f"{source}: column '{name}' holds dates; encode them as numbers "
+                            f"(day of week, hour, ...) or leave it out with --exclude {name}")
+        raise DataError(f"{source}: column '{name}' has {distinct:,} distinct text values "
+                        f"(free text or an id?), too many to model as categories; leave it "
+                        f"out with --exclude {name}")
+    return True
+
+
+def _numeric(values: pd.Series, rows: np.ndarray, name: str, source: str) -> np.ndarray:
+    out = values.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(out)
     if bad.any():
-        i = _first(bad)
-        example = f": {series.iloc[i]!r} in row {row_offset + i + 1}"
-    else:
-        example = f" (dtype {series.dtype})"
-    return (
-        f"{source}: column '{name}' is not numeric{example}; "
-        f"leave it out with --columns"
-    )
+        i = first(bad)
+        raise DataError(f"{source}: column '{name}' holds {out[i]} in row {rows[i]}")
+    return out

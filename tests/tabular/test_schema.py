@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from flowcli.errors import DataError, SchemaError
-from flowcli.tabular import Schema
+from flowcli.tabular import Overrides, Schema
 
 
 def table() -> pd.DataFrame:
@@ -18,27 +18,46 @@ def test_infers_kinds_dtypes_and_ranges() -> None:
         ("x", "continuous", "float64"), ("n", "integer", "int64"), ("flag", "boolean", "bool")
     ]
     assert (schema.columns[1].min, schema.columns[1].max) == (1.0, 3.0)
+    assert schema.columns[2].categories == [False, True]
     assert Schema.from_dict(schema.to_dict()).columns == schema.columns
 
 
-def test_refuses_a_text_column_naming_it_and_the_row() -> None:
-    df = table().assign(city=["a", "b", "c"])
-    with pytest.raises(DataError, match=r"^f.csv: column 'city' is not numeric: 'a' in row 1; "
-                                        r"leave it out with --columns$"):
-        Schema.infer(df, source="f.csv")
-    assert Schema.infer(df, ["x", "n"]).names == ["x", "n"]
+def test_text_columns_are_categories_and_whole_floats_integers() -> None:
+    df = table().assign(city=["b", "a", "b"], whole=[1.0, 2.0, 5.0])
+    schema = Schema.infer(df)
+    city = schema.columns[3]
+    assert (city.kind, city.categories) == ("categorical", ["a", "b"])
+    assert (schema.columns[4].kind, schema.columns[4].dtype) == ("integer", "float64")
 
 
 def test_text_among_numbers_names_the_first_bad_row() -> None:
     df = pd.DataFrame({"x": ["1.0", "2.0", "oops", "4"]})
-    with pytest.raises(DataError, match=r"column 'x' is not numeric: 'oops' in row 3"):
+    with pytest.raises(DataError, match=r"column 'x' is not numeric: 'oops' in row 3; fix the "
+                                        r"value, or declare it --categorical x"):
         Schema.infer(df)
 
 
-def test_missing_values_name_column_and_first_row() -> None:
+def test_free_text_ids_and_dates_are_refused_with_the_reason() -> None:
+    n = 300
+    words = pd.DataFrame({"note": [f"note number {i}" for i in range(n)]})
+    with pytest.raises(DataError, match=r"column 'note' has 300 distinct text values \(free text "
+                                        r"or an id\?\).*--exclude note"):
+        Schema.infer(words)
+    dates = pd.DataFrame({"day": pd.date_range("2024-01-01", periods=n).astype(str)})
+    with pytest.raises(DataError, match=r"column 'day' holds dates"):
+        Schema.infer(dates)
+    ids = pd.DataFrame({"id": np.arange(100, 100 + n), "x": np.random.default_rng(0).random(n)})
+    with pytest.raises(DataError, match=r"column 'id' counts 1 by 1 through the rows \(an id\?\)"):
+        Schema.infer(ids)
+
+
+def test_missing_values_are_refused_unless_modelled() -> None:
     df = pd.DataFrame({"x": [1.0, 2.0, np.nan, np.nan], "y": [1.0, 2.0, 3.0, 4.0]})
-    with pytest.raises(DataError, match=r"^d.csv: column 'x' has a missing value in row 3$"):
+    with pytest.raises(DataError, match=r"^d.csv: column 'x' has a missing value in row 3; use "
+                                        r"--missing model"):
         Schema.infer(df, source="d.csv")
+    spec = Schema.infer(df, overrides=Overrides(missing="model")).columns[0]
+    assert spec.missing == 0.5
 
 
 def test_infinity_is_refused() -> None:
@@ -48,9 +67,23 @@ def test_infinity_is_refused() -> None:
 
 
 def test_constant_continuous_column_is_refused() -> None:
-    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": [7.0, 7.0, 7.0]})
-    with pytest.raises(DataError, match=r"column 'c' is constant \(7 in every row\)"):
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.5], "c": [7.5, 7.5, 7.5]})
+    with pytest.raises(DataError, match=r"column 'c' is constant \(7.5 in every row\)"):
         Schema.infer(df)
+
+
+def test_overrides_are_checked() -> None:
+    df = pd.DataFrame({"r": [0.1, 0.5, 1.2], "a": [1.0, 0.0, 3.0], "n": [1.5, 2.0, 3.0]})
+    with pytest.raises(DataError, match=r"column 'r' is bounded to \[0, 1\] but holds 1.2 in row 3"):
+        Schema.infer(df, overrides=Overrides(bounds={"r": (0.0, 1.0)}))
+    with pytest.raises(DataError, match=r"column 'a' is declared positive but holds 0 in row 2"):
+        Schema.infer(df, overrides=Overrides(positive={"a"}))
+    with pytest.raises(DataError, match=r"column 'n' is declared integer but holds 1.5 in row 1"):
+        Schema.infer(df, overrides=Overrides(integer={"n"}))
+    with pytest.raises(SchemaError, match=r"no column 'zz'"):
+        Schema.infer(df, overrides=Overrides(positive={"zz"}))
+    with pytest.raises(SchemaError, match=r"'a' is declared but left out of the model"):
+        Schema.infer(df, ["r"], overrides=Overrides(positive={"a"}))
 
 
 def test_header_only_and_unknown_columns() -> None:
@@ -60,26 +93,9 @@ def test_header_only_and_unknown_columns() -> None:
         Schema.infer(table(), ["x", "zz"])
 
 
-def test_validate_reorders_ignores_extras_and_counts_rows_with_offset() -> None:
-    schema = Schema.infer(table(), ["x", "n"])
-    df = pd.DataFrame({"extra": ["p", "q"], "n": [5, 6], "x": [0.5, 0.25]})
-    np.testing.assert_array_equal(schema.validate(df), [[0.5, 5.0], [0.25, 6.0]])
-    bad = pd.DataFrame({"x": [1.0, None], "n": [1, 2]})
-    with pytest.raises(DataError, match="column 'x' has a missing value in row 102"):
-        schema.validate(bad, row_offset=100)
-
-
-def test_validate_names_missing_and_unexpected_columns() -> None:
+def test_check_columns_names_missing_and_unexpected() -> None:
     schema = Schema.infer(table(), ["x", "n"])
     df = pd.DataFrame({"X": [1.0], "n": [1]})
     with pytest.raises(SchemaError, match=r"^new.csv: missing model column 'x'; columns not "
                                           r"seen in training: 'X'$"):
-        schema.validate(df, "new.csv")
-
-
-def test_integer_columns_refuse_fractions_but_take_whole_floats() -> None:
-    schema = Schema.infer(table(), ["n"])
-    np.testing.assert_array_equal(schema.validate(pd.DataFrame({"n": [2.0, 3.0]})), [[2], [3]])
-    with pytest.raises(DataError, match=r"column 'n' holds whole numbers in the model but 2.5 "
-                                        r"in row 2"):
-        schema.validate(pd.DataFrame({"n": [1.0, 2.5]}))
+        schema.check_columns(df, "new.csv")

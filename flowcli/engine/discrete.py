@@ -1,0 +1,82 @@
+"""An autoregressive model of discrete variables: ``P(c_1) P(c_2 | c_1) ... P(c_J | c_<J)``.
+
+Each conditional is a softmax over one variable's categories, computed by a small MLP from the
+one-hot codes of the variables before it, so log-probabilities are exact and sampling is
+ancestral.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .nn import MLP
+
+__all__ = ["CategoricalChain", "one_hot"]
+
+
+def one_hot(indices: Tensor, cardinalities: list[int]) -> Tensor:
+    """``(B, J)`` category indices (any float or int dtype) to ``(B, sum K_j)`` one-hot codes."""
+    parts = [F.one_hot(indices[:, j].long(), k) for j, k in enumerate(cardinalities)]
+    if not parts:
+        return indices.new_zeros(indices.shape[0], 0, dtype=torch.get_default_dtype())
+    return torch.cat(parts, dim=1).to(torch.get_default_dtype())
+
+
+class CategoricalChain(nn.Module):
+    """The joint distribution of ``J`` categorical variables with ``cardinalities`` categories.
+
+    Arguments:
+        cardinalities: the number of categories ``K_j`` of each variable, each at least 1.
+        hidden: hidden width of each conditional's MLP.
+    """
+
+    def __init__(self, cardinalities: list[int], hidden: int = 64) -> None:
+        super().__init__()
+        if not cardinalities or min(cardinalities) < 1:
+            raise ValueError(f"cardinalities must be positive, got {cardinalities}")
+        self.cardinalities = [int(k) for k in cardinalities]
+        self.first = nn.Parameter(torch.zeros(self.cardinalities[0]))
+        self.nets = nn.ModuleList(
+            MLP(sum(self.cardinalities[:j]), k, hidden, 1)
+            for j, k in enumerate(self.cardinalities) if j > 0
+        )
+        self.offsets = [0]
+        for k in self.cardinalities:
+            self.offsets.append(self.offsets[-1] + k)
+
+    @property
+    def variables(self) -> int:
+        return len(self.cardinalities)
+
+    def _logits(self, j: int, codes: Tensor) -> Tensor:
+        if j == 0:
+            return self.first.expand(codes.shape[0], -1)
+        return self.nets[j - 1](codes[:, : self.offsets[j]])
+
+    def log_prob(self, indices: Tensor) -> Tensor:
+        """``log P(c)`` of each row of ``(B, J)`` indices; shape ``(B,)``."""
+        if indices.dim() != 2 or indices.shape[1] != self.variables:
+            raise ValueError(f"expected indices of shape (B, {self.variables}), "
+                             f"got {tuple(indices.shape)}")
+        codes = one_hot(indices, self.cardinalities).to(self.first.dtype)
+        total = codes.new_zeros(indices.shape[0])
+        for j in range(self.variables):
+            logp = torch.log_softmax(self._logits(j, codes), dim=1)
+            total = total + logp.gather(1, indices[:, j : j + 1].long()).squeeze(1)
+        return total
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` rows of category indices, shape ``(n, J)`` (float, like the data)."""
+        device = self.first.device
+        codes = torch.zeros(n, self.offsets[-1], device=device, dtype=self.first.dtype)
+        out = torch.zeros(n, self.variables, device=device, dtype=self.first.dtype)
+        for j, k in enumerate(self.cardinalities):
+            probs = torch.softmax(self._logits(j, codes), dim=1)
+            if n:
+                pick = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                out[:, j] = pick.to(out.dtype)
+                codes[:, self.offsets[j] : self.offsets[j + 1]] = F.one_hot(pick, k).to(
+                    codes.dtype)
+        return out
