@@ -29,7 +29,7 @@ from . import __version__, checkpoint
 from .engine.mixed import MixedDensity, build_mixed, rebuild_mixed
 from .errors import DataError, ModelFileError, SchemaError, UsageError
 from .tabular import MISSING, Overrides, Preprocessor, Schema
-from .train import EpochReport, TrainConfig, TrainResult, train
+from .train import EpochReport, TrainConfig, TrainResult, fit_chain, train
 
 __all__ = ["FitConfig", "FlowModel", "latent_columns", "resolve_device"]
 
@@ -278,11 +278,24 @@ class FlowModel:
                                  val_ll=r.val_ll + shift_val,
                                  best_val_ll=r.best_val_ll + shift_val))
 
+        x_train_t = torch.as_tensor(x_train, **tensor)
+        x_val_t = torch.as_tensor(x_val, **tensor)
+        chain, d = self.density.chain, pre.continuous
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.training["seed"] + start_epoch)
-            result = train(self.density, torch.as_tensor(x_train, **tensor),
-                           torch.as_tensor(x_val, **tensor), widths, tconf, generator, report,
-                           resume)
+            if resume is None:
+                self.density.init_from(x_train_t)
+            if chain is not None and resume is None:
+                fit_chain(chain, x_train_t[:, d:], x_val_t[:, d:], generator)
+            if chain is not None:
+                chain.requires_grad_(False)  # fitted above; the flow trains alone below
+            if self.density.flow is not None:
+                result = train(self.density, x_train_t, x_val_t, widths, tconf, generator,
+                               report, resume)
+            else:
+                result = TrainResult(epochs=start_epoch, best_epoch=start_epoch,
+                                     best_val_ll=math.nan, train_ll=math.nan, seconds=0.0,
+                                     stopped="categories only")
         self.density.eval()
         held_out, logdet = (x_val, ld_val) if len(val_df) else (x_train, ld_train)
         scores = self._map(self.density.log_prob, held_out) + logdet

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .errors import FlowcliError
 
-__all__ = ["EpochReport", "TrainConfig", "TrainResult", "evaluate", "train"]
+__all__ = ["EpochReport", "TrainConfig", "TrainResult", "evaluate", "fit_chain", "train"]
 
 
 @dataclass
@@ -32,7 +32,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     clip_norm: float = 5.0
     max_seconds: float | None = None
-    min_delta: float = 1e-3  # nats per row: smaller validation gains do not reset patience
+    min_delta: float = 1e-4  # nats per row: smaller validation gains do not reset patience
     plateau_decay: bool = True  # halve the learning rate halfway through a plateau
 
 
@@ -99,6 +99,8 @@ def train(
     """Fit ``model`` (``model(x)`` returns per-row log-likelihoods) by maximum likelihood.
 
     Arguments:
+        model: a module whose ``model(x)`` is the per-row log-likelihood; parameters that
+            do not require a gradient are left alone.
         x_train, x_val: encoded rows on the model's device; ``x_val`` may have no rows, and
             then the last epoch's weights are kept and no early stopping happens.
         widths: ``(D,)`` dequantization cell widths; each training batch gets fresh uniform
@@ -213,3 +215,44 @@ def train(
         interrupted=interrupted,
         bad_epochs=bad_epochs,
     )
+
+
+def fit_chain(
+    chain: nn.Module,
+    c_train: Tensor,
+    c_val: Tensor,
+    generator: torch.Generator | None = None,
+    lr: float = 1e-2,
+    steps: int = 3000,
+    patience: int = 100,
+    batch_size: int = 65536,
+) -> None:
+    """Fit a categorical model (``chain.log_prob(c)``) to convergence.
+
+    The categories' likelihood does not depend on the flow's parameters, so this part is
+    fitted on its own: large batches (the whole table when it fits), Adam, and early stopping
+    on the validation rows, keeping the best weights. Afterwards the caller freezes it.
+    """
+    optimizer = torch.optim.Adam(chain.parameters(), lr=lr)
+    held_out = c_val if c_val.shape[0] else c_train
+    best, best_state, bad = -math.inf, _snapshot(chain), 0
+    n = c_train.shape[0]
+    for _ in range(steps):
+        if n > batch_size:
+            idx = torch.randint(0, n, (batch_size,), generator=generator).to(c_train.device)
+            batch = c_train[idx]
+        else:
+            batch = c_train
+        loss = -chain.log_prob(batch).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            score = float(chain.log_prob(held_out[:batch_size]).mean())
+        if score > best + 1e-6:
+            best, best_state, bad = score, _snapshot(chain), 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    chain.load_state_dict(best_state)

@@ -73,7 +73,8 @@ def test_latent_round_trip(fitted_model) -> None:
 def test_fit_is_reproducible_with_a_seed(gaussian_table: pd.DataFrame, fast: dict) -> None:
     a = FlowModel.fit(gaussian_table, seed=5, device="cpu", **{**fast, "epochs": 3})
     b = FlowModel.fit(gaussian_table, seed=5, device="cpu", **{**fast, "epochs": 3})
-    for (k, va), vb in zip(a.density.state_dict().items(), b.density.state_dict().values(), strict=True):
+    pairs = zip(a.density.state_dict().items(), b.density.state_dict().values(), strict=True)
+    for (k, va), vb in pairs:
         assert torch.equal(va, vb), k
     assert a.training["seed"] == 5
 

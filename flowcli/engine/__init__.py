@@ -4,7 +4,7 @@ from .autoregressive import MaskedAffineAutoregressive
 from .base import Compose, Inverse, Transform
 from .coupling import AffineCoupling, alternating_mask
 from .distributions import StandardNormal
-from .elementwise import ElementwiseAffine
+from .elementwise import ContextStandardize, ElementwiseAffine
 from .flow import KINDS, Flow, build, maf, realnvp
 from .nn import MADE, MLP, MaskedLinear
 
@@ -14,6 +14,7 @@ __all__ = [
     "MLP",
     "AffineCoupling",
     "Compose",
+    "ContextStandardize",
     "ElementwiseAffine",
     "Flow",
     "Inverse",

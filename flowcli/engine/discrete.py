@@ -46,6 +46,22 @@ class CategoricalChain(nn.Module):
         for k in self.cardinalities:
             self.offsets.append(self.offsets[-1] + k)
 
+    @torch.no_grad()
+    def init_from(self, indices: Tensor) -> CategoricalChain:
+        """Start every conditional at the marginal frequencies of ``indices`` ``(B, J)``.
+
+        The networks' outputs start at zero, so their output biases set the start; training
+        then only has to learn the dependence between variables.
+        """
+        for j, k in enumerate(self.cardinalities):
+            counts = torch.bincount(indices[:, j].long(), minlength=k).to(self.first.dtype)
+            logits = torch.log((counts + 0.5) / (counts.sum() + 0.5 * k))
+            if j == 0:
+                self.first.copy_(logits)
+            else:
+                self.nets[j - 1][-1].bias.copy_(logits)
+        return self
+
     @property
     def variables(self) -> int:
         return len(self.cardinalities)

@@ -15,7 +15,7 @@ from .autoregressive import MaskedAffineAutoregressive
 from .base import Compose, Transform, check_inputs
 from .coupling import AffineCoupling, alternating_mask
 from .distributions import StandardNormal
-from .elementwise import ElementwiseAffine
+from .elementwise import ContextStandardize, ElementwiseAffine
 
 __all__ = ["KINDS", "Flow", "build", "maf", "realnvp"]
 
@@ -82,6 +82,18 @@ def _check_sizes(features: int, layers: int, hidden: int, depth: int) -> None:
             raise ValueError(f"{name} must be at least 1, got {value}")
 
 
+def _conditional_scaling(features: int, hidden: int, context_features: int,
+                         scale_bound: float) -> list[Transform]:
+    """With a context, a first per-feature affine layer whose shift and scale depend on it.
+
+    It lets each context (say, each category) move and rescale the data directly, which the
+    coupling or autoregressive layers after it would otherwise learn slowly for rare contexts.
+    """
+    if not context_features:
+        return []
+    return [ContextStandardize(features, context_features, scale_bound)]
+
+
 def realnvp(
     features: int,
     layers: int = 5,
@@ -99,7 +111,8 @@ def realnvp(
                   context_features=context_features, scale_bound=scale_bound)
     if features == 1:
         return Flow(ElementwiseAffine(1, hidden, depth, context_features, scale_bound), config)
-    steps = [
+    steps: list[Transform] = _conditional_scaling(features, hidden, context_features, scale_bound)
+    steps += [
         AffineCoupling(features, alternating_mask(features, i), hidden, depth,
                        context_features, scale_bound)
         for i in range(layers)
@@ -134,7 +147,8 @@ def maf(
                   orders=[list(map(int, o)) for o in orders])
     if features == 1:
         return Flow(ElementwiseAffine(1, hidden, depth, context_features, scale_bound), config)
-    steps = [
+    steps: list[Transform] = _conditional_scaling(features, hidden, context_features, scale_bound)
+    steps += [
         MaskedAffineAutoregressive(features, torch.tensor(o), hidden, depth, context_features,
                                    scale_bound)
         for o in orders

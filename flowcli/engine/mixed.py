@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .base import Compose
 from .discrete import CategoricalChain, one_hot
+from .elementwise import ContextStandardize
 from .flow import Flow, build
 
 __all__ = ["MixedDensity", "build_mixed"]
@@ -49,7 +51,21 @@ class MixedDensity(nn.Module):
         return self.continuous + len(self.cardinalities)
 
     def _context(self, c: Tensor) -> Tensor | None:
-        return one_hot(c, self.cardinalities) if self.cardinalities else None
+        return one_hot(c, self.cardinalities).to(c.dtype) if self.cardinalities else None
+
+    @torch.no_grad()
+    def init_from(self, rows: Tensor) -> MixedDensity:
+        """Data-dependent start: the chain at the marginal frequencies, and the flow's first
+        layer (when it standardizes per context) at each category's mean and spread."""
+        x, c = rows[:, : self.continuous], rows[:, self.continuous :]
+        if self.chain is not None:
+            self.chain.init_from(c)
+        if self.flow is not None and self.cardinalities:
+            first = self.flow.transform
+            first = first.transforms[0] if isinstance(first, Compose) else first
+            if isinstance(first, ContextStandardize):
+                first.init_from(x, one_hot(c, self.cardinalities))
+        return self
 
     def log_prob(self, rows: Tensor) -> Tensor:
         """Log-density of each row, shape ``(B,)``."""

@@ -11,6 +11,7 @@ from torch.autograd.functional import jacobian
 from flowcli.engine import (
     AffineCoupling,
     Compose,
+    ContextStandardize,
     ElementwiseAffine,
     Inverse,
     MaskedAffineAutoregressive,
@@ -29,6 +30,7 @@ LAYERS: dict[str, Factory] = {
     "maf": lambda d, c: MaskedAffineAutoregressive(d, None, 16, 2, c),
     "maf-permuted": lambda d, c: MaskedAffineAutoregressive(d, torch.randperm(d), 16, 2, c),
     "elementwise": lambda d, c: ElementwiseAffine(d, 16, 2, c),
+    "context-standardize": lambda d, c: ContextStandardize(d, max(c, 1)),
     "compose": lambda d, c: Compose(
         MaskedAffineAutoregressive(d, None, 16, 2, c),
         AffineCoupling(d, alternating_mask(d, 1), 16, 2, c),
@@ -37,14 +39,15 @@ LAYERS: dict[str, Factory] = {
     "flow-maf": lambda d, c: maf(d, 3, 16, 2, c).transform,
     "flow-realnvp": lambda d, c: realnvp(d, 3, 16, 2, c).transform,
 }
-ONE_D = {"elementwise", "flow-maf", "flow-realnvp"}
+ONE_D = {"elementwise", "context-standardize", "flow-maf", "flow-realnvp"}
+NEEDS_CONTEXT = {"context-standardize"}
 
 CASES = [
     (name, d, c)
     for name in LAYERS
     for d in (1, 5)
     for c in (0, 3)
-    if d > 1 or name in ONE_D
+    if (d > 1 or name in ONE_D) and (c > 0 or name not in NEEDS_CONTEXT)
 ]
 
 
@@ -158,3 +161,20 @@ def test_scale_is_soft_bounded() -> None:
     _, ladj = t(torch.randn(4, 2))
     assert torch.all(ladj < 2 * 3.0)
     assert torch.all(ladj > 2 * 2.99)
+
+
+def test_context_standardize_starts_at_each_categorys_mean_and_spread() -> None:
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (6000,), generator=g)
+    context = torch.nn.functional.one_hot(labels, 3).double()
+    means, sds = torch.tensor([-2.0, 0.0, 5.0]), torch.tensor([0.5, 1.0, 2.0])
+    noise = torch.randn(6000, generator=g, dtype=torch.float64)
+    x = (means[labels] + sds[labels] * noise)[:, None]
+    x[::7] = float("nan")  # gaps are left out of the fit
+    t = ContextStandardize(1, 3).double().init_from(x, context)
+    seen = ~torch.isnan(x[:, 0])
+    with torch.no_grad():
+        z, _ = t(x[seen], context[seen])
+    for k in range(3):
+        zk = z[labels[seen] == k, 0]
+        assert abs(float(zk.mean())) < 0.05 and abs(float(zk.std()) - 1.0) < 0.1

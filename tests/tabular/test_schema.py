@@ -47,7 +47,7 @@ def test_free_text_ids_and_dates_are_refused_with_the_reason() -> None:
     with pytest.raises(DataError, match=r"column 'day' holds dates"):
         Schema.infer(dates)
     ids = pd.DataFrame({"id": np.arange(100, 100 + n), "x": np.random.default_rng(0).random(n)})
-    with pytest.raises(DataError, match=r"column 'id' counts 1 by 1 through the rows \(an id\?\)"):
+    with pytest.raises(DataError, match=r"column 'id' counts 1 by 1 through the rows"):
         Schema.infer(ids)
 
 
@@ -74,7 +74,7 @@ def test_constant_continuous_column_is_refused() -> None:
 
 def test_overrides_are_checked() -> None:
     df = pd.DataFrame({"r": [0.1, 0.5, 1.2], "a": [1.0, 0.0, 3.0], "n": [1.5, 2.0, 3.0]})
-    with pytest.raises(DataError, match=r"column 'r' is bounded to \[0, 1\] but holds 1.2 in row 3"):
+    with pytest.raises(DataError, match=r"'r' is bounded to \[0, 1\] but holds 1.2 in row 3"):
         Schema.infer(df, overrides=Overrides(bounds={"r": (0.0, 1.0)}))
     with pytest.raises(DataError, match=r"column 'a' is declared positive but holds 0 in row 2"):
         Schema.infer(df, overrides=Overrides(positive={"a"}))
