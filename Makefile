@@ -23,14 +23,17 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	@mkdir -p $(OUT)
-	@echo "== fit: learn the density of sample_data/sensors.csv"
-	$(BIN)/flowcli fit sample_data/sensors.csv -o $(OUT)/sensors.flow --seed 0
-	@echo "== sample: 2,000 synthetic readings"
-	$(BIN)/flowcli sample $(OUT)/sensors.flow -n 2000 --seed 1 -o $(OUT)/synthetic.parquet
-	@echo "== score: log-likelihood of 20 new readings"
-	$(BIN)/flowcli score $(OUT)/sensors.flow sample_data/sensors_new.csv -o $(OUT)/scored.csv
+	@echo "== fit: learn the density of sample_data/transactions.csv (6,006 card payments)"
+	$(BIN)/flowcli fit sample_data/transactions.csv -o $(OUT)/transactions.flow --seed 0 \
+	  --exclude id --positive amount --bounds refunded=0:1 --missing model
+	@echo "== sample: 5,000 synthetic payments"
+	$(BIN)/flowcli sample $(OUT)/transactions.flow -n 5000 --seed 1 -o $(OUT)/synthetic.parquet
+	@echo "== score: flag the least likely 0.2 % of payments"
+	$(BIN)/flowcli score $(OUT)/transactions.flow sample_data/transactions.csv \
+	  --percentile --threshold 0.002 -o $(OUT)/scored.csv
 	@echo "== summary"
-	@$(BIN)/python sample_data/summary.py sample_data/sensors.csv $(OUT)/synthetic.parquet $(OUT)/scored.csv
+	@$(BIN)/python sample_data/summary.py sample_data/transactions.csv \
+	  $(OUT)/synthetic.parquet $(OUT)/scored.csv
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
