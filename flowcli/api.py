@@ -465,6 +465,20 @@ class FlowModel:
         out.index = df.index
         return out
 
+    def invert_batches(
+        self, chunks: Iterable[pd.DataFrame], to_data: bool = False, source: str = "data"
+    ) -> Iterator[pd.DataFrame]:
+        """Map a stream of chunks to latent tables (or back, ``to_data``); columns that are
+        not mapped pass through, after the mapped ones."""
+        used = set(self.latent_columns() if to_data else self.columns)
+        convert = self.from_latent if to_data else self.to_latent
+        offset = 0
+        for chunk in chunks:
+            out = convert(chunk, source, offset)
+            rest = [c for c in chunk.columns if c not in used and c not in out.columns]
+            yield out.join(chunk[rest]) if rest else out
+            offset += len(chunk)
+
     # ------------------------------------------------------------------ persistence
     def to_payload(self) -> dict[str, Any]:
         return {

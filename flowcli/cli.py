@@ -463,20 +463,10 @@ def invert(
 
         fitted = _load(model, device)
         source = display_name(data)
-        mapped = set(fitted.columns) if not to_data else None
+        chunks = iter_tables(data, _fmt(fmt), batch_size)
         with TableWriter(output, _fmt(output_format)) as writer:
-            offset = 0
-            for chunk in iter_tables(data, _fmt(fmt), batch_size):
-                if to_data:
-                    out = fitted.from_latent(chunk, source, offset)
-                else:
-                    out = fitted.to_latent(chunk, source, offset)
-                used = set(out.columns) if to_data else mapped
-                if to_data:
-                    used = {c for c in chunk.columns if str(c).startswith("z_")}
-                rest = [c for c in chunk.columns if c not in used and c not in out.columns]
-                writer.write(out.join(chunk[rest]) if rest else out)
-                offset += len(chunk)
+            for out in fitted.invert_batches(chunks, to_data, source):
+                writer.write(out)
         if not quiet and output != "-":
             _stderr().print(f"wrote {writer.rows:,} rows to {output}")
 
