@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 import numpy as np
-
 from datasets import Dataset
 from systems import make
 from training import Recipe

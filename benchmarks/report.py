@@ -46,8 +46,8 @@ def dataset_header(info: dict[str, Any]) -> str:
 
 def set_table(records: list[Record]) -> str:
     """One data set: every system's likelihood, timings, throughput and memory."""
-    lines = ["| system | test LL | gap to truth | median LL | epochs (stop) | train s | s/epoch "
-             "| score rows/s | sample rows/s | peak RSS MB |",
+    lines = ["| system | test LL | gap to truth | median LL | epochs (stop, best) | train s "
+             "| s/epoch | score rows/s | sample rows/s | peak RSS MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in records:
         if "error" in r:
@@ -55,7 +55,8 @@ def set_table(records: list[Record]) -> str:
             continue
         stop = r.get("stopped") or ""
         epochs = r.get("epochs")
-        ep = f"{epochs} ({stop})" if epochs else stop
+        best = f", best {r['best_epoch']}" if r.get("best_epoch") is not None else ""
+        ep = f"{epochs} ({stop}{best})" if epochs else stop
         sample = _num(r.get("sample_rows_per_s"), "{:,.0f}")
         if r.get("sample_nonfinite"):
             sample += f" ({r['sample_nonfinite']}/{r['sample_rows']} non-finite)"
@@ -65,6 +66,11 @@ def set_table(records: list[Record]) -> str:
             f"| {_num(r.get('seconds_per_epoch'), '{:.3f}')} "
             f"| {_num(r.get('score_rows_per_s'), '{:,.0f}')} | {sample} "
             f"| {_num(r.get('peak_rss_growth_mb'), '{:.0f}')} |")
+    for r in records:
+        kinds = r.get("column_kinds") or {}
+        if set(kinds) - {"continuous"}:
+            lines.append(f"\n{r['system']} modelled the columns as {kinds}: its score uses "
+                         f"log-probabilities for the non-continuous ones")
     return "\n".join(lines)
 
 
@@ -113,10 +119,10 @@ def ratio_table(records: list[Record], sets: list[dict[str, Any]], ref: str,
     return "\n".join(lines)
 
 
-def micro_table(results: dict[str, dict[str, float]]) -> str:
+def micro_table(results: dict[str, dict[str, float]], rows: int = 30_000) -> str:
     """Micro-benchmark; ratios are flowcli MAF time / peer time (below 1: flowcli faster)."""
     ref = results.get("flowcli-maf")
-    lines = ["| system | s/epoch (30k x 8) | log_prob rows/s (8-D) | sample rows/s (16-D) "
+    lines = [f"| system | s/epoch ({rows:,} x 8) | log_prob rows/s (8-D) | sample rows/s (16-D) "
              "| flowcli/peer time: train | log_prob | sample |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for kind, r in results.items():

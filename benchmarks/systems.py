@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from training import Recipe, batched_log_prob, fit_flow
 
 __all__ = ["SYSTEMS", "System", "make"]
@@ -128,8 +127,10 @@ class FlowcliApi(System):
         self.model = FlowModel.fit(df, seed=recipe.seed, device="cpu", epochs=recipe.max_epochs,
                                    max_seconds=recipe.max_seconds)
         t = self.model.training
+        kinds = [str(c.kind) for c in self.model.schema.columns]
         self.info.update(epochs=t["epochs"], best_epoch=t.get("best_epoch"),
-                         stopped=t.get("stopped"), train_seconds=t["seconds"])
+                         stopped=t.get("stopped"), train_seconds=t["seconds"],
+                         column_kinds={k: kinds.count(k) for k in sorted(set(kinds))})
 
     @staticmethod
     def _frame(x: np.ndarray) -> Any:
