@@ -329,6 +329,8 @@ def _print_schema(console: Console, fitted: FlowModel) -> None:
     for spec in fitted.schema.columns:
         table.add_row(spec.name, spec.kind, spec.dtype, spec.describe())
     console.print(table)
+    for note in fitted.schema.warnings(fitted.training["rows"]):
+        console.print(f"warning: {note}")
 
 
 def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> None:

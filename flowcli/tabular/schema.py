@@ -20,6 +20,7 @@ KINDS = ("continuous", "integer", "positive", "bounded", "categorical", "boolean
 NUMERIC_KINDS = ("continuous", "integer", "positive", "bounded")
 MISSING = ("error", "drop", "model")
 MAX_CATEGORIES = 100
+LATTICE = 50  # a continuous column with at most this many distinct values gets a warning
 
 
 def show(names: list[str], limit: int = 5) -> str:
@@ -54,9 +55,19 @@ class ColumnSpec:
     low: float | None = None
     high: float | None = None
     missing: float = 0.0
+    distinct: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def warning(self, rows: int) -> str | None:
+        """A note when a continuous column takes few distinct values (a lattice)."""
+        if self.kind in ("continuous", "positive", "bounded") and self.distinct is not None \
+                and self.distinct <= LATTICE and rows >= 20 * self.distinct:
+            return (f"column '{self.name}' takes only {self.distinct} distinct values in "
+                    f"{rows:,} rows: a continuous density spikes on them and its likelihood "
+                    f"means little; declare it --categorical {self.name} if they are codes")
+        return None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColumnSpec:
@@ -149,6 +160,10 @@ class Schema:
             raise DataError(f"{source}: no data rows (only a header)")
         return cls([_infer_column(df[name], name, source, overrides) for name in columns])
 
+    def warnings(self, rows: int) -> list[str]:
+        """Notes about columns that a continuous density fits poorly."""
+        return [w for c in self.columns if (w := c.warning(rows)) is not None]
+
     def check_columns(self, df: pd.DataFrame, source: str = "data") -> None:
         """Raise :class:`SchemaError` naming missing (and unexpected) columns."""
         missing = [n for n in self.names if n not in df.columns]
@@ -199,14 +214,16 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
             i = first(bad)
             raise DataError(f"{source}: column '{name}' is bounded to [{low:g}, {high:g}] but "
                             f"holds {numeric[i]:g} in row {rows[i]}")
-        return ColumnSpec(name, "bounded", dtype, lo, hi, low=low, high=high, missing=missing)
+        return ColumnSpec(name, "bounded", dtype, lo, hi, low=low, high=high, missing=missing,
+                          distinct=int(min(len(np.unique(numeric)), LATTICE + 1)))
     if name in overrides.positive:
         bad = numeric <= 0
         if bad.any():
             i = first(bad)
             raise DataError(f"{source}: column '{name}' is declared positive but holds "
                             f"{numeric[i]:g} in row {rows[i]}")
-        return ColumnSpec(name, "positive", dtype, lo, hi, missing=missing)
+        return ColumnSpec(name, "positive", dtype, lo, hi, missing=missing,
+                          distinct=int(min(len(np.unique(numeric)), LATTICE + 1)))
     if name in overrides.integer or pd.api.types.is_integer_dtype(series.dtype) or integral:
         if not integral:
             i = first(numeric != np.round(numeric))
@@ -220,7 +237,8 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
     if lo == hi:
         raise DataError(f"{source}: column '{name}' is constant ({lo:g} in every row), so it "
                         f"has no density; leave it out with --exclude {name}")
-    return ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing)
+    distinct = int(min(len(np.unique(numeric)), LATTICE + 1))
+    return ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
 
 
 def _labels(values: pd.Series) -> list[Any]:

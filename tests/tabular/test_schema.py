@@ -99,3 +99,16 @@ def test_check_columns_names_missing_and_unexpected() -> None:
     with pytest.raises(SchemaError, match=r"^new.csv: missing model column 'x'; columns not "
                                           r"seen in training: 'X'$"):
         schema.check_columns(df, "new.csv")
+
+
+def test_lattice_columns_get_a_warning() -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"level": rng.choice([0.25, 0.5, 0.75, 1.5], 400),
+                       "x": rng.normal(size=400)})
+    schema = Schema.infer(df)
+    assert schema.warnings(400) == [
+        "column 'level' takes only 4 distinct values in 400 rows: a continuous density spikes "
+        "on them and its likelihood means little; declare it --categorical level if they are "
+        "codes"
+    ]
+    assert schema.columns[1].warning(400) is None
