@@ -116,7 +116,12 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 @contextlib.contextmanager
 def _guard() -> Iterator[None]:
-    """Map expected failures to one stderr line and an exit code."""
+    """Map expected failures to one stderr line and an exit code.
+
+    SIGTERM is turned into an interrupt for the command's duration, so that a partly written
+    output file is removed and a fit saves its best model, as on Ctrl-C.
+    """
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
     except FlowcliError as exc:
@@ -135,6 +140,8 @@ def _guard() -> Iterator[None]:
         raise typer.Exit(130) from None
     except MemoryError:
         _fail("out of memory; use a smaller --batch-size")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fmt(value: Format | None) -> str | None:
@@ -270,7 +277,6 @@ def fit(
 ) -> None:
     """Learn the density of a table and write a model file."""
     console = _stderr(quiet)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     with _guard():
         from .api import FitConfig, FlowModel
         from .checkpoint import check_target
@@ -307,9 +313,9 @@ def fit(
             progress.stop()
         # a signal during the save must not leave a half-written file: the save is atomic,
         # and SIGTERM waits until it is done
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        handler = signal.signal(signal.SIGTERM, signal.SIG_IGN)
         fitted.save(output)
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, handler)
         info = fitted.info()
         if as_json:
             sys.stdout.write(json.dumps({"model_file": output, **info}, indent=2) + "\n")

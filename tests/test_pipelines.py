@@ -124,3 +124,23 @@ def test_sigkill_never_corrupts_and_resume_carries_on(fitted_model, tmp_path: Pa
            "$FLOWCLI info m.flow --json", tmp_path)
     assert r.returncode == 0, r.stderr
     assert '"epochs": 4' in r.stdout
+
+
+def test_sigterm_during_score_leaves_no_output(fitted_model, tmp_path: Path) -> None:
+    _, path, df = fitted_model
+    proc = subprocess.Popen([*FLOWCLI, "score", str(path), "-", "-o", "out.csv",
+                             "--batch-size", "10"], cwd=tmp_path, stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    proc.stdin.write(df.head(100).to_csv(index=False))  # rows arrive, then the input stalls
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    while not any(p.name.startswith(".out.csv.") for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline, "score never started writing"
+        time.sleep(0.1)
+    time.sleep(1)
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert err == "terminated\n"
+    assert list(tmp_path.iterdir()) == []
