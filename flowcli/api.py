@@ -46,8 +46,8 @@ class FitConfig:
     """Hyperparameters of ``fit``: architecture and optimization. Plain data only."""
 
     model: str = "maf"
-    layers: int = 5
-    hidden: int = 128
+    layers: int | None = None  # None: sized to the table (see ``sized``)
+    hidden: int | None = None
     depth: int = 2
     scale_bound: float = 5.0
     epochs: int = 1000
@@ -63,7 +63,7 @@ class FitConfig:
         if self.model not in ("maf", "realnvp"):
             raise UsageError(f"unknown model {self.model!r}; use maf or realnvp")
         for name in ("layers", "hidden", "depth", "epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         if not self.lr > 0:
             raise UsageError("--lr must be positive")
@@ -71,6 +71,17 @@ class FitConfig:
             raise UsageError("--val-fraction must be in [0, 1)")
         if self.missing not in MISSING:
             raise UsageError(f"--missing must be one of {', '.join(MISSING)}")
+
+
+SMALL_TABLE = 1000  # training rows under which the default flow is smaller
+
+
+def sized(config: FitConfig, train_rows: int) -> FitConfig:
+    """Fill in ``layers`` and ``hidden`` left unset: 5 layers of 128 units, or 3 of 32 for
+    tables under 1,000 training rows, where the larger flow overfits (benchmarks/README.md)."""
+    small = train_rows < SMALL_TABLE
+    return replace(config, layers=config.layers or (3 if small else 5),
+                   hidden=config.hidden or (32 if small else 128))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -199,6 +210,7 @@ class FlowModel:
             table = kept.reset_index(drop=True)
         schema = Schema.infer(table, columns, source, overrides)
         train_df, val_df = _split(table, config.val_fraction, seed, source)
+        config = sized(config, len(train_df))
         pre = Preprocessor.fit(schema, train_df)
         flow_config = {"kind": config.model, "layers": config.layers, "hidden": config.hidden,
                        "depth": config.depth, "scale_bound": config.scale_bound}

@@ -233,8 +233,11 @@ def fit(
     model: Annotated[ModelKind, typer.Option(
         "--model", help="maf: best densities, slower sampling; realnvp: fast both ways.")
     ] = ModelKind.maf,
-    layers: Annotated[int, typer.Option(min=1, help="Number of flow layers.")] = 5,
-    hidden: Annotated[int, typer.Option(min=1, help="Hidden units per network layer.")] = 128,
+    layers: Annotated[int | None, typer.Option(
+        min=1, show_default="5, or 3 under 1,000 rows", help="Number of flow layers.")] = None,
+    hidden: Annotated[int | None, typer.Option(
+        min=1, show_default="128, or 32 under 1,000 rows",
+        help="Hidden units per network layer.")] = None,
     epochs: Annotated[int | None, typer.Option(
         min=1, show_default="1000", help="Most passes over the data (counted across resumes).")
     ] = None,

@@ -148,3 +148,15 @@ def test_non_finite_loss_rolls_back_and_lowers_the_learning_rate() -> None:
     assert "non-finite loss" in notes[0]
     assert result.history[-1]["train_ll"] == result.history[-1]["train_ll"]  # finite, not NaN
     assert torch.isfinite(model.mu).all()
+
+
+def test_flow_size_follows_the_table_unless_given() -> None:
+    small = pd.DataFrame({"x": np.random.default_rng(0).normal(size=(300,)),
+                          "y": np.random.default_rng(1).normal(size=(300,))})
+    model = FlowModel.fit(small, seed=0, device="cpu", epochs=2)
+    assert (model.info()["model"]["layers"], model.info()["model"]["hidden"]) == (3, 32)
+    given = FlowModel.fit(small, seed=0, device="cpu", epochs=2, layers=2, hidden=8)
+    assert (given.info()["model"]["layers"], given.info()["model"]["hidden"]) == (2, 8)
+    big = pd.concat([small] * 4, ignore_index=True)
+    model = FlowModel.fit(big, seed=0, device="cpu", epochs=1)
+    assert (model.info()["model"]["layers"], model.info()["model"]["hidden"]) == (5, 128)
