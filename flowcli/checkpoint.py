@@ -93,6 +93,7 @@ def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write the model: {exc.strerror or exc}") from None
     try:
+        _default_mode(tmp)
         with os.fdopen(fd, "wb") as handle:
             torch.save(data, handle)
             handle.flush()
@@ -146,3 +147,10 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     if missing:
         raise ModelFileError(f"{path}: damaged model file (missing {', '.join(missing)})")
     return data
+
+
+def _default_mode(path: str) -> None:
+    """Give a temporary file the mode a new file gets (mkstemp makes it owner-only)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def test_save_load_round_trip_with_plain_types(tmp_path: Path) -> None:
     assert type(back["training"]["version"]) is str
     assert torch.equal(back["flow"]["state_dict"]["w"], data["flow"]["state_dict"]["w"])
     assert [p.name for p in tmp_path.iterdir()] == ["m.flow"]  # no temporary files left
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's owner-only mode
 
 
 def test_plain_refuses_objects() -> None:

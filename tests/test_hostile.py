@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,39 @@ def test_zero_rows_gives_a_header_only_table(workdir: Path,
     assert result.exit_code == 0 and result.stdout == "a,b,n\n"
     scored = CliRunner().invoke(app, ["score", "m.flow", "header.csv"])
     assert scored.exit_code == 0 and scored.stdout == "a,b,n,log_prob\n"
+
+
+def test_awkward_but_valid_tables_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Booleans with gaps in CSV, numbers kept as text, pandas categories with gaps."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    n = 200
+    flags = pd.Series(rng.random(n) < 0.5, dtype=object)
+    flags[::9] = None
+    pd.DataFrame({"x": rng.normal(size=n), "b": flags}).to_csv("boolgap.csv", index=False)
+    zips = pd.Series(rng.choice(["02139", "10001", "94105"], n), dtype="str")
+    pd.DataFrame({"x": rng.normal(size=n), "zip": zips}).to_parquet("zip.parquet")
+    cats = pd.Categorical(rng.choice(["a", "b"], n).astype(object))
+    cats[::4] = np.nan
+    pd.DataFrame({"x": rng.normal(size=n), "c": cats}).to_parquet("catgap.parquet")
+    for name, label in (("boolgap.csv", "b"), ("zip.parquet", "zip"), ("catgap.parquet", "c")):
+        fit = CliRunner().invoke(app, ["fit", name, "-o", "m.flow", "--epochs", "2", "-q",
+                                       "--missing", "model"], catch_exceptions=False)
+        assert fit.exit_code == 0, (name, fit.stderr)
+        out = CliRunner().invoke(app, ["sample", "m.flow", "-n", "300", "--seed", "0",
+                                       "-o", "s.parquet"], catch_exceptions=False)
+        assert out.exit_code == 0, (name, out.stderr)
+        synth = pd.read_parquet("s.parquet")
+        real = pd.read_parquet(name) if name.endswith("parquet") else pd.read_csv(name)
+        assert set(synth[label].dropna().astype(str)) <= set(real[label].dropna().astype(str))
+    assert pd.read_parquet("s.parquet")["c"].dtype == "category"
+
+
+def test_outputs_get_the_usual_file_mode(fitted_model, tmp_path: Path) -> None:
+    _, path, _ = fitted_model
+    result = CliRunner().invoke(app, ["sample", str(path), "-n", "3", "-o",
+                                      str(tmp_path / "s.csv")])
+    assert result.exit_code == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "s.csv").stat().st_mode & 0o777 == 0o666 & ~mask

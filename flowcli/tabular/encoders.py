@@ -205,6 +205,7 @@ class CategoricalEncoder(Encoder):
         return self
 
     def _codes(self, series: pd.Series) -> np.ndarray:
+        series = series.astype(object)  # a pandas category would refuse the codes below
         keys = series.map(_key, na_action="ignore")
         codes = keys.map(self._index)
         if self.spec.missing:

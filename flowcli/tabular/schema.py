@@ -190,7 +190,11 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
     values = series[present]
     rows = np.flatnonzero(present) + 1  # file row of each present value
 
-    is_bool = pd.api.types.is_bool_dtype(series.dtype)
+    # a CSV boolean column with gaps reads as objects
+    is_bool = pd.api.types.is_bool_dtype(series.dtype) or (
+        series.dtype == object
+        and bool(values.map(lambda v: isinstance(v, (bool, np.bool_))).all())
+    )
     text = not pd.api.types.is_numeric_dtype(series.dtype)
     if name in overrides.categorical or is_bool or (
         text and _is_categorical(values, rows, name, source)
@@ -257,6 +261,12 @@ def _is_categorical(values: pd.Series, rows: np.ndarray, name: str, source: str)
                         f"(day of week, hour, ...) or leave it out with --exclude {name}")
     numeric = pd.to_numeric(values, errors="coerce")
     parsed = numeric.notna().to_numpy()
+    if parsed.all():  # numbers kept as text on purpose (zip codes, codes with leading zeros)
+        if values.nunique() > MAX_CATEGORIES:
+            raise DataError(f"{source}: column '{name}' holds numbers stored as text (such as "
+                            f"{values.iloc[0]!r}); convert it to numbers, or leave it out with "
+                            f"--exclude {name}")
+        return True
     if parsed.mean() >= 0.5:  # numbers with a few typos, not labels
         i = first(~parsed)
         raise DataError(f"{source}: column '{name}' is not numeric: {values.iloc[i]!r} in "
