@@ -3,9 +3,11 @@
 from .autoregressive import MaskedAffineAutoregressive
 from .base import Compose, Inverse, Transform
 from .coupling import AffineCoupling, alternating_mask
+from .discrete import CategoricalChain
 from .distributions import StandardNormal
 from .elementwise import ContextStandardize, ElementwiseAffine
 from .flow import KINDS, Flow, build, maf, realnvp
+from .mixed import MixedDensity, build_mixed, rebuild_mixed
 from .nn import MADE, MLP, MaskedLinear
 
 __all__ = [
@@ -13,6 +15,7 @@ __all__ = [
     "MADE",
     "MLP",
     "AffineCoupling",
+    "CategoricalChain",
     "Compose",
     "ContextStandardize",
     "ElementwiseAffine",
@@ -20,10 +23,13 @@ __all__ = [
     "Inverse",
     "MaskedAffineAutoregressive",
     "MaskedLinear",
+    "MixedDensity",
     "StandardNormal",
     "Transform",
     "alternating_mask",
     "build",
+    "build_mixed",
     "maf",
     "realnvp",
+    "rebuild_mixed",
 ]

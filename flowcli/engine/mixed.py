@@ -24,7 +24,7 @@ from .discrete import CategoricalChain, one_hot
 from .elementwise import ContextStandardize
 from .flow import Flow, build
 
-__all__ = ["MixedDensity", "build_mixed"]
+__all__ = ["MixedDensity", "build_mixed", "rebuild_mixed"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -137,5 +137,3 @@ def rebuild_mixed(config: dict[str, Any]) -> MixedDensity:
     return build_mixed(config["continuous"], config["cardinalities"], config["flow"],
                        config["chain_hidden"])
 
-
-__all__ += ["rebuild_mixed"]

@@ -1,0 +1,60 @@
+"""The categorical chain and the mixed density are normalized distributions."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from flowcli.engine import CategoricalChain, build_mixed
+
+
+def randomize(module: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p))
+
+
+def test_chain_probabilities_sum_to_one_over_all_combinations() -> None:
+    chain = CategoricalChain([3, 2, 4], hidden=8).double()
+    randomize(chain)
+    combos = torch.tensor(list(itertools.product(range(3), range(2), range(4))),
+                          dtype=torch.float64)
+    probs = chain.log_prob(combos).exp()
+    torch.testing.assert_close(probs.sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert probs.std() > 0.001  # the random weights made it far from uniform
+
+
+def test_chain_samples_follow_its_probabilities() -> None:
+    chain = CategoricalChain([2, 3], hidden=8)
+    randomize(chain)
+    draws = chain.sample(40000, torch.Generator().manual_seed(0))
+    combos = torch.tensor(list(itertools.product(range(2), range(3))), dtype=torch.float32)
+    expected = chain.log_prob(combos).exp().detach()
+    observed = torch.stack([((draws == c).all(dim=1)).float().mean() for c in combos])
+    torch.testing.assert_close(observed, expected, atol=0.01, rtol=0)
+
+
+def test_mixed_density_integrates_to_one() -> None:
+    density = build_mixed(1, [3], {"kind": "maf", "layers": 2, "hidden": 8}).double()
+    randomize(density)
+    grid = torch.linspace(-40, 40, 40001, dtype=torch.float64)
+    step = float(grid[1] - grid[0])
+    total = 0.0
+    with torch.no_grad():
+        for c in range(3):
+            rows = torch.stack([grid, torch.full_like(grid, c)], dim=1)
+            total += float(density.log_prob(rows).exp().sum()) * step
+    assert abs(total - 1.0) < 1e-3, total
+
+
+def test_missing_value_fill_is_deterministic_in_eval_and_random_in_training() -> None:
+    density = build_mixed(2, [2], {"kind": "maf", "layers": 2, "hidden": 8})
+    randomize(density)
+    rows = torch.tensor([[0.3, float("nan"), 1.0]])
+    density.eval()
+    assert torch.equal(density.log_prob(rows), density.log_prob(rows))
+    assert torch.isfinite(density.log_prob(rows)).all()
+    density.train()
+    draws = torch.stack([density.log_prob(rows) for _ in range(5)])
+    assert draws.unique().numel() > 1
