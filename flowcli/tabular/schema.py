@@ -17,7 +17,6 @@ from ..errors import DataError, SchemaError
 __all__ = ["KINDS", "MISSING", "ColumnSpec", "Overrides", "Schema"]
 
 KINDS = ("continuous", "integer", "positive", "bounded", "categorical", "boolean")
-NUMERIC_KINDS = ("continuous", "integer", "positive", "bounded")
 MISSING = ("error", "drop", "model")
 MAX_CATEGORIES = 100
 LATTICE = 50  # a continuous column with at most this many distinct values gets a warning
