@@ -401,7 +401,7 @@ def score(
     threshold: Annotated[float | None, typer.Option(
         "--threshold", min=0.0, max=1.0, metavar="Q",
         help="Add 'anomaly': true for rows scoring below the Q-quantile of held-out training "
-             "rows (0.01 flags the least likely 1 %% of typical data).")] = None,
+             "rows (0.01 flags the least likely 1 % of typical data).")] = None,
     only_score: Annotated[bool, typer.Option(
         "--only-score", help="Write only the score columns, not the input rows.")] = False,
     unseen: Annotated[Unseen, typer.Option(
