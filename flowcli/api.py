@@ -346,11 +346,7 @@ class FlowModel:
         Extra columns are ignored; missing model columns raise :class:`SchemaError`. With
         ``unseen="floor"``, a category never seen in training is scored as the rarest one.
         """
-        self.preprocessor.set_unseen(unseen)
-        try:
-            x, logdet = self.preprocessor.encode(df, source, row_offset)
-        finally:
-            self.preprocessor.set_unseen("error")
+        x, logdet = self.preprocessor.encode(df, source, row_offset, unseen=unseen)
         values = self._map(self.density.log_prob, x) + logdet
         return pd.Series(values, index=df.index, name="log_prob")
 

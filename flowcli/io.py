@@ -133,14 +133,10 @@ def _iter_csv(path: str | os.PathLike[str], batch_size: int) -> Iterator[pd.Data
         reader = pd.read_csv(source, chunksize=batch_size, compression="infer"
                              if str(path) != "-" else None)
         with reader:
-            first = True
-            for chunk in reader:
-                if first:
+            for i, chunk in enumerate(reader):  # a header alone still yields one empty chunk
+                if i == 0:
                     _check_delimiter(chunk, path)
-                first = False
                 yield chunk
-            if first:  # a header with no rows yields no chunk
-                yield pd.DataFrame()
 
 
 def _iter_parquet(path: str | os.PathLike[str], batch_size: int) -> Iterator[pd.DataFrame]:

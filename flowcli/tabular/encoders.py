@@ -38,9 +38,13 @@ class Encoder:
     def fit(self, series: pd.Series) -> Encoder:
         return self
 
-    def encode(self, series: pd.Series, source: str, row_offset: int, position: float
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(continuous (B, cont), discrete (B, len(cards)), logdet (B,))``."""
+    def encode(self, series: pd.Series, source: str, row_offset: int, position: float,
+               unseen: str = "error") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(continuous (B, cont), discrete (B, len(cards)), logdet (B,))``.
+
+        ``position`` places integers in their dequantization cell; ``unseen`` is what a
+        categorical column does with a label never seen in training (``error`` or ``floor``).
+        """
         raise NotImplementedError
 
     def decode(self, cont: np.ndarray, disc: np.ndarray) -> pd.Series:
@@ -152,13 +156,11 @@ class NumericEncoder(Encoder):
                             f"{row_offset + i + 1}")
         return x, missing
 
-    def encode(self, series: pd.Series, source: str, row_offset: int, position: float
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def encode(self, series: pd.Series, source: str, row_offset: int, position: float,
+               unseen: str = "error") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, missing = self._values(series, source, row_offset)
-        filled = np.where(missing, self.mean if self.spec.kind != "positive" else 1.0, x)
-        if self.spec.kind == "bounded":
-            filled = np.where(missing, self.spec.low + 0.5 * (self.spec.high - self.spec.low),
-                              filled)
+        # gaps get any value inside the domain (their encoding is replaced by NaN below)
+        filled = np.where(missing, self._inverse(np.zeros(1))[0], x)
         u, logdet = self._forward(filled)
         if self.discrete:
             u = u + position
@@ -195,7 +197,6 @@ class CategoricalEncoder(Encoder):
         self.labels = list(spec.categories)
         self.cards = [len(self.labels)]
         self.counts = list(counts or [1] * len(self.labels))
-        self.unseen = "error"
         self._index = {_key(label): i for i, label in enumerate(self.labels)}
 
     def fit(self, series: pd.Series) -> CategoricalEncoder:
@@ -212,8 +213,8 @@ class CategoricalEncoder(Encoder):
             codes = codes.where(series.notna(), self._index[_key(None)])
         return codes.to_numpy(dtype=np.float64, na_value=np.nan)
 
-    def encode(self, series: pd.Series, source: str, row_offset: int, position: float
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def encode(self, series: pd.Series, source: str, row_offset: int, position: float,
+               unseen: str = "error") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         codes = self._codes(series)
         bad = np.isnan(codes)
         if bad.any():
@@ -222,7 +223,7 @@ class CategoricalEncoder(Encoder):
             if pd.isna(value):
                 raise DataError(f"{source}: column '{self.spec.name}' has a missing value in "
                                 f"row {row_offset + i + 1}")
-            if self.unseen != "floor":
+            if unseen != "floor":
                 raise DataError(
                     f"{source}: column '{self.spec.name}' holds {value!r} in row "
                     f"{row_offset + i + 1}, a value never seen in training; use --unseen floor "

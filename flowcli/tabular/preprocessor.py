@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .encoders import CategoricalEncoder, Encoder, make_encoder
+from .encoders import Encoder, make_encoder
 from .schema import Schema
 
 __all__ = ["Preprocessor"]
@@ -55,24 +55,19 @@ class Preprocessor:
         cont = [e.width for e in self.encoders if e.cont]
         return np.array(cont + [0.0] * len(self.cardinalities))
 
-    def set_unseen(self, policy: str) -> None:
-        """``error`` or ``floor``: what scoring does with a label never seen in training."""
-        for e in self.encoders:
-            if isinstance(e, CategoricalEncoder):
-                e.unseen = policy
-
     def encode(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0,
-               position: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+               position: float = 0.5, unseen: str = "error") -> tuple[np.ndarray, np.ndarray]:
         """Encoded rows ``(B, dim)`` and the encoding's log-determinant per row ``(B,)``.
 
         ``position`` in [0, 1) places integer values in their dequantization cell (0.5: the
         centre, used for scoring; 0: the corner, to which training adds uniform noise).
+        ``unseen="floor"`` scores a label never seen in training as the rarest training label.
         """
         self.schema.check_columns(df, source)
         cont, disc = [], []
         logdet = np.zeros(len(df))
         for e in self.encoders:
-            c, d, ld = e.encode(df[e.spec.name], source, row_offset, position)
+            c, d, ld = e.encode(df[e.spec.name], source, row_offset, position, unseen)
             cont.append(c)
             disc.append(d)
             logdet = logdet + ld

@@ -111,8 +111,7 @@ def test_unseen_category_is_an_error_or_the_rarest_label() -> None:
     with pytest.raises(DataError, match=r"^new.csv: column 'c' holds 'q' in row 12, a value "
                                         r"never seen in training; use --unseen floor"):
         pre.encode(new, "new.csv", row_offset=10)
-    pre.set_unseen("floor")
-    x, _ = pre.encode(new)
+    x, _ = pre.encode(new, unseen="floor")
     assert x[:, 0].tolist() == [0.0, 1.0]  # 'b' is the rarest
 
 
