@@ -359,6 +359,18 @@ class FlowModel:
             yield chunk, self.score(chunk, source, offset, unseen)
             offset += len(chunk)
 
+    def scored_table(self, chunk: pd.DataFrame, scores: pd.Series, *, percentile: bool = False,
+                     cutoff: float | None = None, only_score: bool = False) -> pd.DataFrame:
+        """What ``flowcli score`` writes: the rows (none with ``only_score``) and ``log_prob``,
+        then ``percentile`` if asked, and ``anomaly`` (score below ``cutoff``) if given."""
+        out = chunk[[]].copy() if only_score else chunk.copy()
+        out["log_prob"] = scores.to_numpy()
+        if percentile:
+            out["percentile"] = self.percentile(scores)
+        if cutoff is not None:
+            out["anomaly"] = scores.to_numpy() < cutoff
+        return out
+
     def percentile(self, scores: np.ndarray | pd.Series) -> np.ndarray:
         """Share of held-out training rows (in %) that scored lower than each score."""
         q = np.asarray(self.training.get("score_quantiles") or [], dtype=np.float64)

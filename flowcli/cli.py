@@ -433,18 +433,14 @@ def score(
         chunks = iter_tables(data, _fmt(fmt), batch_size)
         with TableWriter(output, _fmt(output_format)) as writer:
             for chunk, scores in fitted.score_batches(chunks, source, unseen.value):
-                out = chunk[[]].copy() if only_score else chunk.copy()
-                out["log_prob"] = scores.to_numpy()
-                if percentile:
-                    out["percentile"] = fitted.percentile(scores)
-                if cutoff is not None:
-                    out["anomaly"] = scores.to_numpy() < cutoff
-                    flagged += int(out["anomaly"].sum())
+                out = fitted.scored_table(chunk, scores, percentile=percentile, cutoff=cutoff,
+                                          only_score=only_score)
+                flagged += int(out["anomaly"].sum()) if cutoff is not None else 0
                 writer.write(out)
         if not quiet and output != "-":
             _stderr().print(f"scored {writer.rows:,} rows into {output}")
         if cutoff is not None and (not quiet or fail_on_anomaly):
-            _stderr(quiet and not fail_on_anomaly).print(
+            _stderr().print(
                 f"{flagged:,} of {writer.rows:,} rows flagged as anomalies "
                 f"(log_prob below {cutoff:.4g}, the {threshold:g} quantile of held-out rows)")
         if fail_on_anomaly and flagged:
