@@ -28,7 +28,7 @@ import torch
 from . import __version__, checkpoint
 from .engine.mixed import MixedDensity, build_mixed, rebuild_mixed
 from .errors import DataError, ModelFileError, SchemaError, UsageError
-from .tabular import MISSING, Overrides, Preprocessor, Schema
+from .tabular import MISSING, Encoder, Overrides, Preprocessor, Schema
 from .train import EpochReport, TrainConfig, TrainResult, fit_chain, train
 
 __all__ = ["FitConfig", "FlowModel", "latent_columns", "resolve_device"]
@@ -202,12 +202,11 @@ class FlowModel:
         dev = resolve_device(device)
         seed = secrets.randbelow(2**31) if seed is None else int(seed)
         overrides = replace(overrides or Overrides(), missing=config.missing)
-        table = data if columns is None else data[[c for c in columns if c in data.columns]]
-        dropped = 0
+        table, dropped = data, 0
         if config.missing == "drop":
-            kept = table.dropna()
-            dropped = len(table) - len(kept)
-            table = kept.reset_index(drop=True)
+            used = [c for c in (columns or data.columns) if c in data.columns]
+            table = data.dropna(subset=used).reset_index(drop=True)
+            dropped = len(data) - len(table)
         schema = Schema.infer(table, columns, source, overrides)
         train_df, val_df = _split(table, config.val_fraction, seed, source)
         config = sized(config, len(train_df))
@@ -421,14 +420,14 @@ class FlowModel:
         """Columns of a latent table: ``z_0 .. z_{D-1}``, then the discrete columns as is."""
         return latent_columns(self.preprocessor.continuous) + self._discrete_names()
 
+    def _discrete_parts(self) -> list[tuple[str, Encoder]]:
+        """Each discrete dim's latent-table column and encoder: a categorical column keeps
+        its name, a numeric column's gap indicator is ``<column>_missing``."""
+        return [(e.spec.name if e.cont == 0 else f"{e.spec.name}_missing", e)
+                for e in self.preprocessor.encoders if e.cards]
+
     def _discrete_names(self) -> list[str]:
-        names = []
-        for e in self.preprocessor.encoders:
-            if e.cont == 0:
-                names.append(e.spec.name)
-            elif e.cards:
-                names.append(f"{e.spec.name}_missing")
-        return names
+        return [name for name, _ in self._discrete_parts()]
 
     def to_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
                   ) -> pd.DataFrame:
@@ -440,14 +439,8 @@ class FlowModel:
         x, _ = self.preprocessor.encode(df, source, row_offset)
         z = self._map(self._double().to_latent, x, torch.float64)
         out = pd.DataFrame(z, columns=latent_columns(z.shape[1]), index=df.index)
-        d = self.preprocessor.continuous
-        for name, e in zip(self._discrete_names(), (e for e in self.preprocessor.encoders
-                                                     if e.cards), strict=True):
-            if e.cont:
-                out[name] = x[:, d] > 0.5
-            else:
-                out[name] = df[name].to_numpy()
-            d += 1
+        for d, (name, e) in enumerate(self._discrete_parts(), self.preprocessor.continuous):
+            out[name] = x[:, d] > 0.5 if e.cont else df[name].to_numpy()
         return out
 
     def from_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
@@ -467,13 +460,9 @@ class FlowModel:
             r, c = np.argwhere(bad)[0]
             raise DataError(f"{source}: column '{zs[c]}' holds {df[zs[c]].iloc[r]!r} in row "
                             f"{row_offset + r + 1}; latent values must be finite numbers")
-        disc = []
-        for name, e in zip(self._discrete_names(), (e for e in self.preprocessor.encoders
-                                                     if e.cards), strict=True):
-            if e.cont:
-                disc.append(df[name].astype(bool).to_numpy(dtype=np.float64))
-            else:
-                disc.append(e.encode(df[name], source, row_offset, 0.5)[1][:, 0])
+        disc = [df[name].astype(bool).to_numpy(dtype=np.float64) if e.cont
+                else e.encode(df[name], source, row_offset, 0.5)[1][:, 0]
+                for name, e in self._discrete_parts()]
         codes = np.stack(disc, axis=1) if disc else np.zeros((len(df), 0))
         with torch.inference_mode():
             dens = self._double()

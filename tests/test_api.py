@@ -160,3 +160,8 @@ def test_flow_size_follows_the_table_unless_given() -> None:
     big = pd.concat([small] * 4, ignore_index=True)
     model = FlowModel.fit(big, seed=0, device="cpu", epochs=1)
     assert (model.info()["model"]["layers"], model.info()["model"]["hidden"]) == (5, 128)
+
+
+def test_unknown_columns_are_named_against_the_whole_table(gaussian_table: pd.DataFrame) -> None:
+    with pytest.raises(SchemaError, match=r"no column 'zz'; the columns are 'a', 'b', 'n'"):
+        FlowModel.fit(gaussian_table, columns=["a", "zz"], missing="drop")
