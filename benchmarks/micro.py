@@ -1,16 +1,29 @@
 """Pure speed at equal architecture: flowcli MAF vs zuko MAF vs nflows MAF.
 
 Every flow has 5 MADE layers with 2 hidden layers of 128 units. Measured on random standard
-normal rows: seconds per training epoch (30,000 x 8, batch 512, Adam, no validation; the median
-over epochs after one warm-up epoch), ``log_prob`` rows per second (30,000 x 8 in 4,096-row
-batches, no gradients, best of several), and sampling rows per second in 16 dimensions (10,000
-rows per call, best of several). Models are untrained: speed does not depend on the weights.
+normal rows: seconds per training epoch (30,000 x 8, batch 512, no validation), ``log_prob``
+rows per second (30,000 x 8 in 4,096-row batches, no gradients), and sampling rows per second
+in 16 dimensions (10,000 rows per call). Models are untrained: speed does not depend on the
+weights.
+
+The systems take turns: each round times one epoch (or one ``log_prob`` pass, or one sampling
+call) of every system in a row, and each figure is the median over the rounds after a warm-up
+round. Timing one system after another instead let slow drifts of the machine (other
+processes, frequency, memory layout after training) land on one system, which moved ratios by
+20 % from run to run.
+
+Two flowcli rows: ``flowcli-maf`` is flowcli's engine in the same plain Adam loop as the
+peers (the engine against the engines), ``flowcli-train`` is the same flow trained by
+``flowcli.train.train``, the loop behind ``flowcli fit`` (fused Adam, gradient clipping and
+the non-finite checks included). Its ``log_prob`` and sampling are the engine's, so they are
+not repeated.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from systems import build_flow
@@ -18,76 +31,109 @@ from training import batched_log_prob
 
 __all__ = ["MICRO_SYSTEMS", "run_micro"]
 
-MICRO_SYSTEMS = ("flowcli-maf", "zuko-maf", "nflows-maf")
+MICRO_SYSTEMS = ("flowcli-maf", "flowcli-train", "zuko-maf", "nflows-maf")
 
 
-def _epoch_seconds(kind: str, x: Any, epochs: int) -> float:
+def _plain_epoch(kind: str, x: Any) -> Callable[[], None]:
+    """One epoch of the canonical loop: shuffle, batches of 512, Adam, nothing else."""
     import torch
 
     torch.manual_seed(0)
     module, log_prob, _ = build_flow(kind, x.shape[1])
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
-    times = []
-    for _ in range(epochs + 1):  # the first epoch is a warm-up
-        tick = time.perf_counter()
+
+    def epoch() -> None:
         order = torch.randperm(x.shape[0], generator=generator)
         for i in range(0, x.shape[0], 512):
             loss = -log_prob(x[order[i:i + 512]]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        times.append(time.perf_counter() - tick)
-    return statistics.median(times[1:])
+
+    return epoch
 
 
-def _best_rate(fn: Any, rows: int, repeats: int) -> float:
-    fn()  # warm-up
-    best = min(_timed(fn) for _ in range(repeats))
-    return rows / best
+def _flowcli_epoch(x: Any) -> Callable[[], None]:
+    """One epoch of ``flowcli.train.train``, carried on from the previous one."""
+    import torch
+
+    from flowcli.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    module, _, _ = build_flow("flowcli-maf", x.shape[1])
+    generator = torch.Generator().manual_seed(0)
+    state: dict[str, Any] = {}
+
+    def epoch() -> None:
+        config = TrainConfig(epochs=int(state.get("epoch", 0)) + 1, batch_size=512)
+        result = train(module, x, x[:0], config=config, generator=generator, resume=state)
+        state.update(result.resume_state())
+
+    return epoch
 
 
-def _timed(fn: Any) -> float:
+def _timed(fn: Callable[[], Any]) -> float:
     tick = time.perf_counter()
     fn()
     return time.perf_counter() - tick
 
 
-def _measure(kind: str, x8: Any, epochs: int, repeats: int, sample_rows: int
-             ) -> dict[str, float]:
-    import torch
-
-    out = {"sec_per_epoch": _epoch_seconds(kind, x8, epochs)}
-    torch.manual_seed(0)
-    module, log_prob, _ = build_flow(kind, 8)
-    module.eval()
-    with torch.no_grad():
-        out["log_prob_rows_per_s"] = _best_rate(lambda: batched_log_prob(log_prob, x8),
-                                                x8.shape[0], repeats)
-    torch.manual_seed(0)
-    module16, _, sample16 = build_flow(kind, 16)
-    module16.eval()
-    with torch.no_grad():
-        out["sample16_rows_per_s"] = _best_rate(lambda: sample16(sample_rows), sample_rows,
-                                                repeats)
-    return {k: float(v) for k, v in out.items()}
+def _rounds(jobs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each job, the jobs taking turns; the first round is a warm-up."""
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for r in range(rounds + 1):
+        for name, job in jobs.items():
+            seconds = _timed(job)
+            if r:
+                times[name].append(seconds)
+    return times
 
 
-def run_micro(rows: int = 30_000, epochs: int = 3, repeats: int = 5,
+def run_micro(rows: int = 30_000, epochs: int = 5, repeats: int = 9,
               sample_rows: int = 10_000, threads: int = 1) -> dict[str, dict[str, Any]]:
-    """``{system: {"sec_per_epoch", "log_prob_rows_per_s", "sample16_rows_per_s"}}``."""
+    """``{system: {"sec_per_epoch", "log_prob_rows_per_s", "sample16_rows_per_s"}}``.
+
+    ``epochs`` and ``repeats`` are the numbers of timed rounds (medians are reported).
+    """
     import torch
 
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
     x8 = torch.randn(rows, 8, generator=gen)
     results: dict[str, dict[str, Any]] = {}
+    train_jobs: dict[str, Callable[[], Any]] = {}
+    score_jobs: dict[str, Callable[[], Any]] = {}
+    sample_jobs: dict[str, Callable[[], Any]] = {}
     for kind in MICRO_SYSTEMS:
         try:
-            results[kind] = _measure(kind, x8, epochs, repeats, sample_rows)
+            if kind == "flowcli-train":
+                train_jobs[kind] = _flowcli_epoch(x8)
+                continue
+            train_jobs[kind] = _plain_epoch(kind, x8)
+            torch.manual_seed(0)
+            module, log_prob, _ = build_flow(kind, 8)
+            module.eval()
+            score_jobs[kind] = (lambda lp: lambda: batched_log_prob(lp, x8))(log_prob)
+            torch.manual_seed(0)
+            module16, _, sample16 = build_flow(kind, 16)
+            module16.eval()
+            sample_jobs[kind] = (lambda s: lambda: s(sample_rows))(sample16)
         except Exception as exc:  # noqa: BLE001 - report and go on with the other systems
             results[kind] = {"error": f"{type(exc).__name__}: {exc}"}
-    return results
+            for jobs in (train_jobs, score_jobs, sample_jobs):
+                jobs.pop(kind, None)
+    for name, times in _rounds(train_jobs, epochs).items():
+        results.setdefault(name, {})["sec_per_epoch"] = statistics.median(times)
+    with torch.no_grad():
+        for name, times in _rounds(score_jobs, repeats).items():
+            results[name]["log_prob_rows_per_s"] = rows / statistics.median(times)
+            results[name]["log_prob_rows_per_s_best"] = rows / min(times)
+        for name, times in _rounds(sample_jobs, repeats).items():
+            results[name]["sample16_rows_per_s"] = sample_rows / statistics.median(times)
+            results[name]["sample16_rows_per_s_best"] = sample_rows / min(times)
+    return {name: {k: float(v) for k, v in r.items()} if "error" not in r else r
+            for name, r in results.items()}
 
 
 if __name__ == "__main__":
