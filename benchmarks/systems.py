@@ -20,7 +20,7 @@ from training import Recipe, batched_log_prob, fit_flow
 __all__ = ["SYSTEMS", "System", "make"]
 
 LAYERS, HIDDEN, DEPTH = 5, 128, 2
-SYSTEMS = ("flowcli-maf", "flowcli-realnvp", "flowcli-api", "zuko-maf", "zuko-nsf",
+SYSTEMS = ("flowcli-maf", "flowcli-realnvp", "flowcli-api", "flowcli-nsf", "zuko-maf", "zuko-nsf",
            "nflows-maf", "gmm")
 GMM_COMPONENTS = (1, 2, 5, 10, 20)
 
@@ -116,16 +116,22 @@ class EngineFlow(System):
 
 
 class FlowcliApi(System):
-    """``FlowModel.fit(df, seed=0, device="cpu")``: the defaults, with only the time caps set."""
+    """``FlowModel.fit(df, seed=0, device="cpu")``: the defaults, with only the time caps set.
 
-    name = "flowcli-api"
+    ``flowcli-nsf`` is the same with ``model="nsf"`` (``flowcli fit --model nsf``).
+    """
+
+    def __init__(self, name: str = "flowcli-api", **options: Any) -> None:
+        super().__init__()
+        self.name = name
+        self.options = options
 
     def fit(self, train: np.ndarray, val: np.ndarray, recipe: Recipe) -> None:
         from flowcli import FlowModel
 
         df = self._frame(np.concatenate([train, val]))
         self.model = FlowModel.fit(df, seed=recipe.seed, device="cpu", epochs=recipe.max_epochs,
-                                   max_seconds=recipe.max_seconds)
+                                   max_seconds=recipe.max_seconds, **self.options)
         t = self.model.training
         kinds = [str(c.kind) for c in self.model.schema.columns]
         self.info.update(epochs=t["epochs"], best_epoch=t.get("best_epoch"),
@@ -182,6 +188,8 @@ def make(name: str) -> System:
     """A fresh adapter for a system name from :data:`SYSTEMS`."""
     if name == "flowcli-api":
         return FlowcliApi()
+    if name == "flowcli-nsf":
+        return FlowcliApi(name, model="nsf")
     if name == "gmm":
         return Gmm()
     if name in SYSTEMS:

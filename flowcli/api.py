@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from . import __version__, checkpoint
+from .engine.flow import KINDS
 from .engine.mixed import MixedDensity, build_mixed, rebuild_mixed
 from .errors import DataError, ModelFileError, SchemaError, UsageError
 from .tabular import MISSING, Encoder, Overrides, Preprocessor, Schema
@@ -60,8 +61,8 @@ class FitConfig:
     missing: str = "error"
 
     def check(self) -> None:
-        if self.model not in ("maf", "realnvp"):
-            raise UsageError(f"unknown model {self.model!r}; use maf or realnvp")
+        if self.model not in KINDS:
+            raise UsageError(f"unknown model {self.model!r}; use {', '.join(KINDS)}")
         for name in ("layers", "hidden", "depth", "epochs", "batch_size", "patience"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")

@@ -44,6 +44,7 @@ app = typer.Typer(
 class ModelKind(str, Enum):
     maf = "maf"
     realnvp = "realnvp"
+    nsf = "nsf"
 
 
 class Device(str, Enum):
@@ -231,7 +232,9 @@ def fit(
     output: Annotated[str, typer.Option("--output", "-o", metavar="MODEL",
                                         help="Where to write the model file.")],
     model: Annotated[ModelKind, typer.Option(
-        "--model", help="maf: best densities, slower sampling; realnvp: fast both ways.")
+        "--model", help="maf: affine autoregressive, one pass to score, one per column to "
+        "sample; realnvp: one pass both ways; nsf: spline autoregressive, for skewed or "
+        "multi-modal columns, slower.")
     ] = ModelKind.maf,
     layers: Annotated[int | None, typer.Option(
         min=1, show_default="5, or 3 under 1,000 rows", help="Number of flow layers.")] = None,
@@ -512,8 +515,10 @@ def _print_info(data: dict[str, Any], path: str) -> None:
     summary = Table(show_header=False, box=None, pad_edge=False)
     summary.add_column(style="bold")
     summary.add_column()
+    shape = (f"{m['bins']} spline bins on [-{m['bound']:g}, {m['bound']:g}]" if "bins" in m
+             else f"log-scale bound {m['scale_bound']:g}")
     summary.add_row("flow", f"{m['kind']}: {m['layers']} layers, {m['depth']} x {m['hidden']} "
-                            f"hidden, log-scale bound {m['scale_bound']:g}")
+                            f"hidden, {shape}")
     if m["categorical_variables"]:
         summary.add_row("categories", f"{m['categorical_variables']} categorical variables "
                                       f"(exact probabilities; the flow is conditioned on them)")

@@ -6,9 +6,10 @@ from .coupling import AffineCoupling, alternating_mask
 from .discrete import CategoricalChain
 from .distributions import StandardNormal
 from .elementwise import ContextStandardize, ElementwiseAffine
-from .flow import KINDS, Flow, build, maf, realnvp
+from .flow import KINDS, Flow, build, maf, nsf, realnvp
 from .mixed import MixedDensity, build_mixed, rebuild_mixed
 from .nn import MADE, MLP, MaskedLinear
+from .spline import ElementwiseSpline, MaskedSplineAutoregressive, rational_quadratic
 
 __all__ = [
     "KINDS",
@@ -19,10 +20,12 @@ __all__ = [
     "Compose",
     "ContextStandardize",
     "ElementwiseAffine",
+    "ElementwiseSpline",
     "Flow",
     "Inverse",
     "MaskedAffineAutoregressive",
     "MaskedLinear",
+    "MaskedSplineAutoregressive",
     "MixedDensity",
     "StandardNormal",
     "Transform",
@@ -30,6 +33,8 @@ __all__ = [
     "build",
     "build_mixed",
     "maf",
+    "nsf",
+    "rational_quadratic",
     "realnvp",
     "rebuild_mixed",
 ]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from flowcli import FlowModel
-from flowcli.engine import Flow, build, maf, realnvp
+from flowcli.engine import Flow, build, maf, nsf, realnvp
 
 
 def banana(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -31,7 +31,7 @@ def quick_fit(flow: Flow, x: torch.Tensor, steps: int = 400) -> Flow:
     return flow.eval()
 
 
-@pytest.mark.parametrize("builder", [maf, realnvp])
+@pytest.mark.parametrize("builder", [maf, realnvp, nsf])
 def test_fitted_2d_density_integrates_to_one(builder) -> None:
     x = banana(4000, torch.Generator().manual_seed(0))
     flow = quick_fit(builder(2, layers=4, hidden=32), x)
@@ -70,7 +70,7 @@ def test_gaussian_fit_reaches_the_true_log_likelihood() -> None:
     assert abs(gap) < 0.05, gap
 
 
-@pytest.mark.parametrize("builder", [maf, realnvp])
+@pytest.mark.parametrize("builder", [maf, realnvp, nsf])
 @pytest.mark.parametrize("features", [1, 3])
 def test_build_from_config_reproduces_log_prob_bit_for_bit(builder, features: int) -> None:
     flow = builder(features, layers=3, hidden=16)
@@ -107,3 +107,17 @@ def test_conditional_flow_samples_and_scores_with_context() -> None:
     ctx = torch.ones(6, 1)
     x = flow.sample(6, context=ctx)
     assert flow.log_prob(x, ctx).shape == (6,)
+
+
+def test_fitted_1d_spline_density_integrates_to_one_and_is_bimodal() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(2000, 1, generator=g) * 0.4 - 1.5,
+                   torch.randn(2000, 1, generator=g) * 0.4 + 1.5])
+    flow = quick_fit(nsf(1), x, steps=600)
+    grid = torch.linspace(-12, 12, 24001)[:, None]
+    with torch.no_grad():
+        density = flow.log_prob(grid).exp()
+    assert abs(float(density.sum() * (24 / 24000)) - 1.0) < 1e-3
+    # two modes with a dip between them, which no single affine layer can give
+    at = {v: float(density[int((v + 12) * 1000)]) for v in (-1.5, 0.0, 1.5)}
+    assert at[0.0] < 0.5 * min(at[-1.5], at[1.5]), at

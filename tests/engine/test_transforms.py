@@ -13,12 +13,15 @@ from flowcli.engine import (
     Compose,
     ContextStandardize,
     ElementwiseAffine,
+    ElementwiseSpline,
     Inverse,
     MaskedAffineAutoregressive,
+    MaskedSplineAutoregressive,
     Transform,
     alternating_mask,
     build,
     maf,
+    nsf,
     realnvp,
 )
 
@@ -38,8 +41,13 @@ LAYERS: dict[str, Factory] = {
     "inverse": lambda d, c: Inverse(MaskedAffineAutoregressive(d, None, 16, 2, c)),
     "flow-maf": lambda d, c: maf(d, 3, 16, 2, c).transform,
     "flow-realnvp": lambda d, c: realnvp(d, 3, 16, 2, c).transform,
+    # bound 3 with inputs of scale 2: some rows fall in the identity tails, most in the splines
+    "spline-ar": lambda d, c: MaskedSplineAutoregressive(d, torch.randperm(d), 16, 2, c, 5, 3.0),
+    "spline-elementwise": lambda d, c: ElementwiseSpline(d, 16, 2, c, 4, 3.0),
+    "flow-nsf": lambda d, c: nsf(d, 3, 16, 2, c, bins=6, bound=3.0).transform,
 }
-ONE_D = {"elementwise", "context-standardize", "flow-maf", "flow-realnvp"}
+ONE_D = {"elementwise", "context-standardize", "flow-maf", "flow-realnvp", "spline-elementwise",
+         "flow-nsf"}
 NEEDS_CONTEXT = {"context-standardize"}
 
 CASES = [
@@ -178,3 +186,27 @@ def test_context_standardize_starts_at_each_categorys_mean_and_spread() -> None:
     for k in range(3):
         zk = z[labels[seen] == k, 0]
         assert abs(float(zk.mean())) < 0.05 and abs(float(zk.std()) - 1.0) < 0.1
+
+
+@pytest.mark.parametrize("kind", ["nsf-ar", "nsf-1d"])
+def test_splines_start_as_identity(kind: str) -> None:
+    flow = nsf(4 if kind == "nsf-ar" else 1, 3, 16)
+    x = torch.randn(50, flow.features) * 3
+    z, ladj = flow.transform(x)
+    torch.testing.assert_close(z, x, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ladj, torch.zeros(50), rtol=0, atol=1e-5)
+
+
+def test_spline_is_monotone_inside_and_the_identity_outside() -> None:
+    t = randomize(ElementwiseSpline(1, bins=6, bound=2.0)).double()
+    with torch.no_grad():
+        t.raw.mul_(10)  # sharp bins
+    x = torch.linspace(-4, 4, 4001, dtype=torch.float64)[:, None]
+    z, ladj = t(x)
+    assert torch.all(z[1:] > z[:-1])
+    outside = x[:, 0].abs() > 2.0
+    torch.testing.assert_close(z[outside], x[outside], rtol=0, atol=0)
+    assert torch.all(ladj[outside] == 0)
+    # the ends of the spline meet the identity: continuous at +-bound
+    edge = t(torch.tensor([[-2.0], [2.0]], dtype=torch.float64))[0]
+    torch.testing.assert_close(edge[:, 0], torch.tensor([-2.0, 2.0], dtype=torch.float64))
