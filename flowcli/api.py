@@ -213,7 +213,8 @@ class FlowModel:
         config = sized(config, len(train_df))
         pre = Preprocessor.fit(schema, train_df)
         flow_config = {"kind": config.model, "layers": config.layers, "hidden": config.hidden,
-                       "depth": config.depth, "scale_bound": config.scale_bound}
+                       "depth": config.depth, "scale_bound": config.scale_bound,
+                       "whiten": True}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             density = build_mixed(pre.continuous, pre.cardinalities, flow_config).to(dev)

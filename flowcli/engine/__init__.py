@@ -6,6 +6,7 @@ from .coupling import AffineCoupling, alternating_mask
 from .discrete import CategoricalChain
 from .distributions import StandardNormal
 from .elementwise import ContextStandardize, ElementwiseAffine
+from .linear import Whiten
 from .flow import KINDS, Flow, build, maf, nsf, realnvp
 from .mixed import MixedDensity, build_mixed, rebuild_mixed
 from .nn import MADE, MLP, MaskedLinear
@@ -29,6 +30,7 @@ __all__ = [
     "MixedDensity",
     "StandardNormal",
     "Transform",
+    "Whiten",
     "alternating_mask",
     "build",
     "build_mixed",

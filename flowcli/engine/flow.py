@@ -16,6 +16,7 @@ from .base import Compose, Transform, check_inputs
 from .coupling import AffineCoupling, alternating_mask
 from .distributions import StandardNormal
 from .elementwise import ContextStandardize, ElementwiseAffine
+from .linear import Whiten
 from .spline import ElementwiseSpline, MaskedSplineAutoregressive
 
 __all__ = ["KINDS", "Flow", "build", "maf", "nsf", "realnvp"]
@@ -95,6 +96,16 @@ def _conditional_scaling(features: int, hidden: int, context_features: int,
     return [ContextStandardize(features, context_features, scale_bound)]
 
 
+def _assemble(first: list[Transform], whiten: bool, features: int, context_features: int,
+              layers: list[Transform]) -> Transform:
+    """``first`` (per-context scaling), then the whitening layer if asked, then ``layers``.
+
+    A lone one-feature layer is not wrapped, as in model files written before whitening.
+    """
+    steps = first + ([Whiten(features, context_features)] if whiten else []) + layers
+    return steps[0] if features == 1 and len(steps) == 1 else Compose(*steps)
+
+
 def realnvp(
     features: int,
     layers: int = 5,
@@ -102,23 +113,26 @@ def realnvp(
     depth: int = 2,
     context_features: int = 0,
     scale_bound: float = 5.0,
+    whiten: bool = False,
 ) -> Flow:
     """RealNVP: affine couplings with alternating checkerboard masks.
 
     With one feature, coupling means nothing and a single per-feature affine layer is used.
+    ``whiten`` puts a :class:`Whiten` layer first (set it with ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
     config = dict(kind="realnvp", features=features, layers=layers, hidden=hidden, depth=depth,
-                  context_features=context_features, scale_bound=scale_bound)
+                  context_features=context_features, scale_bound=scale_bound, whiten=whiten)
     if features == 1:
-        return Flow(ElementwiseAffine(1, hidden, depth, context_features, scale_bound), config)
-    steps: list[Transform] = _conditional_scaling(features, hidden, context_features, scale_bound)
-    steps += [
+        body = [ElementwiseAffine(1, hidden, depth, context_features, scale_bound)]
+        return Flow(_assemble([], whiten, 1, context_features, body), config)
+    first = _conditional_scaling(features, hidden, context_features, scale_bound)
+    body: list[Transform] = [
         AffineCoupling(features, alternating_mask(features, i), hidden, depth,
                        context_features, scale_bound)
         for i in range(layers)
     ]
-    return Flow(Compose(*steps), config)
+    return Flow(_assemble(first, whiten, features, context_features, body), config)
 
 
 def _reversing_orders(features: int, layers: int) -> list[list[int]]:
@@ -134,11 +148,13 @@ def maf(
     context_features: int = 0,
     scale_bound: float = 5.0,
     orders: list[list[int]] | None = None,
+    whiten: bool = False,
 ) -> Flow:
     """MAF: masked affine autoregressive layers, the ordering reversed between layers.
 
     Pass ``orders`` (one permutation per layer) for other orderings, for example random ones.
-    With one feature a single per-feature affine layer is used.
+    With one feature a single per-feature affine layer is used. ``whiten`` puts a
+    :class:`Whiten` layer first (set it with ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
     if orders is None:
@@ -147,16 +163,17 @@ def maf(
         raise ValueError(f"expected {layers} orders, got {len(orders)}")
     config = dict(kind="maf", features=features, layers=layers, hidden=hidden, depth=depth,
                   context_features=context_features, scale_bound=scale_bound,
-                  orders=[list(map(int, o)) for o in orders])
+                  orders=[list(map(int, o)) for o in orders], whiten=whiten)
     if features == 1:
-        return Flow(ElementwiseAffine(1, hidden, depth, context_features, scale_bound), config)
-    steps: list[Transform] = _conditional_scaling(features, hidden, context_features, scale_bound)
-    steps += [
+        body = [ElementwiseAffine(1, hidden, depth, context_features, scale_bound)]
+        return Flow(_assemble([], whiten, 1, context_features, body), config)
+    first = _conditional_scaling(features, hidden, context_features, scale_bound)
+    body: list[Transform] = [
         MaskedAffineAutoregressive(features, torch.tensor(o), hidden, depth, context_features,
                                    scale_bound)
         for o in orders
     ]
-    return Flow(Compose(*steps), config)
+    return Flow(_assemble(first, whiten, features, context_features, body), config)
 
 
 def nsf(
@@ -169,6 +186,7 @@ def nsf(
     bins: int = 8,
     bound: float = 5.0,
     orders: list[list[int]] | None = None,
+    whiten: bool = False,
 ) -> Flow:
     """Neural spline flow: masked autoregressive rational-quadratic splines.
 
@@ -177,7 +195,8 @@ def nsf(
     the ordering is reversed between layers unless ``orders`` is given. Density evaluation
     takes one pass per layer, sampling ``D``. With one feature, one spline with free knots.
     ``scale_bound`` bounds the log-scale of the per-context affine layer that comes first when
-    there is a context.
+    there is a context. ``whiten`` puts a :class:`Whiten` layer first (set it with
+    ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
     if orders is None:
@@ -186,17 +205,17 @@ def nsf(
         raise ValueError(f"expected {layers} orders, got {len(orders)}")
     config = dict(kind="nsf", features=features, layers=layers, hidden=hidden, depth=depth,
                   context_features=context_features, scale_bound=scale_bound, bins=bins,
-                  bound=bound, orders=[list(map(int, o)) for o in orders])
+                  bound=bound, orders=[list(map(int, o)) for o in orders], whiten=whiten)
     if features == 1:
-        return Flow(ElementwiseSpline(1, hidden, depth, context_features, bins, bound), config)
-    steps: list[Transform] = _conditional_scaling(features, hidden, context_features,
-                                                  scale_bound)
-    steps += [
+        body = [ElementwiseSpline(1, hidden, depth, context_features, bins, bound)]
+        return Flow(_assemble([], whiten, 1, context_features, body), config)
+    first = _conditional_scaling(features, hidden, context_features, scale_bound)
+    body: list[Transform] = [
         MaskedSplineAutoregressive(features, torch.tensor(o), hidden, depth, context_features,
                                    bins, bound)
         for o in orders
     ]
-    return Flow(Compose(*steps), config)
+    return Flow(_assemble(first, whiten, features, context_features, body), config)
 
 
 def build(config: dict[str, Any]) -> Flow:

@@ -23,6 +23,7 @@ from .base import Compose
 from .discrete import CategoricalChain, one_hot
 from .elementwise import ContextStandardize
 from .flow import Flow, build
+from .linear import Whiten
 
 __all__ = ["MixedDensity", "build_mixed", "rebuild_mixed"]
 
@@ -55,16 +56,23 @@ class MixedDensity(nn.Module):
 
     @torch.no_grad()
     def init_from(self, rows: Tensor) -> MixedDensity:
-        """Data-dependent start: the chain at the marginal frequencies, and the flow's first
-        layer (when it standardizes per context) at each category's mean and spread."""
+        """Data-dependent start: the chain at the marginal frequencies, and the flow's leading
+        data-set layers (per-context standardization, whitening) from the training rows."""
         x, c = rows[:, : self.continuous], rows[:, self.continuous :]
         if self.chain is not None:
             self.chain.init_from(c)
-        if self.flow is not None and self.cardinalities:
-            first = self.flow.transform
-            first = first.transforms[0] if isinstance(first, Compose) else first
-            if isinstance(first, ContextStandardize):
-                first.init_from(x, one_hot(c, self.cardinalities))
+        if self.flow is None:
+            return self
+        context = self._context(c)
+        steps = self.flow.transform
+        for step in steps.transforms if isinstance(steps, Compose) else [steps]:
+            if isinstance(step, ContextStandardize) and context is not None:
+                step.init_from(x, context)
+            elif isinstance(step, Whiten):
+                step.init_from(x)
+            else:
+                break
+            x = step(x, context)[0]
         return self
 
     def log_prob(self, rows: Tensor) -> Tensor:

@@ -41,11 +41,14 @@ def spline_parameter_count(bins: int) -> int:
 def _knots(raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     """Knot positions ``(..., K+1)`` from ``-bound`` to ``bound`` and bin sizes ``(..., K)``."""
     bins = raw.shape[-1]
-    sizes = MIN_BIN + (1.0 - MIN_BIN * bins) * torch.softmax(raw, dim=-1)
-    knots = F.pad(torch.cumsum(sizes, dim=-1), (1, 0)) * (2 * bound) - bound
-    # pin the ends exactly, whatever the rounding of the cumulative sum
-    knots = torch.cat([torch.full_like(knots[..., :1], -bound), knots[..., 1:-1],
-                       torch.full_like(knots[..., :1], bound)], dim=-1)
+    # written out: torch.softmax over a last dimension of a few entries is ~50x slower on a CPU
+    e = (raw - raw.amax(dim=-1, keepdim=True)).exp()
+    sizes = MIN_BIN + (1.0 - MIN_BIN * bins) * (e / e.sum(dim=-1, keepdim=True))
+    inner = torch.cumsum(sizes[..., :-1], dim=-1) * (2 * bound) - bound
+    # the ends are exactly -bound and bound, whatever the rounding of the cumulative sum
+    ends = torch.zeros(bins + 1, dtype=raw.dtype, device=raw.device)
+    ends[0], ends[-1] = -bound, bound
+    knots = F.pad(inner, (1, 1)) + ends
     return knots, knots[..., 1:] - knots[..., :-1]
 
 
@@ -73,8 +76,8 @@ def rational_quadratic(
     inside = (x >= -bound) & (x <= bound)
     xc = x.clamp(-bound, bound)
     edges = yk if inverse else xk
-    index = torch.searchsorted(edges[..., 1:-1].contiguous(), xc[..., None].contiguous(),
-                               right=True)  # bin of each value, 0..K-1
+    # bin of each value, 0..K-1: the number of inner knots at or below it
+    index = (xc[..., None] >= edges[..., 1:-1]).sum(dim=-1, keepdim=True)
     x0, w = _pick(xk, index), _pick(widths, index)
     y0, h = _pick(yk, index), _pick(heights, index)
     d0, d1 = _pick(slopes, index), _pick(slopes[..., 1:], index)

@@ -9,6 +9,7 @@ import torch
 from torch.autograd.functional import jacobian
 
 from flowcli.engine import (
+    MixedDensity,
     AffineCoupling,
     Compose,
     ContextStandardize,
@@ -18,6 +19,7 @@ from flowcli.engine import (
     MaskedAffineAutoregressive,
     MaskedSplineAutoregressive,
     Transform,
+    Whiten,
     alternating_mask,
     build,
     maf,
@@ -45,10 +47,19 @@ LAYERS: dict[str, Factory] = {
     "spline-ar": lambda d, c: MaskedSplineAutoregressive(d, torch.randperm(d), 16, 2, c, 5, 3.0),
     "spline-elementwise": lambda d, c: ElementwiseSpline(d, 16, 2, c, 4, 3.0),
     "flow-nsf": lambda d, c: nsf(d, 3, 16, 2, c, bins=6, bound=3.0).transform,
+    "whiten": lambda d, c: Whiten(d, c).double().init_from(correlated_rows(d).double()),
+    "flow-maf-whiten": lambda d, c: maf(d, 2, 16, 2, c, whiten=True).transform,
 }
 ONE_D = {"elementwise", "context-standardize", "flow-maf", "flow-realnvp", "spline-elementwise",
-         "flow-nsf"}
+         "flow-nsf", "whiten", "flow-maf-whiten"}
+
+
+def correlated_rows(d: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(d)
+    mix = torch.randn(d, d, generator=g) + 2 * torch.eye(d)
+    return torch.randn(500, d, generator=g) @ mix.T + torch.arange(d) - 1.0
 NEEDS_CONTEXT = {"context-standardize"}
+FIXED = {"whiten"}  # set from data, not trained
 
 CASES = [
     (name, d, c)
@@ -107,6 +118,9 @@ def test_logabsdet_matches_autograd_jacobian(name: str, d: int, c: int, directio
 @pytest.mark.parametrize(("name", "d", "c"), CASES)
 def test_every_parameter_gets_a_gradient(name: str, d: int, c: int) -> None:
     t, x, ctx = make(name, d, c)
+    if name in FIXED:
+        assert not list(t.parameters())
+        return
     z, ladj = t(x, ctx)
     (z.pow(2).sum() - ladj.sum()).backward()
     for pname, p in t.named_parameters():
@@ -210,3 +224,24 @@ def test_spline_is_monotone_inside_and_the_identity_outside() -> None:
     # the ends of the spline meet the identity: continuous at +-bound
     edge = t(torch.tensor([[-2.0], [2.0]], dtype=torch.float64))[0]
     torch.testing.assert_close(edge[:, 0], torch.tensor([-2.0, 2.0], dtype=torch.float64))
+
+
+def test_whitening_makes_the_untrained_flow_the_gaussian_fit() -> None:
+    x = correlated_rows(4)
+    flow = maf(4, 2, 16, whiten=True)
+    MixedDensity(flow, None, {}).init_from(x)
+    with torch.no_grad():
+        z = flow.to_latent(x)
+        ll = flow.log_prob(x).mean()
+    torch.testing.assert_close(z.mean(0), torch.zeros(4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.cov(z.T), torch.eye(4), atol=0.02, rtol=0)
+    cov = torch.cov(x.double().T)
+    gaussian = torch.distributions.MultivariateNormal(x.double().mean(0), cov)
+    assert abs(float(ll) - float(gaussian.log_prob(x.double()).mean())) < 0.02
+
+
+def test_whitening_with_too_few_complete_rows_stays_the_identity() -> None:
+    x = correlated_rows(4)[:14]  # 7 complete rows, fewer than 2 x 4
+    x[::2, 0] = float("nan")
+    t = Whiten(4).init_from(x)
+    torch.testing.assert_close(t.weight, torch.eye(4))
