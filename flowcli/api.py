@@ -40,13 +40,25 @@ SCORE_BATCH = 65536  # rows per chunk read, sampled and written
 # score about 3 times faster than 65,536 (benchmarks/README.md).
 CPU_PASS, GPU_PASS = 2048, 65536
 QUANTILES = 1001  # stored held-out score quantiles, for percentiles
+# model="auto" fits these in turn and keeps the best on the validation rows: a whitened MAF
+# (strong on smooth, correlated and small tables, fast) and a spline flow (strong on bounded,
+# lattice-valued, skewed or multi-modal columns); benchmarks/README.md has the numbers
+AUTO = ("maf", "nsf")
+MODELS = ("auto", *KINDS)
+
+
+def whitens(kind: str, whiten: bool | None) -> bool:
+    """Whether a flow of ``kind`` starts with a whitening layer: as asked, else affine flows
+    do and spline flows do not (whitening mixes columns whose bounded or lattice shapes
+    splines fit best one column at a time)."""
+    return whiten if whiten is not None else kind != "nsf"
 
 
 @dataclass
 class FitConfig:
     """Hyperparameters of ``fit``: architecture and optimization. Plain data only."""
 
-    model: str = "maf"
+    model: str = "auto"
     layers: int | None = None  # None: sized to the table (see ``sized``)
     hidden: int | None = None
     depth: int = 2
@@ -59,10 +71,11 @@ class FitConfig:
     val_fraction: float = 0.1
     max_seconds: float | None = None
     missing: str = "error"
+    whiten: bool | None = None  # None: see ``whitens``
 
     def check(self) -> None:
-        if self.model not in KINDS:
-            raise UsageError(f"unknown model {self.model!r}; use {', '.join(KINDS)}")
+        if self.model not in MODELS:
+            raise UsageError(f"unknown model {self.model!r}; use {', '.join(MODELS)}")
         for name in ("layers", "hidden", "depth", "epochs", "batch_size", "patience"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
@@ -83,6 +96,11 @@ def sized(config: FitConfig, train_rows: int) -> FitConfig:
     small = train_rows < SMALL_TABLE
     return replace(config, layers=config.layers or (3 if small else 5),
                    hidden=config.hidden or (32 if small else 128))
+
+
+def _better(a: float, b: float) -> bool:
+    """``a`` beats ``b`` as a validation log-likelihood (NaN never wins)."""
+    return not math.isnan(a) and (math.isnan(b) or a > b)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -212,18 +230,44 @@ class FlowModel:
         train_df, val_df = _split(table, config.val_fraction, seed, source)
         config = sized(config, len(train_df))
         pre = Preprocessor.fit(schema, train_df)
-        flow_config = {"kind": config.model, "layers": config.layers, "hidden": config.hidden,
-                       "depth": config.depth, "scale_bound": config.scale_bound,
-                       "whiten": True}
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            density = build_mixed(pre.continuous, pre.cardinalities, flow_config).to(dev)
-        model = cls(pre, density, {}, config)
-        model.training = {"seed": seed, "rows": len(table), "train_rows": len(train_df),
-                          "val_rows": len(val_df), "dropped_rows": dropped, "device": str(dev),
-                          "epochs": 0, "seconds": 0.0}
-        model._train(train_df, val_df, callback, source=source)
-        return model
+        base = {"seed": seed, "rows": len(table), "train_rows": len(train_df),
+                "val_rows": len(val_df), "dropped_rows": dropped, "device": str(dev),
+                "epochs": 0, "seconds": 0.0}
+        kinds = AUTO if config.model == "auto" else (config.model,)
+        best: FlowModel | None = None
+        tried: list[dict[str, Any]] = []
+        spent = 0.0
+        for i, kind in enumerate(kinds):
+            flow_config = {"kind": kind, "layers": config.layers, "hidden": config.hidden,
+                           "depth": config.depth, "scale_bound": config.scale_bound,
+                           "whiten": whitens(kind, config.whiten)}
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                density = build_mixed(pre.continuous, pre.cardinalities, flow_config).to(dev)
+            # a time limit is shared out: each candidate gets an equal part of what is left
+            share = (None if config.max_seconds is None
+                     else max(config.max_seconds - spent, 0.0) / (len(kinds) - i))
+            model = cls(pre, density, dict(base), replace(config, max_seconds=share))
+            stage = kind if len(kinds) > 1 else ""
+            model._train(train_df, val_df, callback, source=source, stage=stage)
+            t = model.training
+            spent += t["seconds"]
+            tried.append({"model": kind, "whiten": flow_config["whiten"],
+                          "val_log_likelihood": t["val_log_likelihood"],
+                          "epochs": t["epochs"], "seconds": t["seconds"],
+                          "stopped": t["stopped"]})
+            if best is None or _better(t["val_log_likelihood"],
+                                       best.training["val_log_likelihood"]):
+                best = model
+            if t["stopped"] == "interrupted":
+                break
+        assert best is not None
+        best.fit_config = config
+        if len(kinds) > 1:
+            best.training.update(candidates=tried, seconds=spent,
+                                 stopped=("interrupted" if tried[-1]["stopped"] == "interrupted"
+                                          else best.training["stopped"]))
+        return best
 
     def resume_fit(
         self,
@@ -269,6 +313,7 @@ class FlowModel:
         callback: Callable[[EpochReport], None] | None,
         resume: dict[str, Any] | None = None,
         source: str = "data",
+        stage: str = "",
     ) -> TrainResult:
         config = self.fit_config
         pre, dev = self.preprocessor, self.device
@@ -289,7 +334,7 @@ class FlowModel:
             if callback is not None:
                 callback(replace(r, train_ll=r.train_ll + shift_train,
                                  val_ll=r.val_ll + shift_val,
-                                 best_val_ll=r.best_val_ll + shift_val))
+                                 best_val_ll=r.best_val_ll + shift_val, stage=stage))
 
         x_train_t = torch.as_tensor(x_train, **tensor)
         x_val_t = torch.as_tensor(x_val, **tensor)

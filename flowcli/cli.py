@@ -42,6 +42,7 @@ app = typer.Typer(
 
 
 class ModelKind(str, Enum):
+    auto = "auto"
     maf = "maf"
     realnvp = "realnvp"
     nsf = "nsf"
@@ -179,6 +180,8 @@ class _Progress:
     def __call__(self, r: EpochReport) -> None:
         text = (f"train {r.train_ll:8.3f}  val {r.val_ll:8.3f}  best {r.best_val_ll:8.3f} "
                 f"(epoch {r.best_epoch})  {r.rows_per_second:,.0f} rows/s")
+        if r.stage:
+            text = f"{r.stage}: {text}"
         if r.note:
             self.console.print(f"epoch {r.epoch}: {r.note}")
         if self.live:
@@ -232,10 +235,13 @@ def fit(
     output: Annotated[str, typer.Option("--output", "-o", metavar="MODEL",
                                         help="Where to write the model file.")],
     model: Annotated[ModelKind, typer.Option(
-        "--model", help="maf: affine autoregressive, one pass to score, one per column to "
-        "sample; realnvp: one pass both ways; nsf: spline autoregressive, for skewed or "
-        "multi-modal columns, slower.")
-    ] = ModelKind.maf,
+        "--model", help="auto: fit maf and nsf, keep the better on the validation rows; "
+        "maf: affine autoregressive, fastest to fit; realnvp: one pass both ways, fastest "
+        "to sample; nsf: spline autoregressive, for skewed, bounded or multi-modal columns.")
+    ] = ModelKind.auto,
+    whiten: Annotated[bool | None, typer.Option(
+        "--whiten/--no-whiten", show_default="on for maf and realnvp, off for nsf",
+        help="Start the flow at the data's full-covariance Gaussian.")] = None,
     layers: Annotated[int | None, typer.Option(
         min=1, show_default="5, or 3 under 1,000 rows", help="Number of flow layers.")] = None,
     hidden: Annotated[int | None, typer.Option(
@@ -310,7 +316,8 @@ def fit(
                                                    source=display_name(data), **stop)
             else:
                 fitted = FlowModel.fit(
-                    df, model=model.value, layers=layers, hidden=hidden, batch_size=batch_size,
+                    df, model=model.value, whiten=whiten, layers=layers, hidden=hidden,
+                    batch_size=batch_size,
                     lr=lr, val_fraction=val_fraction, missing=missing.value, columns=names,
                     overrides=overrides, seed=seed, device=device.value, callback=progress,
                     source=display_name(data), **stop,
@@ -360,6 +367,10 @@ def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> N
     table.add_row("rows", rows)
     table.add_row("flow", f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
                           f"{m['parameters']:,} parameters")
+    for c in t.get("candidates", []):
+        kept = "  (kept)" if c["model"] == m["kind"] else ""
+        table.add_row(f"tried {c['model']}", f"validation {c['val_log_likelihood']:.4f} nats/row, "
+                                             f"{c['epochs']} epochs, {c['seconds']:.1f} s{kept}")
     table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
     table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
     table.add_row("time", f"{t['seconds']:.1f} s on {t['device']}")

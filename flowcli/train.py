@@ -50,6 +50,7 @@ class EpochReport:
     seconds: float
     lr: float
     note: str = ""
+    stage: str = ""  # which candidate is training, when fit tries several
 
 
 @dataclass

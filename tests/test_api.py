@@ -124,7 +124,38 @@ def test_bad_configs_and_tables_are_refused(gaussian_table: pd.DataFrame) -> Non
         FlowModel.fit(gaussian_table.iloc[:2], seed=0)
     with pytest.raises(TypeError):
         FlowModel.fit(gaussian_table, layerz=3)
-    assert FitConfig().model == "maf"
+    assert FitConfig().model == "auto"
+
+
+def test_auto_keeps_the_better_candidate_on_validation(gaussian_table: pd.DataFrame) -> None:
+    stages = []
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16, epochs=6,
+                          callback=lambda r: stages.append(r.stage))
+    tried = model.training["candidates"]
+    assert [c["model"] for c in tried] == ["maf", "nsf"]
+    assert [c["whiten"] for c in tried] == [True, False]
+    assert stages == ["maf"] * 6 + ["nsf"] * 6
+    best = max(tried, key=lambda c: c["val_log_likelihood"])
+    assert model.info()["model"]["kind"] == best["model"]
+    assert model.training["val_log_likelihood"] == best["val_log_likelihood"]
+    assert model.training["seconds"] == pytest.approx(sum(c["seconds"] for c in tried))
+    assert model.fit_config.model == "auto"
+
+
+def test_auto_shares_a_time_limit_and_stops_on_interrupt(gaussian_table: pd.DataFrame) -> None:
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
+                          max_seconds=0.0)
+    # with no time at all, each candidate still runs its one epoch
+    assert [c["epochs"] for c in model.training["candidates"]] == [1, 1]
+
+    def stop(report) -> None:
+        if report.epoch == 2:
+            raise KeyboardInterrupt
+
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
+                          callback=stop)
+    assert [c["model"] for c in model.training["candidates"]] == ["maf"]
+    assert model.training["stopped"] == "interrupted"
 
 
 def test_info_is_plain_data(fitted_model) -> None:
