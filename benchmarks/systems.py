@@ -134,6 +134,10 @@ class FlowcliApi(System):
                                    max_seconds=recipe.max_seconds, **self.options)
         t = self.model.training
         kinds = [str(c.kind) for c in self.model.schema.columns]
+        if "candidates" in t:
+            self.info["candidates"] = [
+                {k: c[k] for k in ("model", "val_log_likelihood", "epochs", "seconds")}
+                for c in t["candidates"]]
         self.info.update(epochs=t["epochs"], best_epoch=t.get("best_epoch"),
                          stopped=t.get("stopped"), train_seconds=t["seconds"],
                          column_kinds={k: kinds.count(k) for k in sorted(set(kinds))})

@@ -40,18 +40,25 @@ SCORE_BATCH = 65536  # rows per chunk read, sampled and written
 # score about 3 times faster than 65,536 (benchmarks/README.md).
 CPU_PASS, GPU_PASS = 2048, 65536
 QUANTILES = 1001  # stored held-out score quantiles, for percentiles
-# model="auto" fits these in turn and keeps the best on the validation rows: a whitened MAF
-# (strong on smooth, correlated and small tables, fast) and a spline flow (strong on bounded,
-# lattice-valued, skewed or multi-modal columns); benchmarks/README.md has the numbers
-AUTO = ("maf", "nsf")
 MODELS = ("auto", *KINDS)
 
 
-def whitens(kind: str, whiten: bool | None) -> bool:
-    """Whether a flow of ``kind`` starts with a whitening layer: as asked, else affine flows
-    do and spline flows do not (whitening mixes columns whose bounded or lattice shapes
-    splines fit best one column at a time)."""
-    return whiten if whiten is not None else kind != "nsf"
+def candidates(model: str, whiten: bool | None, train_rows: int) -> list[tuple[str, bool]]:
+    """The ``(kind, whiten)`` flows that ``fit`` tries, in order; it keeps the best.
+
+    ``auto`` tries MAF (fast; strong on smooth tables) and a spline flow (strong on bounded,
+    lattice-valued, skewed or multi-modal columns), and on tables under 1,000 training rows
+    also a whitened MAF: starting from the full-covariance Gaussian pays off when there are
+    too few rows for a flow to learn the correlations, while on larger tables it loses to
+    the plain flows, by tens of nats on lattice-valued ones (benchmarks/README.md).
+    Whitening is off unless asked for, or picked that way by ``auto``.
+    """
+    if model != "auto":
+        return [(model, bool(whiten))]
+    if whiten is not None:
+        return [("maf", whiten), ("nsf", whiten)]
+    small = [("maf", True)] if train_rows < SMALL_TABLE else []
+    return [("maf", False), *small, ("nsf", False)]
 
 
 @dataclass
@@ -98,9 +105,20 @@ def sized(config: FitConfig, train_rows: int) -> FitConfig:
                    hidden=config.hidden or (32 if small else 128))
 
 
-def _better(a: float, b: float) -> bool:
-    """``a`` beats ``b`` as a validation log-likelihood (NaN never wins)."""
-    return not math.isnan(a) and (math.isnan(b) or a > b)
+def _clearly_better(new: np.ndarray, old: np.ndarray) -> bool:
+    """Whether held-out scores ``new`` beat ``old`` (the same rows) by more than noise.
+
+    The mean per-row gain must exceed its standard error, so that a slower candidate is not
+    kept for a gain the validation rows cannot tell from chance. Non-finite scores lose.
+    """
+    if not np.isfinite(new).all():
+        return False
+    if not np.isfinite(old).all():
+        return True
+    gain = new - old
+    if gain.size < 2:
+        return bool(gain.sum() > 0)
+    return bool(gain.mean() > gain.std(ddof=1) / math.sqrt(gain.size))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -162,6 +180,7 @@ class FlowModel:
         self.resume = resume or {}
         self.created = created or _utc_now()
         self._density64: MixedDensity | None = None
+        self._held_out = np.zeros(0)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -233,14 +252,14 @@ class FlowModel:
         base = {"seed": seed, "rows": len(table), "train_rows": len(train_df),
                 "val_rows": len(val_df), "dropped_rows": dropped, "device": str(dev),
                 "epochs": 0, "seconds": 0.0}
-        kinds = AUTO if config.model == "auto" else (config.model,)
+        kinds = candidates(config.model, config.whiten, len(train_df))
         best: FlowModel | None = None
         tried: list[dict[str, Any]] = []
         spent = 0.0
-        for i, kind in enumerate(kinds):
+        for i, (kind, whiten) in enumerate(kinds):
             flow_config = {"kind": kind, "layers": config.layers, "hidden": config.hidden,
                            "depth": config.depth, "scale_bound": config.scale_bound,
-                           "whiten": whitens(kind, config.whiten)}
+                           "whiten": whiten}
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 density = build_mixed(pre.continuous, pre.cardinalities, flow_config).to(dev)
@@ -248,16 +267,15 @@ class FlowModel:
             share = (None if config.max_seconds is None
                      else max(config.max_seconds - spent, 0.0) / (len(kinds) - i))
             model = cls(pre, density, dict(base), replace(config, max_seconds=share))
-            stage = kind if len(kinds) > 1 else ""
+            stage = (kind + ("+whiten" if whiten else "")) if len(kinds) > 1 else ""
             model._train(train_df, val_df, callback, source=source, stage=stage)
             t = model.training
             spent += t["seconds"]
-            tried.append({"model": kind, "whiten": flow_config["whiten"],
+            tried.append({"model": kind, "whiten": whiten,
                           "val_log_likelihood": t["val_log_likelihood"],
                           "epochs": t["epochs"], "seconds": t["seconds"],
                           "stopped": t["stopped"]})
-            if best is None or _better(t["val_log_likelihood"],
-                                       best.training["val_log_likelihood"]):
+            if best is None or _clearly_better(model._held_out, best._held_out):
                 best = model
             if t["stopped"] == "interrupted":
                 break
@@ -369,6 +387,7 @@ class FlowModel:
             held_out="validation" if len(val_df) else "training",
         )
         self.resume = result.resume_state()
+        self._held_out = scores  # per-row held-out scores, for choosing between candidates
         return result
 
     # ------------------------------------------------------------------ scoring

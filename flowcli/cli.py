@@ -240,8 +240,9 @@ def fit(
         "to sample; nsf: spline autoregressive, for skewed, bounded or multi-modal columns.")
     ] = ModelKind.auto,
     whiten: Annotated[bool | None, typer.Option(
-        "--whiten/--no-whiten", show_default="on for maf and realnvp, off for nsf",
-        help="Start the flow at the data's full-covariance Gaussian.")] = None,
+        "--whiten/--no-whiten", show_default="off; auto also tries it under 1,000 rows",
+        help="Start the flow at the data's full-covariance Gaussian (helps small, smooth, "
+        "correlated tables; hurts lattice-valued ones).")] = None,
     layers: Annotated[int | None, typer.Option(
         min=1, show_default="5, or 3 under 1,000 rows", help="Number of flow layers.")] = None,
     hidden: Annotated[int | None, typer.Option(
@@ -368,8 +369,9 @@ def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> N
     table.add_row("flow", f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
                           f"{m['parameters']:,} parameters")
     for c in t.get("candidates", []):
-        kept = "  (kept)" if c["model"] == m["kind"] else ""
-        table.add_row(f"tried {c['model']}", f"validation {c['val_log_likelihood']:.4f} nats/row, "
+        kept = "  (kept)" if (c["model"], c["whiten"]) == (m["kind"], m.get("whiten")) else ""
+        name = c["model"] + ("+whiten" if c["whiten"] else "")
+        table.add_row(f"tried {name}", f"validation {c['val_log_likelihood']:.4f} nats/row, "
                                              f"{c['epochs']} epochs, {c['seconds']:.1f} s{kept}")
     table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
     table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")

@@ -133,13 +133,24 @@ def test_auto_keeps_the_better_candidate_on_validation(gaussian_table: pd.DataFr
                           callback=lambda r: stages.append(r.stage))
     tried = model.training["candidates"]
     assert [c["model"] for c in tried] == ["maf", "nsf"]
-    assert [c["whiten"] for c in tried] == [True, False]
+    assert [c["whiten"] for c in tried] == [False, False]
     assert stages == ["maf"] * 6 + ["nsf"] * 6
-    best = max(tried, key=lambda c: c["val_log_likelihood"])
-    assert model.info()["model"]["kind"] == best["model"]
+    best = tried[0] if model.info()["model"]["kind"] == "maf" else tried[1]
     assert model.training["val_log_likelihood"] == best["val_log_likelihood"]
     assert model.training["seconds"] == pytest.approx(sum(c["seconds"] for c in tried))
     assert model.fit_config.model == "auto"
+
+
+def test_a_later_candidate_must_win_by_more_than_noise() -> None:
+    from flowcli.api import _clearly_better
+
+    rng = np.random.default_rng(0)
+    old = rng.normal(-5.0, 1.0, 400)
+    noise = rng.normal(0.0, 0.5, 400)  # standard error of the mean gain: 0.025
+    assert not _clearly_better(old + noise - noise.mean() + 0.01, old)
+    assert _clearly_better(old + noise - noise.mean() + 0.1, old)
+    assert not _clearly_better(np.append(old[1:] + 1.0, np.nan), old)
+    assert _clearly_better(old, np.append(old[1:], -np.inf))
 
 
 def test_auto_shares_a_time_limit_and_stops_on_interrupt(gaussian_table: pd.DataFrame) -> None:
@@ -207,3 +218,13 @@ def test_flow_size_follows_the_table_unless_given() -> None:
 def test_unknown_columns_are_named_against_the_whole_table(gaussian_table: pd.DataFrame) -> None:
     with pytest.raises(SchemaError, match=r"no column 'zz'; the columns are 'a', 'b', 'n'"):
         FlowModel.fit(gaussian_table, columns=["a", "zz"], missing="drop")
+
+
+def test_candidates_follow_the_model_and_the_table_size() -> None:
+    from flowcli.api import candidates
+
+    assert candidates("auto", None, 5000) == [("maf", False), ("nsf", False)]
+    assert candidates("auto", None, 400) == [("maf", False), ("maf", True), ("nsf", False)]
+    assert candidates("auto", True, 400) == [("maf", True), ("nsf", True)]
+    assert candidates("realnvp", None, 400) == [("realnvp", False)]
+    assert candidates("maf", True, 5000) == [("maf", True)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import io
 import os
 import signal
@@ -40,7 +42,10 @@ def test_every_command_as_a_process(fitted_model, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(back[["a", "b"]], df[["a", "b"]], rtol=1e-4)
     assert back["n"].tolist() == df["n"].tolist()
     r = sh("$FLOWCLI info m.flow --json", tmp_path)
-    assert r.returncode == 0 and '"kind": "maf"' in r.stdout
+    assert r.returncode == 0
+    info = json.loads(r.stdout)
+    assert info["fit_config"]["model"] == "auto" and info["model"]["kind"] in ("maf", "nsf")
+    assert [c["model"] for c in info["training"]["candidates"]] == ["maf", "nsf"]
 
 
 def test_parquet_through_stdin_and_stdout(fitted_model, tmp_path: Path) -> None:

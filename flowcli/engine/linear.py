@@ -39,7 +39,7 @@ class Whiten(Transform):
         return x, ladj.expand(z.shape[0])
 
     @torch.no_grad()
-    def init_from(self, x: Tensor, shrink: float = 0.0) -> Whiten:
+    def init_from(self, x: Tensor, shrink: float = 0.0, ridge: float = 1e-6) -> Whiten:
         """Mean and covariance of the rows of ``x`` without NaN.
 
         A ridge of 1e-6 of the mean variance keeps collinear columns factorizable; ``shrink``
@@ -54,7 +54,7 @@ class Whiten(Transform):
         cov = torch.atleast_2d(torch.cov(x.T))
         cov = (1 - shrink) * cov + shrink * torch.diag(cov.diagonal())
         cov = cov + torch.eye(self.features, dtype=cov.dtype, device=cov.device) * (
-            1e-6 * float(cov.diagonal().mean()) + 1e-12)
+            ridge * float(cov.diagonal().mean()) + 1e-12)
         tril = torch.linalg.cholesky(cov)
         eye = torch.eye(self.features, dtype=tril.dtype, device=tril.device)
         inverse = torch.linalg.solve_triangular(tril, eye, upper=False)

@@ -138,7 +138,8 @@ class MaskedSplineAutoregressive(Transform):
     def _raw(self, x: Tensor, context: Tensor | None) -> Tensor:
         # MADE groups outputs by parameter: out[:, k * D + i] is parameter k of feature i
         out = self.made(x, context)
-        return out.view(x.shape[0], -1, self.features).transpose(1, 2)
+        return out.view(x.shape[0], spline_parameter_count(self.bins), self.features
+                        ).transpose(1, 2)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_inputs(x, context, self.features, self.context_features)
@@ -183,7 +184,8 @@ class ElementwiseSpline(Transform):
     def _raw(self, x: Tensor, context: Tensor | None) -> Tensor:
         if self.net is None:
             return self.raw.expand(x.shape[0], -1, -1)
-        return self.net(context).view(x.shape[0], self.features, -1)
+        return self.net(context).view(x.shape[0], self.features,
+                                      spline_parameter_count(self.bins))
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_inputs(x, context, self.features, self.context_features)
