@@ -6,8 +6,8 @@ from .coupling import AffineCoupling, alternating_mask
 from .discrete import CategoricalChain
 from .distributions import StandardNormal
 from .elementwise import ContextStandardize, ElementwiseAffine
-from .linear import Whiten
 from .flow import KINDS, Flow, build, maf, nsf, realnvp
+from .linear import Whiten
 from .mixed import MixedDensity, build_mixed, rebuild_mixed
 from .nn import MADE, MLP, MaskedLinear
 from .spline import ElementwiseSpline, MaskedSplineAutoregressive, rational_quadratic

@@ -9,7 +9,6 @@ import torch
 from torch.autograd.functional import jacobian
 
 from flowcli.engine import (
-    MixedDensity,
     AffineCoupling,
     Compose,
     ContextStandardize,
@@ -18,6 +17,7 @@ from flowcli.engine import (
     Inverse,
     MaskedAffineAutoregressive,
     MaskedSplineAutoregressive,
+    MixedDensity,
     Transform,
     Whiten,
     alternating_mask,
