@@ -253,38 +253,46 @@ class FlowModel:
                 "val_rows": len(val_df), "dropped_rows": dropped, "device": str(dev),
                 "epochs": 0, "seconds": 0.0}
         kinds = candidates(config.model, config.whiten, len(train_df))
-        best: FlowModel | None = None
+        models: list[FlowModel] = []
         tried: list[dict[str, Any]] = []
-        spent = 0.0
-        for i, (kind, whiten) in enumerate(kinds):
+        budget = config.max_seconds
+        # With a time limit and several candidates, each first gets a probe of 40 % of the
+        # limit shared out; the leader on validation then carries on with what is left.
+        probe = None if budget is None or len(kinds) == 1 else 0.4 * budget / len(kinds)
+        labels = [kind + ("+whiten" if whiten else "") for kind, whiten in kinds]
+        for (kind, whiten), label in zip(kinds, labels, strict=True):
             flow_config = {"kind": kind, "layers": config.layers, "hidden": config.hidden,
                            "depth": config.depth, "scale_bound": config.scale_bound,
                            "whiten": whiten}
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 density = build_mixed(pre.continuous, pre.cardinalities, flow_config).to(dev)
-            # a time limit is shared out: each candidate gets an equal part of what is left
-            share = (None if config.max_seconds is None
-                     else max(config.max_seconds - spent, 0.0) / (len(kinds) - i))
-            model = cls(pre, density, dict(base), replace(config, max_seconds=share))
-            stage = (kind + ("+whiten" if whiten else "")) if len(kinds) > 1 else ""
-            model._train(train_df, val_df, callback, source=source, stage=stage)
-            t = model.training
-            spent += t["seconds"]
-            tried.append({"model": kind, "whiten": whiten,
-                          "val_log_likelihood": t["val_log_likelihood"],
-                          "epochs": t["epochs"], "seconds": t["seconds"],
-                          "stopped": t["stopped"]})
-            if best is None or _clearly_better(model._held_out, best._held_out):
-                best = model
-            if t["stopped"] == "interrupted":
+            model = cls(pre, density, dict(base), replace(config, max_seconds=probe or budget))
+            model._train(train_df, val_df, callback, source=source,
+                         stage=label if len(kinds) > 1 else "")
+            models.append(model)
+            tried.append({"model": kind, "whiten": whiten})
+            if model.training["stopped"] == "interrupted":
                 break
-        assert best is not None
+        lead = 0
+        for i in range(1, len(models)):
+            if _clearly_better(models[i]._held_out, models[lead]._held_out):
+                lead = i
+        best = models[lead]
+        spent = sum(m.training["seconds"] for m in models)
+        if (probe is not None and best.training["stopped"] == "time"
+                and models[-1].training["stopped"] != "interrupted" and budget > spent):
+            best.fit_config = replace(config, max_seconds=budget - spent)
+            best._train(train_df, val_df, callback, best.resume, source, stage=labels[lead])
         best.fit_config = config
         if len(kinds) > 1:
-            best.training.update(candidates=tried, seconds=spent,
-                                 stopped=("interrupted" if tried[-1]["stopped"] == "interrupted"
-                                          else best.training["stopped"]))
+            for entry, m in zip(tried, models, strict=True):
+                entry.update({k: m.training[k] for k in ("epochs", "seconds", "stopped")},
+                             val_log_likelihood=m.training["val_log_likelihood"])
+            interrupted = any(m.training["stopped"] == "interrupted" for m in models)
+            best.training.update(
+                candidates=tried, seconds=sum(m.training["seconds"] for m in models),
+                stopped="interrupted" if interrupted else best.training["stopped"])
         return best
 
     def resume_fit(

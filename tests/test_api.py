@@ -228,3 +228,15 @@ def test_candidates_follow_the_model_and_the_table_size() -> None:
     assert candidates("auto", True, 400) == [("maf", True), ("nsf", True)]
     assert candidates("realnvp", None, 400) == [("realnvp", False)]
     assert candidates("maf", True, 5000) == [("maf", True)]
+
+
+def test_with_a_time_limit_the_leader_gets_the_rest(gaussian_table: pd.DataFrame) -> None:
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
+                          max_seconds=3.0, patience=1000)
+    tried = model.training["candidates"]
+    kept = next(c for c in tried if c["model"] == model.info()["model"]["kind"])
+    other = next(c for c in tried if c is not kept)
+    # probes of 0.6 s each (40 % of 3 s over two), then the leader carries on to about 3 s
+    assert other["seconds"] < 1.2 and other["stopped"] == "time"
+    assert kept["seconds"] > 1.5
+    assert 2.5 < model.training["seconds"] < 4.5
