@@ -268,8 +268,13 @@ class FlowModel:
                 torch.manual_seed(seed)
                 density = build_mixed(pre.continuous, pre.cardinalities, flow_config).to(dev)
             model = cls(pre, density, dict(base), replace(config, max_seconds=probe or budget))
+            # a later candidate that has trained as long as the first without catching up
+            # gives up, so that auto costs about twice the fastest fit when that one wins
+            first = models[0].training if models else None
             model._train(train_df, val_df, callback, source=source,
-                         stage=label if len(kinds) > 1 else "")
+                         stage=label if len(kinds) > 1 else "",
+                         behind=(first["seconds"], first["val_log_likelihood"]) if first
+                         else None)
             models.append(model)
             tried.append({"model": kind, "whiten": whiten})
             if model.training["stopped"] == "interrupted":
@@ -340,7 +345,13 @@ class FlowModel:
         resume: dict[str, Any] | None = None,
         source: str = "data",
         stage: str = "",
+        behind: tuple[float, float] | None = None,
     ) -> TrainResult:
+        """Encode, fit the categories, train the flow, and record the held-out scores.
+
+        ``behind=(seconds, val_ll)``: give up once this run has trained that long and its best
+        validation log-likelihood (table units) is still below ``val_ll``.
+        """
         config = self.fit_config
         pre, dev = self.preprocessor, self.device
         x_train, ld_train = pre.encode(train_df, source, position=0.0)
@@ -355,6 +366,13 @@ class FlowModel:
         # report in the table's units, as scores are
         shift_train = float(ld_train.mean()) if len(ld_train) else 0.0
         shift_val = float(ld_val.mean()) if len(ld_val) else shift_train
+
+        elapsed = [0.0]
+
+        def give_up(r: EpochReport) -> bool:
+            elapsed[0] += r.seconds
+            return (behind is not None and elapsed[0] >= behind[0]
+                    and r.best_val_ll + shift_val < behind[1])
 
         def report(r: EpochReport) -> None:
             if callback is not None:
@@ -375,7 +393,7 @@ class FlowModel:
                 chain.requires_grad_(False)  # fitted above; the flow trains alone below
             if self.density.flow is not None:
                 result = train(self.density, x_train_t, x_val_t, widths, tconf, generator,
-                               report, resume)
+                               report, resume, give_up)
             else:
                 result = TrainResult(epochs=start_epoch, best_epoch=start_epoch,
                                      best_val_ll=math.nan, train_ll=math.nan, seconds=0.0,

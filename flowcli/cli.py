@@ -372,7 +372,8 @@ def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> N
         kept = "  (kept)" if (c["model"], c["whiten"]) == (m["kind"], m.get("whiten")) else ""
         name = c["model"] + ("+whiten" if c["whiten"] else "")
         table.add_row(f"tried {name}", f"validation {c['val_log_likelihood']:.4f} nats/row, "
-                                             f"{c['epochs']} epochs, {c['seconds']:.1f} s{kept}")
+                                       f"{c['epochs']} epochs ({c['stopped']}), "
+                                       f"{c['seconds']:.1f} s{kept}")
     table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
     table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
     table.add_row("time", f"{t['seconds']:.1f} s on {t['device']}")

@@ -120,6 +120,7 @@ def train(
     generator: torch.Generator | None = None,
     callback: Callable[[EpochReport], None] | None = None,
     resume: dict[str, Any] | None = None,
+    stop: Callable[[EpochReport], bool] | None = None,
 ) -> TrainResult:
     """Fit ``model`` (``model(x)`` returns per-row log-likelihoods) by maximum likelihood.
 
@@ -135,6 +136,8 @@ def train(
         resume: continue an earlier run: the ``resume_state()`` of its result (epoch count,
             best validation score, epochs without improvement, optimizer state). The model
             must hold that run's best weights.
+        stop: asked after every epoch; training ends (``stopped == "given up"``) when it
+            returns true.
 
     Early stopping: the best weights so far are kept; training stops after
     ``config.patience`` epochs without a validation gain above ``config.min_delta``, and the
@@ -216,10 +219,14 @@ def train(
                     group["lr"] *= 0.5
             history.append({"epoch": epoch, "train_ll": train_ll, "val_ll": val_ll,
                             "seconds": seconds})
+            report = EpochReport(epoch, config.epochs, train_ll, val_ll, best_val, best_epoch,
+                                 n / max(seconds, 1e-9), seconds,
+                                 optimizer.param_groups[0]["lr"], note)
             if callback is not None:
-                callback(EpochReport(epoch, config.epochs, train_ll, val_ll, best_val,
-                                     best_epoch, n / max(seconds, 1e-9), seconds,
-                                     optimizer.param_groups[0]["lr"], note))
+                callback(report)
+            if stop is not None and stop(report):
+                stopped = "given up"
+                break
             if has_val and bad_epochs >= config.patience:
                 stopped = "patience"
                 break
