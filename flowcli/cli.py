@@ -353,6 +353,17 @@ def _print_schema(console: Console, fitted: FlowModel) -> None:
         console.print(f"warning: {note}")
 
 
+def _add_candidates(table: Any, training: dict[str, Any], model: dict[str, Any]) -> None:
+    """One row per flow that ``--model auto`` tried (validation log-likelihood, epochs, why
+    it stopped, seconds), the kept one marked."""
+    for c in training.get("candidates", []):
+        kept = (c["model"], c["whiten"]) == (model["kind"], model.get("whiten", False))
+        name = c["model"] + ("+whiten" if c["whiten"] else "")
+        table.add_row(f"tried {name}", f"{c['val_log_likelihood']:.4f} nats/row, "
+                                       f"{c['epochs']} epochs ({c['stopped']}), "
+                                       f"{c['seconds']:.1f} s" + (", kept" if kept else ""))
+
+
 def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> None:
     from rich.table import Table
 
@@ -368,12 +379,7 @@ def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> N
     table.add_row("rows", rows)
     table.add_row("flow", f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
                           f"{m['parameters']:,} parameters")
-    for c in t.get("candidates", []):
-        kept = "  (kept)" if (c["model"], c["whiten"]) == (m["kind"], m.get("whiten")) else ""
-        name = c["model"] + ("+whiten" if c["whiten"] else "")
-        table.add_row(f"tried {name}", f"validation {c['val_log_likelihood']:.4f} nats/row, "
-                                       f"{c['epochs']} epochs ({c['stopped']}), "
-                                       f"{c['seconds']:.1f} s{kept}")
+    _add_candidates(table, t, m)
     table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
     table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
     table.add_row("time", f"{t['seconds']:.1f} s on {t['device']}")
@@ -539,6 +545,7 @@ def _print_info(data: dict[str, Any], path: str) -> None:
     summary.add_row("parameters", f"{m['parameters']:,}")
     summary.add_row("trained on", f"{t['rows']:,} rows ({t['train_rows']:,} train, "
                                   f"{t['val_rows']:,} validation), seed {t['seed']}")
+    _add_candidates(summary, t, m)
     summary.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
     summary.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
     summary.add_row("time", f"{t['seconds']:.1f} s on {t['device']}")

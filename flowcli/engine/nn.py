@@ -111,6 +111,10 @@ class MADE(nn.Module):
         )
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.output_layer(self.hidden(x, context))
+
+    def hidden(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """The last hidden layer's activations, before ``output_layer``."""
         h = self.hidden_layers[0](x)
         if self.context_layer is not None:
             if context is None:
@@ -119,4 +123,4 @@ class MADE(nn.Module):
         h = F.relu_(h)  # in place: the input is a fresh matmul output, so this is safe
         for layer in self.hidden_layers[1:]:
             h = F.relu_(layer(h))
-        return self.output_layer(h)
+        return h

@@ -148,11 +148,23 @@ class MaskedSplineAutoregressive(Transform):
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_inputs(z, context, self.features, self.context_features)
+        # One pass per feature in autoregressive order. Pass k needs only feature k's spline:
+        # its parameters depend on features already final, so only those output units of
+        # MADE are computed and only that one spline is inverted (D times less work than
+        # recomputing every spline in every pass).
+        made, count = self.made, spline_parameter_count(self.bins)
+        weight = made.output_layer.weight * made.output_layer.mask
+        bias = made.output_layer.bias
         x = torch.zeros_like(z)
-        ladj = x
-        for _ in range(self.features):  # pass k makes the first k features exact
-            x, ladj = rational_quadratic(z, self._raw(x, context), self.bound, inverse=True)
-        return x, ladj.sum(dim=1)
+        ladj = z.new_zeros(z.shape[0])
+        for i in torch.argsort(made.order).tolist():
+            rows = torch.arange(count, device=z.device) * self.features + i
+            raw = F.linear(made.hidden(x, context), weight[rows], bias[rows])
+            xi, step = rational_quadratic(z[:, i : i + 1], raw[:, None, :], self.bound,
+                                          inverse=True)
+            x = torch.cat([x[:, :i], xi, x[:, i + 1 :]], dim=1)
+            ladj = ladj + step[:, 0]
+        return x, ladj
 
 
 class ElementwiseSpline(Transform):
