@@ -25,7 +25,7 @@ from .errors import ModelFileError, OutputError
 __all__ = ["FORMAT", "FORMAT_VERSION", "check_target", "load", "plain", "save"]
 
 FORMAT = "flowcli-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: spline flows and whitening layers; files of format 1 still load
 REQUIRED = ("format", "format_version", "preprocessor", "flow", "training")
 
 

@@ -253,3 +253,24 @@ def test_train_stops_when_asked() -> None:
     result = train(model, x, x[:8], None, TrainConfig(epochs=50, batch_size=32),
                    stop=lambda r: r.epoch == 3)
     assert result.epochs == 3 and result.stopped == "given up"
+
+
+def test_model_files_of_format_1_still_load(gaussian_table: pd.DataFrame, tmp_path) -> None:
+    from flowcli import checkpoint
+
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", layers=2,
+                          hidden=8, epochs=2)
+    path = tmp_path / "new.flow"
+    model.save(str(path))
+    data = torch.load(path, weights_only=True)
+
+    def drop_whiten(node):  # format 1 had no whitening flag
+        if isinstance(node, dict):
+            return {k: drop_whiten(v) for k, v in node.items() if k != "whiten"}
+        return node
+
+    old = {**drop_whiten(data), "format_version": 1}
+    torch.save(old, tmp_path / "old.flow")
+    again = FlowModel.load(str(tmp_path / "old.flow"))
+    np.testing.assert_array_equal(again.score(gaussian_table), model.score(gaussian_table))
+    assert checkpoint.FORMAT_VERSION == 2
