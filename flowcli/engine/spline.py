@@ -42,7 +42,9 @@ def _knots(raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     """Knot positions ``(..., K+1)`` from ``-bound`` to ``bound`` and bin sizes ``(..., K)``."""
     bins = raw.shape[-1]
     # written out: torch.softmax over a last dimension of a few entries is ~50x slower on a CPU
-    e = (raw - raw.amax(dim=-1, keepdim=True)).exp()
+    # the shift only guards exp against overflow; softmax does not depend on it, so it is
+    # detached, which spares the backward pass the max's gradient
+    e = (raw - raw.detach().amax(dim=-1, keepdim=True)).exp()
     sizes = MIN_BIN + (1.0 - MIN_BIN * bins) * (e / e.sum(dim=-1, keepdim=True))
     inner = torch.cumsum(sizes[..., :-1], dim=-1) * (2 * bound) - bound
     # the ends are exactly -bound and bound, whatever the rounding of the cumulative sum
@@ -50,10 +52,6 @@ def _knots(raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     ends[0], ends[-1] = -bound, bound
     knots = F.pad(inner, (1, 1)) + ends
     return knots, knots[..., 1:] - knots[..., :-1]
-
-
-def _pick(t: Tensor, index: Tensor) -> Tensor:
-    return t.gather(-1, index).squeeze(-1)
 
 
 def rational_quadratic(
@@ -78,9 +76,12 @@ def rational_quadratic(
     edges = yk if inverse else xk
     # bin of each value, 0..K-1: the number of inner knots at or below it
     index = (xc[..., None] >= edges[..., 1:-1]).sum(dim=-1, keepdim=True)
-    x0, w = _pick(xk, index), _pick(widths, index)
-    y0, h = _pick(yk, index), _pick(heights, index)
-    d0, d1 = _pick(slopes, index), _pick(slopes[..., 1:], index)
+    # one gather for the six numbers of each value's bin (six gathers cost more, mostly in
+    # their backward passes)
+    table = torch.stack([xk[..., :-1], widths, yk[..., :-1], heights, slopes[..., :-1],
+                         slopes[..., 1:]], dim=-1)  # (B, D, K, 6)
+    picked = table.gather(2, index[..., None].expand(*index.shape, 6)).squeeze(2)
+    x0, w, y0, h, d0, d1 = picked.unbind(-1)
     delta = h / w
     if inverse:
         dy = xc - y0
