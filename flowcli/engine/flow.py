@@ -6,6 +6,7 @@ sampling pushes base draws through ``transform.inverse``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -123,21 +124,32 @@ def realnvp(
     _check_sizes(features, layers, hidden, depth)
     config = dict(kind="realnvp", features=features, layers=layers, hidden=hidden, depth=depth,
                   context_features=context_features, scale_bound=scale_bound, whiten=whiten)
+    return Flow(_stack(
+        config, lambda: ElementwiseAffine(1, hidden, depth, context_features, scale_bound),
+        [AffineCoupling(features, alternating_mask(features, i), hidden, depth,
+                        context_features, scale_bound) for i in range(layers)] if features > 1
+        else []), config)
+
+
+def _orders(features: int, layers: int, orders: list[list[int]] | None) -> list[list[int]]:
+    """One autoregressive ordering per layer: as given, or reversed between layers."""
+    if orders is None:
+        orders = [list(range(features)) if i % 2 == 0 else list(range(features))[::-1]
+                  for i in range(layers)]
+    if len(orders) != layers:
+        raise ValueError(f"expected {layers} orders, got {len(orders)}")
+    return [list(map(int, o)) for o in orders]
+
+
+def _stack(config: dict[str, Any], single: Callable[[], Transform],
+           layers: list[Transform]) -> Transform:
+    """The transform of a flow: ``single()`` alone for one feature, else ``layers`` after the
+    per-context scaling; a whitening layer first when ``config["whiten"]``."""
+    features, context = config["features"], config["context_features"]
     if features == 1:
-        body = [ElementwiseAffine(1, hidden, depth, context_features, scale_bound)]
-        return Flow(_assemble([], whiten, 1, context_features, body), config)
-    first = _conditional_scaling(features, hidden, context_features, scale_bound)
-    body: list[Transform] = [
-        AffineCoupling(features, alternating_mask(features, i), hidden, depth,
-                       context_features, scale_bound)
-        for i in range(layers)
-    ]
-    return Flow(_assemble(first, whiten, features, context_features, body), config)
-
-
-def _reversing_orders(features: int, layers: int) -> list[list[int]]:
-    return [list(range(features)) if i % 2 == 0 else list(range(features))[::-1]
-            for i in range(layers)]
+        return _assemble([], config["whiten"], 1, context, [single()])
+    first = _conditional_scaling(features, config["hidden"], context, config["scale_bound"])
+    return _assemble(first, config["whiten"], features, context, layers)
 
 
 def maf(
@@ -157,23 +169,15 @@ def maf(
     :class:`Whiten` layer first (set it with ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
-    if orders is None:
-        orders = _reversing_orders(features, layers)
-    if len(orders) != layers:
-        raise ValueError(f"expected {layers} orders, got {len(orders)}")
+    orders = _orders(features, layers, orders)
     config = dict(kind="maf", features=features, layers=layers, hidden=hidden, depth=depth,
-                  context_features=context_features, scale_bound=scale_bound,
-                  orders=[list(map(int, o)) for o in orders], whiten=whiten)
-    if features == 1:
-        body = [ElementwiseAffine(1, hidden, depth, context_features, scale_bound)]
-        return Flow(_assemble([], whiten, 1, context_features, body), config)
-    first = _conditional_scaling(features, hidden, context_features, scale_bound)
-    body: list[Transform] = [
-        MaskedAffineAutoregressive(features, torch.tensor(o), hidden, depth, context_features,
-                                   scale_bound)
-        for o in orders
-    ]
-    return Flow(_assemble(first, whiten, features, context_features, body), config)
+                  context_features=context_features, scale_bound=scale_bound, orders=orders,
+                  whiten=whiten)
+    return Flow(_stack(
+        config, lambda: ElementwiseAffine(1, hidden, depth, context_features, scale_bound),
+        [MaskedAffineAutoregressive(features, torch.tensor(o), hidden, depth, context_features,
+                                    scale_bound) for o in orders] if features > 1 else []),
+        config)
 
 
 def nsf(
@@ -199,23 +203,15 @@ def nsf(
     ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
-    if orders is None:
-        orders = _reversing_orders(features, layers)
-    if len(orders) != layers:
-        raise ValueError(f"expected {layers} orders, got {len(orders)}")
+    orders = _orders(features, layers, orders)
     config = dict(kind="nsf", features=features, layers=layers, hidden=hidden, depth=depth,
                   context_features=context_features, scale_bound=scale_bound, bins=bins,
-                  bound=bound, orders=[list(map(int, o)) for o in orders], whiten=whiten)
-    if features == 1:
-        body = [ElementwiseSpline(1, hidden, depth, context_features, bins, bound)]
-        return Flow(_assemble([], whiten, 1, context_features, body), config)
-    first = _conditional_scaling(features, hidden, context_features, scale_bound)
-    body: list[Transform] = [
-        MaskedSplineAutoregressive(features, torch.tensor(o), hidden, depth, context_features,
-                                   bins, bound)
-        for o in orders
-    ]
-    return Flow(_assemble(first, whiten, features, context_features, body), config)
+                  bound=bound, orders=orders, whiten=whiten)
+    return Flow(_stack(
+        config, lambda: ElementwiseSpline(1, hidden, depth, context_features, bins, bound),
+        [MaskedSplineAutoregressive(features, torch.tensor(o), hidden, depth, context_features,
+                                    bins, bound) for o in orders] if features > 1 else []),
+        config)
 
 
 def build(config: dict[str, Any]) -> Flow:

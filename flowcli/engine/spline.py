@@ -33,6 +33,12 @@ MIN_SLOPE = 1e-3
 _SLOPE_SHIFT = math.log(math.expm1(1.0 - MIN_SLOPE))
 
 
+def _check_bins(bins: int) -> int:
+    if bins < 2:
+        raise ValueError(f"a spline needs at least 2 bins, got {bins}")
+    return int(bins)
+
+
 def spline_parameter_count(bins: int) -> int:
     """Unconstrained numbers per feature: ``bins`` widths, ``bins`` heights, inner slopes."""
     return 3 * bins - 1
@@ -130,9 +136,7 @@ class MaskedSplineAutoregressive(Transform):
         bound: float = 5.0,
     ) -> None:
         super().__init__(features, context_features)
-        if bins < 2:
-            raise ValueError(f"a spline needs at least 2 bins, got {bins}")
-        self.bins, self.bound = int(bins), float(bound)
+        self.bins, self.bound = _check_bins(bins), float(bound)
         self.made = MADE(features, spline_parameter_count(bins), hidden, layers, order,
                          context_features)
 
@@ -184,9 +188,7 @@ class ElementwiseSpline(Transform):
         bound: float = 5.0,
     ) -> None:
         super().__init__(features, context_features)
-        if bins < 2:
-            raise ValueError(f"a spline needs at least 2 bins, got {bins}")
-        self.bins, self.bound = int(bins), float(bound)
+        self.bins, self.bound = _check_bins(bins), float(bound)
         count = spline_parameter_count(bins)
         if context_features:
             self.net: nn.Module | None = MLP(context_features, count * features, hidden, layers)
