@@ -86,7 +86,7 @@ def main() -> None:
     big = work / "big.parquet"
     if not big.exists() or pq.ParquetFile(big).metadata.num_rows != args.rows:
         write_big(big, args.rows)
-    print(f"{args.rows:,} rows x 8 columns, MAF with defaults, torch threads "
+    print(f"{args.rows:,} rows x 8 columns, MAF (--model maf), torch threads "
           f"{os.cpu_count()} cores")
     print(f"{'run':<34} {'seconds':>8} {'rows/s':>12} {'peak RSS MB':>12}")
     runs = {
