@@ -78,7 +78,7 @@ class FitConfig:
     val_fraction: float = 0.1
     max_seconds: float | None = None
     missing: str = "error"
-    whiten: bool | None = None  # None: see ``whitens``
+    whiten: bool | None = None  # None: off, but ``auto`` tries it on small tables
 
     def check(self) -> None:
         if self.model not in MODELS:
@@ -253,6 +253,8 @@ class FlowModel:
                 "val_rows": len(val_df), "dropped_rows": dropped, "device": str(dev),
                 "epochs": 0, "seconds": 0.0}
         kinds = candidates(config.model, config.whiten, len(train_df))
+        if not pre.continuous:  # categories alone: no flow to choose
+            kinds = kinds[:1]
         models: list[FlowModel] = []
         tried: list[dict[str, Any]] = []
         budget = config.max_seconds

@@ -40,6 +40,7 @@ def test_one_categorical_column_probabilities_sum_to_one() -> None:
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"c": rng.choice(list("abcde"), 3000, p=[0.5, 0.2, 0.15, 0.1, 0.05])})
     model = FlowModel.fit(df, seed=0, device="cpu", **FAST)
+    assert "candidates" not in model.training  # no flow, so auto has nothing to choose
     labels = pd.DataFrame({"c": list("abcde")})
     probs = np.exp(model.score(labels))
     assert 0.95 <= probs.sum() <= 1.0 + 1e-6
