@@ -105,6 +105,10 @@ def sized(config: FitConfig, train_rows: int) -> FitConfig:
                    hidden=config.hidden or (32 if small else 128))
 
 
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else -math.inf
+
+
 def _clearly_better(new: np.ndarray, old: np.ndarray) -> bool:
     """Whether held-out scores ``new`` beat ``old`` (the same rows) by more than noise.
 
@@ -259,9 +263,11 @@ class FlowModel:
         tried: list[dict[str, Any]] = []
         budget = config.max_seconds
         # With a time limit and several candidates, each first gets a probe of 40 % of the
-        # limit shared out; the leader on validation then carries on with what is left.
+        # limit shared out; the best of those the probe cut short then carries on with what
+        # is left.
         probe = None if budget is None or len(kinds) == 1 else 0.4 * budget / len(kinds)
         labels = [kind + ("+whiten" if whiten else "") for kind, whiten in kinds]
+        interrupted = False
         for (kind, whiten), label in zip(kinds, labels, strict=True):
             flow_config = {"kind": kind, "layers": config.layers, "hidden": config.hidden,
                            "depth": config.depth, "scale_bound": config.scale_bound,
@@ -273,30 +279,45 @@ class FlowModel:
             # a later candidate that has trained as long as the first without catching up
             # gives up, so that auto costs about twice the fastest fit when that one wins
             first = models[0].training if models else None
-            model._train(train_df, val_df, callback, source=source,
-                         stage=label if len(kinds) > 1 else "",
-                         behind=(first["seconds"], first["val_log_likelihood"]) if first
-                         else None)
+            try:
+                model._train(train_df, val_df, callback, source=source,
+                             stage=label if len(kinds) > 1 else "",
+                             behind=(first["seconds"], first["val_log_likelihood"]) if first
+                             else None)
+            except KeyboardInterrupt:
+                if not models:
+                    raise
+                # Ctrl-C outside the training loop (encoding, the categories' fit): keep the
+                # candidates already trained
+                interrupted = True
+                break
             models.append(model)
             tried.append({"model": kind, "whiten": whiten})
             if model.training["stopped"] == "interrupted":
+                interrupted = True
                 break
+        spent = sum(m.training["seconds"] for m in models)
+        unfinished = [i for i, m in enumerate(models) if m.training["stopped"] == "time"]
+        if probe is not None and unfinished and not interrupted and budget > spent:
+            # the most promising candidate that the probe cut short gets the time left
+            i = max(unfinished, key=lambda i: _finite(models[i].training["val_log_likelihood"]))
+            models[i].fit_config = replace(config, max_seconds=budget - spent)
+            try:
+                models[i]._train(train_df, val_df, callback, models[i].resume, source,
+                                 stage=labels[i])
+            except KeyboardInterrupt:
+                interrupted = True
         lead = 0
         for i in range(1, len(models)):
             if _clearly_better(models[i]._held_out, models[lead]._held_out):
                 lead = i
         best = models[lead]
-        spent = sum(m.training["seconds"] for m in models)
-        if (probe is not None and best.training["stopped"] == "time"
-                and models[-1].training["stopped"] != "interrupted" and budget > spent):
-            best.fit_config = replace(config, max_seconds=budget - spent)
-            best._train(train_df, val_df, callback, best.resume, source, stage=labels[lead])
         best.fit_config = config
         if len(kinds) > 1:
             for entry, m in zip(tried, models, strict=True):
                 entry.update({k: m.training[k] for k in ("epochs", "seconds", "stopped")},
                              val_log_likelihood=m.training["val_log_likelihood"])
-            interrupted = any(m.training["stopped"] == "interrupted" for m in models)
+            interrupted = interrupted or best.training["stopped"] == "interrupted"
             best.training.update(
                 candidates=tried, seconds=sum(m.training["seconds"] for m in models),
                 stopped="interrupted" if interrupted else best.training["stopped"])
@@ -388,7 +409,9 @@ class FlowModel:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.training["seed"] + start_epoch)
             if resume is None:
-                self.density.init_from(x_train_t)
+                # from rows dequantized as training sees them: integer cells at their corners
+                # would make two equal integer columns look exactly collinear to Whiten
+                self.density.init_from(x_train_t + torch.rand_like(x_train_t) * widths)
             if chain is not None and resume is None:
                 fit_chain(chain, x_train_t[:, d:], x_val_t[:, d:], generator)
             if chain is not None:
@@ -401,7 +424,9 @@ class FlowModel:
                                      best_val_ll=math.nan, train_ll=math.nan, seconds=0.0,
                                      stopped="categories only")
         self.density.eval()
-        held_out, logdet = (x_val, ld_val) if len(val_df) else (x_train, ld_train)
+        # scored as ``score`` scores (integers at their cells' centres); with no validation
+        # rows, the training rows re-encoded that way
+        held_out, logdet = (x_val, ld_val) if len(val_df) else pre.encode(train_df, source)
         scores = self._map(self.density.log_prob, held_out) + logdet
         quantiles = np.quantile(scores, np.linspace(0, 1, QUANTILES)) if scores.size else []
         self.training.update(

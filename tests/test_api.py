@@ -274,3 +274,43 @@ def test_model_files_of_format_1_still_load(gaussian_table: pd.DataFrame, tmp_pa
     again = FlowModel.load(str(tmp_path / "old.flow"))
     np.testing.assert_array_equal(again.score(gaussian_table), model.score(gaussian_table))
     assert checkpoint.FORMAT_VERSION == 2
+
+
+def test_whitening_sees_integer_columns_as_training_does() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 5, 600)
+    df = pd.DataFrame({"a": a, "b": a.copy(), "c": rng.normal(size=600)})
+    model = FlowModel.fit(df, model="maf", whiten=True, seed=0, device="cpu", epochs=60)
+    # log P(a) = log 1/5 and b adds at most 0 nats, c about -1.42: nothing can score above
+    # -3.0 on average (set from the bare integers, the whitening gave +2.0)
+    assert model.training["val_log_likelihood"] < -2.9
+    assert model.training["train_log_likelihood"] > -5.0
+
+
+def test_without_validation_rows_held_out_scores_are_scores(gaussian_table) -> None:
+    model = FlowModel.fit(gaussian_table, model="maf", val_fraction=0.0, seed=0, device="cpu",
+                          layers=2, hidden=16, epochs=3)
+    assert model.training["held_out"] == "training"
+    assert model.training["val_log_likelihood"] == pytest.approx(
+        model.score(gaussian_table).mean(), abs=1e-9)
+
+
+def test_ctrl_c_outside_a_later_candidates_loop_keeps_the_first(monkeypatch) -> None:
+    import flowcli.api as api
+
+    calls = []
+    real = api.fit_chain
+
+    def chain_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "fit_chain", chain_once)
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=800), "c": rng.choice(list("abc"), 800)})
+    model = FlowModel.fit(df, seed=0, device="cpu", layers=2, hidden=8, epochs=3)
+    assert model.training["stopped"] == "interrupted"
+    assert [c["model"] for c in model.training["candidates"]] == ["maf"]
+    assert np.isfinite(model.score(df)).all()
