@@ -85,28 +85,6 @@ def _check_sizes(features: int, layers: int, hidden: int, depth: int) -> None:
             raise ValueError(f"{name} must be at least 1, got {value}")
 
 
-def _conditional_scaling(features: int, hidden: int, context_features: int,
-                         scale_bound: float) -> list[Transform]:
-    """With a context, a first per-feature affine layer whose shift and scale depend on it.
-
-    It lets each context (say, each category) move and rescale the data directly, which the
-    coupling or autoregressive layers after it would otherwise learn slowly for rare contexts.
-    """
-    if not context_features:
-        return []
-    return [ContextStandardize(features, context_features, scale_bound)]
-
-
-def _assemble(first: list[Transform], whiten: bool, features: int, context_features: int,
-              layers: list[Transform]) -> Transform:
-    """``first`` (per-context scaling), then the whitening layer if asked, then ``layers``.
-
-    A lone one-feature layer is not wrapped, as in model files written before whitening.
-    """
-    steps = first + ([Whiten(features, context_features)] if whiten else []) + layers
-    return steps[0] if features == 1 and len(steps) == 1 else Compose(*steps)
-
-
 def realnvp(
     features: int,
     layers: int = 5,
@@ -126,9 +104,8 @@ def realnvp(
                   context_features=context_features, scale_bound=scale_bound, whiten=whiten)
     return Flow(_stack(
         config, lambda: ElementwiseAffine(1, hidden, depth, context_features, scale_bound),
-        [AffineCoupling(features, alternating_mask(features, i), hidden, depth,
-                        context_features, scale_bound) for i in range(layers)] if features > 1
-        else []), config)
+        lambda: [AffineCoupling(features, alternating_mask(features, i), hidden, depth,
+                                context_features, scale_bound) for i in range(layers)]), config)
 
 
 def _orders(features: int, layers: int, orders: list[list[int]] | None) -> list[list[int]]:
@@ -142,14 +119,23 @@ def _orders(features: int, layers: int, orders: list[list[int]] | None) -> list[
 
 
 def _stack(config: dict[str, Any], single: Callable[[], Transform],
-           layers: list[Transform]) -> Transform:
-    """The transform of a flow: ``single()`` alone for one feature, else ``layers`` after the
-    per-context scaling; a whitening layer first when ``config["whiten"]``."""
+           layers: Callable[[], list[Transform]]) -> Transform:
+    """The transform of a flow: ``single()`` for one feature, else ``layers()``.
+
+    With a context, a per-feature affine layer whose shift and scale depend on it comes first
+    (:class:`ContextStandardize`): it lets each context (say, each category) move and rescale
+    the data directly, which the layers after it would learn slowly for rare contexts. With
+    ``config["whiten"]``, a :class:`Whiten` layer follows. A lone one-feature layer is not
+    wrapped, as in model files written before whitening.
+    """
     features, context = config["features"], config["context_features"]
-    if features == 1:
-        return _assemble([], config["whiten"], 1, context, [single()])
-    first = _conditional_scaling(features, config["hidden"], context, config["scale_bound"])
-    return _assemble(first, config["whiten"], features, context, layers)
+    first: list[Transform] = []
+    if features > 1 and context:
+        first.append(ContextStandardize(features, context, config["scale_bound"]))
+    if config["whiten"]:
+        first.append(Whiten(features, context))
+    steps = first + ([single()] if features == 1 else layers())
+    return steps[0] if len(steps) == 1 and features == 1 else Compose(*steps)
 
 
 def maf(
@@ -175,8 +161,8 @@ def maf(
                   whiten=whiten)
     return Flow(_stack(
         config, lambda: ElementwiseAffine(1, hidden, depth, context_features, scale_bound),
-        [MaskedAffineAutoregressive(features, torch.tensor(o), hidden, depth, context_features,
-                                    scale_bound) for o in orders] if features > 1 else []),
+        lambda: [MaskedAffineAutoregressive(features, torch.tensor(o), hidden, depth,
+                                            context_features, scale_bound) for o in orders]),
         config)
 
 
@@ -209,8 +195,8 @@ def nsf(
                   bound=bound, orders=orders, whiten=whiten)
     return Flow(_stack(
         config, lambda: ElementwiseSpline(1, hidden, depth, context_features, bins, bound),
-        [MaskedSplineAutoregressive(features, torch.tensor(o), hidden, depth, context_features,
-                                    bins, bound) for o in orders] if features > 1 else []),
+        lambda: [MaskedSplineAutoregressive(features, torch.tensor(o), hidden, depth,
+                                            context_features, bins, bound) for o in orders]),
         config)
 
 

@@ -39,25 +39,20 @@ class Whiten(Transform):
         return x, ladj.expand(z.shape[0])
 
     @torch.no_grad()
-    def init_from(self, x: Tensor, shrink: float = 0.0, ridge: float = 1e-6) -> Whiten:
+    def init_from(self, x: Tensor) -> Whiten:
         """Mean and covariance of the rows of ``x`` without NaN.
 
-        A ridge of 1e-6 of the mean variance keeps collinear columns factorizable; ``shrink``
-        moves the covariance that share of the way toward its diagonal (off by default: it
-        loosens the tight directions, which hold most of the likelihood). With fewer complete
-        rows than twice the number of features, the layer stays the identity.
+        A ridge of 1e-6 of the mean variance keeps collinear columns factorizable. With fewer
+        complete rows than twice the number of features, the layer stays the identity.
         """
         x = x[~torch.isnan(x).any(dim=1)].double()
         if x.shape[0] < 2 * self.features:
             return self
         loc = x.mean(dim=0)
+        eye = torch.eye(self.features, dtype=x.dtype, device=x.device)
         cov = torch.atleast_2d(torch.cov(x.T))
-        cov = (1 - shrink) * cov + shrink * torch.diag(cov.diagonal())
-        cov = cov + torch.eye(self.features, dtype=cov.dtype, device=cov.device) * (
-            ridge * float(cov.diagonal().mean()) + 1e-12)
-        tril = torch.linalg.cholesky(cov)
-        eye = torch.eye(self.features, dtype=tril.dtype, device=tril.device)
-        inverse = torch.linalg.solve_triangular(tril, eye, upper=False)
+        cov = cov + eye * (1e-6 * float(cov.diagonal().mean()) + 1e-12)
+        inverse = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), eye, upper=False)
         self.loc.copy_(loc)
         self.weight.copy_(inverse)
         return self

@@ -44,8 +44,11 @@ class MaskedLinear(nn.Linear):
         super().__init__(in_features, out_features)
         self.register_buffer("mask", mask.to(torch.get_default_dtype()))
 
+    def masked_weight(self) -> Tensor:
+        return self.weight * self.mask
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.masked_weight(), self.bias)
 
 
 class MADE(nn.Module):

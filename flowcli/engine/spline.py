@@ -89,26 +89,24 @@ def rational_quadratic(
     picked = table.gather(2, index[..., None].expand(*index.shape, 6)).squeeze(2)
     x0, w, y0, h, d0, d1 = picked.unbind(-1)
     delta = h / w
-    if inverse:
+    bend = d0 + d1 - 2 * delta
+    if inverse:  # the root in [0, 1] of the quadratic a xi^2 + b xi + c = 0
         dy = xc - y0
-        bend = d0 + d1 - 2 * delta
         a = dy * bend + h * (delta - d0)
         b = h * d0 - dy * bend
         c = -delta * dy
-        disc = (b.pow(2) - 4 * a * c).clamp_min(0.0)
-        xi = (2 * c) / (-b - disc.sqrt())
-        out = x0 + xi * w
+        xi = (2 * c) / (-b - (b.pow(2) - 4 * a * c).clamp_min(0.0).sqrt())
     else:
         xi = (xc - x0) / w
     t = xi * (1 - xi)
-    denom = delta + (d0 + d1 - 2 * delta) * t
+    denom = delta + bend * t
     log_slope = (2 * delta.log() + (d1 * xi.pow(2) + 2 * delta * t + d0 * (1 - xi).pow(2)).log()
                  - 2 * denom.log())
-    if not inverse:
-        out = y0 + h * (delta * xi.pow(2) + d0 * t) / denom
+    if inverse:
+        out, log_slope = x0 + xi * w, -log_slope
     else:
-        log_slope = -log_slope
-    return torch.where(inside, out, x), torch.where(inside, log_slope, torch.zeros_like(x))
+        out = y0 + h * (delta * xi.pow(2) + d0 * t) / denom
+    return torch.where(inside, out, x), torch.where(inside, log_slope, 0.0)
 
 
 class MaskedSplineAutoregressive(Transform):
@@ -158,12 +156,12 @@ class MaskedSplineAutoregressive(Transform):
         # MADE are computed and only that one spline is inverted (D times less work than
         # recomputing every spline in every pass).
         made, count = self.made, spline_parameter_count(self.bins)
-        weight = made.output_layer.weight * made.output_layer.mask
-        bias = made.output_layer.bias
+        weight, bias = made.output_layer.masked_weight(), made.output_layer.bias
+        params = torch.arange(count, device=z.device) * self.features
         x = torch.zeros_like(z)
         ladj = z.new_zeros(z.shape[0])
         for i in torch.argsort(made.order).tolist():
-            rows = torch.arange(count, device=z.device) * self.features + i
+            rows = params + i  # feature i's outputs: out[:, k * D + i]
             raw = F.linear(made.hidden(x, context), weight[rows], bias[rows])
             xi, step = rational_quadratic(z[:, i : i + 1], raw[:, None, :], self.bound,
                                           inverse=True)
