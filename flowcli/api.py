@@ -632,8 +632,14 @@ class FlowModel:
         data = checkpoint.load(path)
         try:
             pre = Preprocessor.from_dict(data["preprocessor"])
-            density = rebuild_mixed(data["flow"]["config"])
-            density.load_state_dict(data["flow"]["state_dict"])
+            config, state = data["flow"]["config"], data["flow"]["state_dict"]
+            if "continuous" not in config:
+                # format 1 from before categories: a bare flow config and the flow's weights
+                config = {"continuous": config["features"], "cardinalities": [],
+                          "flow": config, "chain_hidden": 64}
+                state = {f"flow.{k}": v for k, v in state.items()}
+            density = rebuild_mixed(config)
+            density.load_state_dict(state)
             fit_config = FitConfig(**data.get("fit_config", {}))
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__})") from None
