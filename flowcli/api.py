@@ -105,6 +105,28 @@ def sized(config: FitConfig, train_rows: int) -> FitConfig:
                    hidden=config.hidden or (32 if small else 128))
 
 
+@dataclass
+class _Encoded:
+    """A split's rows encoded once for training: training rows at their integer cells' lower
+    corners (training adds the noise), held-out rows as ``score`` encodes them."""
+
+    x_train: np.ndarray
+    ld_train: np.ndarray
+    x_val: np.ndarray
+    ld_val: np.ndarray
+    x_held: np.ndarray  # validation rows, or without them the training rows
+    ld_held: np.ndarray
+    has_val: bool
+
+    @classmethod
+    def of(cls, pre: Preprocessor, train_df: pd.DataFrame, val_df: pd.DataFrame,
+           source: str) -> _Encoded:
+        x_train, ld_train = pre.encode(train_df, source, position=0.0)
+        x_val, ld_val = pre.encode(val_df, source)
+        x_held, ld_held = (x_val, ld_val) if len(val_df) else pre.encode(train_df, source)
+        return cls(x_train, ld_train, x_val, ld_val, x_held, ld_held, len(val_df) > 0)
+
+
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else -math.inf
 
@@ -267,6 +289,7 @@ class FlowModel:
         # is left.
         probe = None if budget is None or len(kinds) == 1 else 0.4 * budget / len(kinds)
         labels = [kind + ("+whiten" if whiten else "") for kind, whiten in kinds]
+        encoded = _Encoded.of(pre, train_df, val_df, source)
         interrupted = False
         for (kind, whiten), label in zip(kinds, labels, strict=True):
             flow_config = {"kind": kind, "layers": config.layers, "hidden": config.hidden,
@@ -279,16 +302,19 @@ class FlowModel:
             # a later candidate that has trained as long as the first without catching up
             # gives up, so that auto costs about twice the fastest fit when that one wins
             first = models[0].training if models else None
+            # the categories' model does not depend on the flow: fitted once, then copied
+            chain = models[0].density.chain if models else None
             try:
-                model._train(train_df, val_df, callback, source=source,
+                model._train(encoded, callback,
                              stage=label if len(kinds) > 1 else "",
                              behind=(first["seconds"], first["val_log_likelihood"]) if first
-                             else None)
+                             else None,
+                             categories=chain.state_dict() if chain is not None else None)
             except KeyboardInterrupt:
                 if not models:
                     raise
-                # Ctrl-C outside the training loop (encoding, the categories' fit): keep the
-                # candidates already trained
+                # Ctrl-C outside the training loop (the data-set start): keep the candidates
+                # already trained
                 interrupted = True
                 break
             models.append(model)
@@ -303,8 +329,7 @@ class FlowModel:
             i = max(unfinished, key=lambda i: _finite(models[i].training["val_log_likelihood"]))
             models[i].fit_config = replace(config, max_seconds=budget - spent)
             try:
-                models[i]._train(train_df, val_df, callback, models[i].resume, source,
-                                 stage=labels[i])
+                models[i]._train(encoded, callback, models[i].resume, stage=labels[i])
             except KeyboardInterrupt:
                 interrupted = True
         lead = 0
@@ -357,28 +382,28 @@ class FlowModel:
         if "lr" in overrides:
             for group in resume["optimizer"].get("param_groups", []):
                 group["lr"] = overrides["lr"]
-        self._train(train_df, val_df, callback, resume, source)
+        self._train(_Encoded.of(self.preprocessor, train_df, val_df, source), callback, resume)
         return self
 
     def _train(
         self,
-        train_df: pd.DataFrame,
-        val_df: pd.DataFrame,
+        encoded: _Encoded,
         callback: Callable[[EpochReport], None] | None,
         resume: dict[str, Any] | None = None,
-        source: str = "data",
         stage: str = "",
         behind: tuple[float, float] | None = None,
+        categories: dict[str, torch.Tensor] | None = None,
     ) -> TrainResult:
-        """Encode, fit the categories, train the flow, and record the held-out scores.
+        """Fit the categories (on a new model; ``categories``: load this fitted state instead),
+        train the flow, and record the held-out scores.
 
         ``behind=(seconds, val_ll)``: give up once this run has trained that long and its best
         validation log-likelihood (table units) is still below ``val_ll``.
         """
         config = self.fit_config
         pre, dev = self.preprocessor, self.device
-        x_train, ld_train = pre.encode(train_df, source, position=0.0)
-        x_val, ld_val = pre.encode(val_df, source)
+        x_train, ld_train, x_val, ld_val = (encoded.x_train, encoded.ld_train, encoded.x_val,
+                                            encoded.ld_val)
         tensor = {"dtype": torch.float32, "device": dev}
         widths = torch.as_tensor(pre.widths, **tensor)
         start_epoch = int((resume or {}).get("epoch", 0))
@@ -412,7 +437,9 @@ class FlowModel:
                 # from rows dequantized as training sees them: integer cells at their corners
                 # would make two equal integer columns look exactly collinear to Whiten
                 self.density.init_from(x_train_t + torch.rand_like(x_train_t) * widths)
-            if chain is not None and resume is None:
+            if chain is not None and categories is not None:
+                chain.load_state_dict(categories)
+            elif chain is not None and resume is None:
                 fit_chain(chain, x_train_t[:, d:], x_val_t[:, d:], generator)
             if chain is not None:
                 chain.requires_grad_(False)  # fitted above; the flow trains alone below
@@ -424,10 +451,7 @@ class FlowModel:
                                      best_val_ll=math.nan, train_ll=math.nan, seconds=0.0,
                                      stopped="categories only")
         self.density.eval()
-        # scored as ``score`` scores (integers at their cells' centres); with no validation
-        # rows, the training rows re-encoded that way
-        held_out, logdet = (x_val, ld_val) if len(val_df) else pre.encode(train_df, source)
-        scores = self._map(self.density.log_prob, held_out) + logdet
+        scores = self._map(self.density.log_prob, encoded.x_held) + encoded.ld_held
         quantiles = np.quantile(scores, np.linspace(0, 1, QUANTILES)) if scores.size else []
         self.training.update(
             epochs=result.epochs,
@@ -437,7 +461,7 @@ class FlowModel:
             val_log_likelihood=float(np.mean(scores)) if scores.size else math.nan,
             train_log_likelihood=result.train_ll + shift_train,
             score_quantiles=[float(q) for q in quantiles],
-            held_out="validation" if len(val_df) else "training",
+            held_out="validation" if encoded.has_val else "training",
         )
         self.resume = result.resume_state()
         self._held_out = scores  # per-row held-out scores, for choosing between candidates

@@ -286,21 +286,37 @@ def test_without_validation_rows_held_out_scores_are_scores(gaussian_table) -> N
 
 
 def test_ctrl_c_outside_a_later_candidates_loop_keeps_the_first(monkeypatch) -> None:
-    import flowcli.api as api
+    from flowcli.engine.mixed import MixedDensity
 
     calls = []
-    real = api.fit_chain
+    real = MixedDensity.init_from
 
-    def chain_once(*args, **kwargs):
+    def start_once(self, rows):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return real(self, rows)
 
-    monkeypatch.setattr(api, "fit_chain", chain_once)
+    monkeypatch.setattr(MixedDensity, "init_from", start_once)
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"x": rng.normal(size=800), "c": rng.choice(list("abc"), 800)})
     model = FlowModel.fit(df, seed=0, device="cpu", layers=2, hidden=8, epochs=3)
     assert model.training["stopped"] == "interrupted"
     assert [c["model"] for c in model.training["candidates"]] == ["maf"]
     assert np.isfinite(model.score(df)).all()
+
+
+def test_auto_fits_the_categories_once_and_shares_them(monkeypatch) -> None:
+    import flowcli.api as api
+
+    fits = []
+    real = api.fit_chain
+    monkeypatch.setattr(api, "fit_chain", lambda *a, **k: (fits.append(1), real(*a, **k))[1])
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=1500), "c": rng.choice(list("abc"), 1500)})
+    model = FlowModel.fit(df, seed=0, device="cpu", layers=2, hidden=8, epochs=2)
+    assert len(fits) == 1 and len(model.training["candidates"]) == 2
+    # the kept candidate holds the fitted categories, not the marginal start
+    alone = FlowModel.fit(df, seed=0, device="cpu", model="maf", layers=2, hidden=8, epochs=2)
+    for k, v in alone.density.chain.state_dict().items():
+        assert torch.equal(model.density.chain.state_dict()[k], v), k
