@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._files import default_file_mode
 from .errors import ModelFileError, OutputError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "check_target", "load", "plain", "save"]
@@ -93,7 +94,7 @@ def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write the model: {exc.strerror or exc}") from None
     try:
-        _default_mode(tmp)
+        default_file_mode(tmp)
         with os.fdopen(fd, "wb") as handle:
             torch.save(data, handle)
             handle.flush()
@@ -147,10 +148,3 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     if missing:
         raise ModelFileError(f"{path}: damaged model file (missing {', '.join(missing)})")
     return data
-
-
-def _default_mode(path: str) -> None:
-    """Give a temporary file the mode a new file gets (mkstemp makes it owner-only)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)

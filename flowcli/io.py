@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._files import default_file_mode
 from .errors import DataError, OutputError
 
 __all__ = ["FORMATS", "TableWriter", "detect_format", "display_name", "iter_tables",
@@ -194,7 +195,7 @@ class TableWriter:
             raise OutputError(f"{self.path}: cannot write: permission denied") from None
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
-        _default_mode(self._tmp)
+        default_file_mode(self._tmp)
         raw = os.fdopen(fd, "wb")
         if self.fmt == "csv" and self.path.lower().endswith(".gz"):
             self._handle = io.TextIOWrapper(gzip.GzipFile(fileobj=raw, mode="wb"), newline="")
@@ -277,10 +278,3 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], fmt: str | None 
     """Write a whole table, atomically when ``path`` is a file."""
     with TableWriter(path, fmt) as writer:
         writer.write(df)
-
-
-def _default_mode(path: str) -> None:
-    """Give a temporary file the mode a new file gets (mkstemp makes it owner-only)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
