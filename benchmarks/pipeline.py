@@ -3,8 +3,8 @@
 Generates an 8-column table, fits a model on 30,000 of its rows, writes ROWS rows to Parquet
 (row groups of 100,000), then times real `flowcli` processes: scoring Parquet to Parquet,
 scoring with --only-score, and sampling to Parquet. Reports wall seconds, rows per second,
-peak resident memory of the process, and the latency until the first output line of
-`flowcli score ... | head -n 2`.
+peak resident memory of the process, and the latency until the first data row of
+`flowcli score` reaches its stdout pipe.
 
 Usage: python benchmarks/pipeline.py [--rows 10000000] [--workdir DIR]
 """
@@ -86,7 +86,7 @@ def main() -> None:
     big = work / "big.parquet"
     if not big.exists() or pq.ParquetFile(big).metadata.num_rows != args.rows:
         write_big(big, args.rows)
-    print(f"{args.rows:,} rows x 8 columns, MAF (--model maf), torch threads "
+    print(f"{args.rows:,} rows x 8 columns, MAF (--model maf), {os.cpu_count()} CPUs "
           f"{os.cpu_count()} cores")
     print(f"{'run':<34} {'seconds':>8} {'rows/s':>12} {'peak RSS MB':>12}")
     runs = {

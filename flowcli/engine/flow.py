@@ -97,7 +97,8 @@ def realnvp(
     """RealNVP: affine couplings with alternating checkerboard masks.
 
     With one feature, coupling means nothing and a single per-feature affine layer is used.
-    ``whiten`` puts a :class:`Whiten` layer first (set it with ``init_from``).
+    ``whiten`` puts a :class:`Whiten` layer first (after the
+    per-context layer, if any; set it with ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
     config = dict(kind="realnvp", features=features, layers=layers, hidden=hidden, depth=depth,
@@ -152,7 +153,8 @@ def maf(
 
     Pass ``orders`` (one permutation per layer) for other orderings, for example random ones.
     With one feature a single per-feature affine layer is used. ``whiten`` puts a
-    :class:`Whiten` layer first (set it with ``init_from``).
+    :class:`Whiten` layer first (after the
+    per-context layer, if any; set it with ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
     orders = _orders(features, layers, orders)
@@ -185,7 +187,8 @@ def nsf(
     the ordering is reversed between layers unless ``orders`` is given. Density evaluation
     takes one pass per layer, sampling ``D``. With one feature, one spline with free knots.
     ``scale_bound`` bounds the log-scale of the per-context affine layer that comes first when
-    there is a context. ``whiten`` puts a :class:`Whiten` layer first (set it with
+    there is a context. ``whiten`` puts a :class:`Whiten` layer first (after the
+    per-context layer, if any; set it with
     ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
