@@ -282,7 +282,6 @@ class FlowModel:
         if not pre.continuous:  # categories alone: no flow to choose
             kinds = kinds[:1]
         models: list[FlowModel] = []
-        tried: list[dict[str, Any]] = []
         budget = config.max_seconds
         # With a time limit and several candidates, each first gets a probe of 40 % of the
         # limit shared out; the best of those the probe cut short then carries on with what
@@ -318,7 +317,6 @@ class FlowModel:
                 interrupted = True
                 break
             models.append(model)
-            tried.append({"model": kind, "whiten": whiten})
             if model.training["stopped"] == "interrupted":
                 interrupted = True
                 break
@@ -339,9 +337,10 @@ class FlowModel:
         best = models[lead]
         best.fit_config = config
         if len(kinds) > 1:
-            for entry, m in zip(tried, models, strict=True):
-                entry.update({k: m.training[k] for k in ("epochs", "seconds", "stopped")},
-                             val_log_likelihood=m.training["val_log_likelihood"])
+            tried = [{"model": kind, "whiten": whiten,
+                      **{k: m.training[k] for k in ("val_log_likelihood", "epochs", "seconds",
+                                                    "stopped")}}
+                     for (kind, whiten), m in zip(kinds[: len(models)], models, strict=True)]
             interrupted = interrupted or best.training["stopped"] == "interrupted"
             best.training.update(
                 candidates=tried, seconds=sum(m.training["seconds"] for m in models),

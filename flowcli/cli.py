@@ -340,15 +340,20 @@ def fit(
             raise _Terminated() if _signals else KeyboardInterrupt()
 
 
-def _print_schema(console: Console, fitted: FlowModel) -> None:
+def _columns_table(specs: Any, title: str, **style: Any) -> Any:
+    """The column / kind / dtype / seen-in-training table of ``fit`` and ``info``."""
     from rich.table import Table
 
-    table = Table(title="columns", title_justify="left", box=None, pad_edge=False)
+    table = Table(title=title, title_justify="left", **style)
     for name in ("column", "kind", "dtype", "seen in training"):
         table.add_column(name)
-    for spec in fitted.schema.columns:
+    for spec in specs:
         table.add_row(spec.name, spec.kind, spec.dtype, spec.describe())
-    console.print(table)
+    return table
+
+
+def _print_schema(console: Console, fitted: FlowModel) -> None:
+    console.print(_columns_table(fitted.schema.columns, "columns", box=None, pad_edge=False))
     for note in fitted.schema.warnings(fitted.training["rows"]):
         console.print(f"warning: {note}")
 
@@ -523,14 +528,10 @@ def _print_info(data: dict[str, Any], path: str) -> None:
     console = Console(highlight=False, soft_wrap=True)
     from .tabular.schema import ColumnSpec
 
-    cols = Table(title=f"{path}: {len(data['columns'])} columns", title_justify="left")
-    for name in ("column", "kind", "dtype", "seen in training"):
-        cols.add_column(name)
-    fields = ColumnSpec.__dataclass_fields__
-    for c in data["columns"]:
-        spec = ColumnSpec(**{k: v for k, v in c.items() if k in fields})
-        cols.add_row(spec.name, spec.kind, spec.dtype, spec.describe())
-    console.print(cols)
+    fields = ColumnSpec.__dataclass_fields__  # the columns also carry their encoders' state
+    specs = [ColumnSpec.from_dict({k: v for k, v in c.items() if k in fields})
+             for c in data["columns"]]
+    console.print(_columns_table(specs, f"{path}: {len(data['columns'])} columns"))
     m, t, v = data["model"], data["training"], data["versions"]
     summary = Table(show_header=False, box=None, pad_edge=False)
     summary.add_column(style="bold")
