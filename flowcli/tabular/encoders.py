@@ -198,6 +198,8 @@ class CategoricalEncoder(Encoder):
         self.cards = [len(self.labels)]
         self.counts = list(counts or [1] * len(self.labels))
         self._index = {_key(label): i for i, label in enumerate(self.labels)}
+        self._label_array = np.empty(len(self.labels), dtype=object)
+        self._label_array[:] = self.labels
 
     def fit(self, series: pd.Series) -> CategoricalEncoder:
         codes = self._codes(series)
@@ -206,12 +208,15 @@ class CategoricalEncoder(Encoder):
         return self
 
     def _codes(self, series: pd.Series) -> np.ndarray:
-        series = series.astype(object)  # a pandas category would refuse the codes below
-        keys = series.map(_key, na_action="ignore")
-        codes = keys.map(self._index)
-        if self.spec.missing:
-            codes = codes.where(series.notna(), self._index[_key(None)])
-        return codes.to_numpy(dtype=np.float64, na_value=np.nan)
+        """Each row's label index (NaN: unseen, or a gap the model does not hold).
+
+        Labels are looked up once per distinct value, not once per row.
+        """
+        found, distinct = pd.factorize(series.astype(object), use_na_sentinel=True)
+        gap = self._index.get(None, np.nan) if self.spec.missing else np.nan
+        table = np.array([self._index.get(_key(v), np.nan) for v in distinct] + [gap],
+                         dtype=np.float64)
+        return table[found]  # the sentinel -1 picks the last entry, the gap's
 
     def encode(self, series: pd.Series, source: str, row_offset: int, position: float,
                unseen: str = "error") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -234,9 +239,7 @@ class CategoricalEncoder(Encoder):
 
     def decode(self, cont: np.ndarray, disc: np.ndarray) -> pd.Series:
         index = disc[:, 0].astype(np.int64)
-        values = np.empty(len(index), dtype=object)
-        values[:] = [self.labels[i] for i in index]
-        series = pd.Series(values, name=self.spec.name)
+        series = pd.Series(self._label_array[index], name=self.spec.name)
         dtype = self.spec.dtype
         if dtype == "category":
             known = [c for c in self.labels if c is not None]
