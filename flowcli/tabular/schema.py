@@ -199,10 +199,7 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
         text and _is_categorical(values, rows, name, source)
     ):
         kind = "boolean" if is_bool else "categorical"
-        labels = _labels(values)
-        if len(labels) > MAX_CATEGORIES and name not in overrides.categorical:
-            raise DataError(f"{source}: column '{name}' has {len(labels):,} distinct values, "
-                            f"too many for a categorical column (at most {MAX_CATEGORIES})")
+        labels = _labels(values)  # text with too many labels was refused by _is_categorical
         if missing:
             labels.append(None)
         return ColumnSpec(name, kind, dtype, categories=labels, missing=missing)
