@@ -207,6 +207,8 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
     numeric = _numeric(values, rows, name, source)
     lo, hi = float(numeric.min()), float(numeric.max())
     integral = bool(np.all(numeric == np.round(numeric)))
+    n_unique = len(np.unique(numeric))
+    distinct = min(n_unique, LATTICE + 1)  # enough to tell a lattice
     if name in overrides.bounds:
         low, high = overrides.bounds[name]
         bad = (numeric < low) | (numeric > high)
@@ -215,21 +217,20 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
             raise DataError(f"{source}: column '{name}' is bounded to [{low:g}, {high:g}] but "
                             f"holds {numeric[i]:g} in row {rows[i]}")
         return ColumnSpec(name, "bounded", dtype, lo, hi, low=low, high=high, missing=missing,
-                          distinct=int(min(len(np.unique(numeric)), LATTICE + 1)))
+                          distinct=distinct)
     if name in overrides.positive:
         bad = numeric <= 0
         if bad.any():
             i = first(bad)
             raise DataError(f"{source}: column '{name}' is declared positive but holds "
                             f"{numeric[i]:g} in row {rows[i]}")
-        return ColumnSpec(name, "positive", dtype, lo, hi, missing=missing,
-                          distinct=int(min(len(np.unique(numeric)), LATTICE + 1)))
+        return ColumnSpec(name, "positive", dtype, lo, hi, missing=missing, distinct=distinct)
     if name in overrides.integer or pd.api.types.is_integer_dtype(series.dtype) or integral:
         if not integral:
             i = first(numeric != np.round(numeric))
             raise DataError(f"{source}: column '{name}' is declared integer but holds "
                             f"{float(numeric[i])!r} in row {rows[i]}")
-        if len(numeric) >= 20 and len(np.unique(numeric)) == len(numeric) and \
+        if len(numeric) >= 20 and n_unique == len(numeric) and \
                 hi - lo + 1 == len(numeric):
             raise DataError(f"{source}: column '{name}' counts 1 by 1 through the rows (an id?), "
                             f"so it has no useful density; leave it out with --exclude {name}")
@@ -237,7 +238,6 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
     if lo == hi:
         raise DataError(f"{source}: column '{name}' is constant ({lo:g} in every row), so it "
                         f"has no density; leave it out with --exclude {name}")
-    distinct = int(min(len(np.unique(numeric)), LATTICE + 1))
     return ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
 
 
