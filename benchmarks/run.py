@@ -210,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     out("## Summary: mean test log-likelihood (nats per row, data units; higher is better)")
     out()
     out(report.ll_table(records, set_infos, systems))
+    peers = [s for s in systems if not s.startswith("flowcli")]
     for ref in ("flowcli-api", "flowcli-maf"):
-        peers = [s for s in systems if not s.startswith("flowcli")]
         if ref in systems and peers:
             out()
             out(f"## {ref} against each peer: dLL (flowcli minus peer) / time ratio "

@@ -31,7 +31,7 @@ class Recipe:
     batch_size: int = 512
     patience: int = 20
     max_epochs: int = 200
-    max_seconds: float = 60.0
+    max_seconds: float = 25.0
     clip_norm: float = 5.0
     seed: int = 0
 
