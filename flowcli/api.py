@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -26,6 +27,7 @@ import pandas as pd
 import torch
 
 from . import __version__, checkpoint
+from .engine.distributions import select_mixture
 from .engine.flow import KINDS
 from .engine.mixed import MixedDensity, build_mixed, rebuild_mixed
 from .errors import DataError, ModelFileError, SchemaError, UsageError
@@ -39,26 +41,42 @@ SCORE_BATCH = 65536  # rows per chunk read, sampled and written
 # Rows per network pass. On a CPU, small passes keep the activations in cache: 2,048 rows
 # score about 3 times faster than 65,536 (benchmarks/README.md).
 CPU_PASS, GPU_PASS = 2048, 65536
+MIXTURE_ROWS = 20000  # training rows EM sees at most (a random subset)
 QUANTILES = 1001  # stored held-out score quantiles, for percentiles
 MODELS = ("auto", *KINDS)
 
 
-def candidates(model: str, whiten: bool | None, train_rows: int) -> list[tuple[str, bool]]:
-    """The ``(kind, whiten)`` flows that ``fit`` tries, in order; it keeps the best.
+def candidates(model: str, whiten: bool | None, train_rows: int,
+               mixture: bool | None = None) -> list[tuple[str, bool, bool]]:
+    """The ``(kind, whiten, mixture)`` flows that ``fit`` tries, in order; it keeps the best.
 
     ``auto`` tries MAF (fast; strong on smooth tables) and a spline flow (strong on bounded,
     lattice-valued, skewed or multi-modal columns), and on tables under 1,000 training rows
     also a whitened MAF: starting from the full-covariance Gaussian pays off when there are
     too few rows for a flow to learn the correlations, while on larger tables it loses to
     the plain flows, by tens of nats on lattice-valued ones (benchmarks/README.md).
-    Whitening is off unless asked for, or picked that way by ``auto``.
+    Last comes a MAF on a Gaussian-mixture base (MAF-MoG), which ``fit`` trains only when
+    the mixture alone already beats the flows before it on the validation rows: clustered
+    tables, and lattice-valued columns where a mixture component can settle on a value.
+    Whitening is off unless asked for, or picked that way by ``auto``; so is the mixture
+    base, and ``mixture=False`` keeps ``auto`` from trying it.
     """
     if model != "auto":
-        return [(model, bool(whiten))]
+        return [(model, bool(whiten), bool(mixture))]
+    mix = bool(mixture)
     if whiten is not None:
-        return [("maf", whiten), ("nsf", whiten)]
-    small = [("maf", True)] if train_rows < SMALL_TABLE else []
-    return [("maf", False), *small, ("nsf", False)]
+        flows = [("maf", whiten, mix), ("nsf", whiten, mix)]
+    else:
+        small = [("maf", True, mix)] if train_rows < SMALL_TABLE else []
+        flows = [("maf", False, mix), *small, ("nsf", False, mix)]
+    if mixture is None:
+        flows.append(("maf", False, True))
+    return flows
+
+
+def label(kind: str, whiten: bool, mixture: bool) -> str:
+    """How a candidate is named in progress lines, ``fit``'s summary and ``info``."""
+    return kind + ("+whiten" if whiten else "") + ("+mixture" if mixture else "")
 
 
 @dataclass
@@ -79,6 +97,7 @@ class FitConfig:
     max_seconds: float | None = None
     missing: str = "error"
     whiten: bool | None = None  # None: off, but ``auto`` tries it on small tables
+    mixture: bool | None = None  # None: off, but ``auto`` tries it when the mixture leads
 
     def check(self) -> None:
         if self.model not in MODELS:
@@ -278,7 +297,7 @@ class FlowModel:
         base = {"seed": seed, "rows": len(table), "train_rows": len(train_df),
                 "val_rows": len(val_df), "dropped_rows": dropped, "device": str(dev),
                 "epochs": 0, "seconds": 0.0}
-        kinds = candidates(config.model, config.whiten, len(train_df))
+        kinds = candidates(config.model, config.whiten, len(train_df), config.mixture)
         if not pre.continuous:  # categories alone: no flow to choose
             kinds = kinds[:1]
         models: list[FlowModel] = []
@@ -287,27 +306,31 @@ class FlowModel:
         # limit shared out; the best of those the probe cut short then carries on with what
         # is left.
         probe = None if budget is None or len(kinds) == 1 else 0.4 * budget / len(kinds)
-        labels = [kind + ("+whiten" if whiten else "") for kind, whiten in kinds]
+        labels = [label(*k) for k in kinds]
         encoded = _Encoded.of(pre, train_df, val_df, source)
         interrupted = False
-        for (kind, whiten), label in zip(kinds, labels, strict=True):
+        for i, ((kind, whiten, mixture), name) in enumerate(zip(kinds, labels, strict=True)):
             flow_config = {"kind": kind, "layers": config.layers, "hidden": config.hidden,
                            "depth": config.depth, "scale_bound": config.scale_bound,
-                           "whiten": whiten}
+                           "whiten": whiten, **({"mixture": 1} if mixture else {})}
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 density = build_mixed(pre.continuous, pre.cardinalities, flow_config).to(dev)
             model = cls(pre, density, dict(base), replace(config, max_seconds=probe or budget))
-            # a later candidate that has trained as long as the first without catching up
-            # gives up, so that auto costs about twice the fastest fit when that one wins
-            first = models[0].training if models else None
+            # A later candidate that has trained as long as the first without catching up
+            # gives up, so that auto costs about twice the fastest fit when that one wins.
+            # The mixture that auto adds must lead from its first epoch.
+            behind = None
+            if models and config.mixture is None and mixture and i == len(kinds) - 1:
+                behind = (0.0, max(_finite(m.training["val_log_likelihood"]) for m in models))
+            elif models:
+                behind = (models[0].training["seconds"],
+                          models[0].training["val_log_likelihood"])
             # the categories' model does not depend on the flow: fitted once, then copied
             chain = models[0].density.chain if models else None
             try:
-                model._train(encoded, callback,
-                             stage=label if len(kinds) > 1 else "",
-                             behind=(first["seconds"], first["val_log_likelihood"]) if first
-                             else None,
+                model._train(encoded, callback, stage=name if len(kinds) > 1 else "",
+                             behind=behind,
                              categories=chain.state_dict() if chain is not None else None)
             except KeyboardInterrupt:
                 if not models:
@@ -337,10 +360,10 @@ class FlowModel:
         best = models[lead]
         best.fit_config = config
         if len(kinds) > 1:
-            tried = [{"model": kind, "whiten": whiten,
+            tried = [{"model": kind, "whiten": whiten, "mixture": m._components(),
                       **{k: m.training[k] for k in ("val_log_likelihood", "epochs", "seconds",
                                                     "stopped")}}
-                     for (kind, whiten), m in zip(kinds[: len(models)], models, strict=True)]
+                     for (kind, whiten, _), m in zip(kinds[: len(models)], models, strict=True)]
             interrupted = interrupted or best.training["stopped"] == "interrupted"
             best.training.update(
                 candidates=tried, seconds=sum(m.training["seconds"] for m in models),
@@ -430,12 +453,20 @@ class FlowModel:
         x_train_t = torch.as_tensor(x_train, **tensor)
         x_val_t = torch.as_tensor(x_val, **tensor)
         chain, d = self.density.chain, pre.continuous
+        mixture_seconds = 0.0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.training["seed"] + start_epoch)
             if resume is None:
                 # from rows dequantized as training sees them: integer cells at their corners
                 # would make two equal integer columns look exactly collinear to Whiten
-                self.density.init_from(x_train_t + torch.rand_like(x_train_t) * widths)
+                rows = x_train_t + torch.rand_like(x_train_t) * widths
+                self.density.init_from(rows)
+                if self._components():
+                    tick = time.perf_counter()
+                    self._fit_mixture(rows, x_val_t, generator, shift_val)
+                    mixture_seconds = time.perf_counter() - tick
+                    if tconf.max_seconds is not None:
+                        tconf.max_seconds = max(tconf.max_seconds - mixture_seconds, 0.0)
             if chain is not None and categories is not None:
                 chain.load_state_dict(categories)
             elif chain is not None and resume is None:
@@ -456,7 +487,7 @@ class FlowModel:
             epochs=result.epochs,
             best_epoch=result.best_epoch,
             stopped=result.stopped,
-            seconds=self.training.get("seconds", 0.0) + result.seconds,
+            seconds=self.training.get("seconds", 0.0) + result.seconds + mixture_seconds,
             val_log_likelihood=float(np.mean(scores)) if scores.size else math.nan,
             train_log_likelihood=result.train_ll + shift_train,
             score_quantiles=[float(q) for q in quantiles],
@@ -465,6 +496,39 @@ class FlowModel:
         self.resume = result.resume_state()
         self._held_out = scores  # per-row held-out scores, for choosing between candidates
         return result
+
+    def _components(self) -> int:
+        """Components of the flow's mixture base; 0 for the standard normal."""
+        flow = self.density.flow
+        return int(flow.config.get("mixture", 0)) if flow is not None else 0
+
+    def _fit_mixture(self, rows: torch.Tensor, x_val: torch.Tensor,
+                     generator: torch.Generator, shift: float) -> None:
+        """Fit the mixture base by EM to the rows as the untrained flow maps them (the
+        identity after its data-set layers), its size chosen on the validation rows.
+
+        Rows with gaps are left out. With a time limit, the search over sizes stops after
+        half of it. ``shift`` turns validation scores into the table's units for the record.
+        """
+        flow = self.density.flow
+        assert flow is not None
+        d = self.preprocessor.continuous
+        keep = ~torch.isnan(rows[:, :d]).any(dim=1)
+        held = x_val if x_val.shape[0] else rows
+        held = held[~torch.isnan(held[:, :d]).any(dim=1)]
+        if int(keep.sum()) < 5 or held.shape[0] == 0:
+            return  # too few complete rows: the base stays the standard normal it starts as
+        limit = self.fit_config.max_seconds
+        pick = torch.randperm(int(keep.sum()), generator=generator)[:MIXTURE_ROWS]
+        with torch.no_grad():
+            z_train = self.density.to_latent(rows[keep][pick.to(rows.device)])
+            z_val = self.density.to_latent(held)
+        mixture, scores = select_mixture(z_train, z_val, generator=generator,
+                                         max_seconds=None if limit is None else 0.5 * limit)
+        flow.set_mixture(mixture)
+        self.training["mixture"] = {
+            "components": mixture.components,
+            "val_by_components": {str(k): v + shift for k, v in scores.items()}}
 
     # ------------------------------------------------------------------ scoring
     @torch.inference_mode()
@@ -647,7 +711,11 @@ class FlowModel:
 
     def save(self, path: str) -> None:
         """Write the model file atomically."""
-        checkpoint.save(self.to_payload(), path)
+        checkpoint.save(self.to_payload(), path, version=self._format())
+
+    def _format(self) -> int:
+        """The model-file format this model needs: 3 with a mixture base, else 2."""
+        return 3 if self._components() else 2
 
     @classmethod
     def load(cls, path: str, device: str | torch.device = "cpu") -> FlowModel:
@@ -689,5 +757,5 @@ class FlowModel:
             "fit_config": asdict(self.fit_config),
             "created": self.created,
             "versions": {"flowcli": __version__, "torch": torch.__version__,
-                         "format": checkpoint.FORMAT_VERSION},
+                         "format": self._format()},
         }

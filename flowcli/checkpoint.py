@@ -26,7 +26,10 @@ from .errors import ModelFileError, OutputError
 __all__ = ["FORMAT", "FORMAT_VERSION", "check_target", "load", "plain", "save"]
 
 FORMAT = "flowcli-model"
-FORMAT_VERSION = 2  # 2: spline flows and whitening layers; files of format 1 still load
+# 2: spline flows and whitening layers; 3: mixture bases. A file is written with the lowest
+# version that can read it, so models without a mixture base still load in releases that read
+# up to 2; files of format 1 still load.
+FORMAT_VERSION = 3
 REQUIRED = ("format", "format_version", "preprocessor", "flow", "training")
 
 
@@ -78,11 +81,13 @@ def check_target(path: str | os.PathLike[str]) -> None:
         raise OutputError(f"{path}: cannot write the model: permission denied")
 
 
-def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write ``payload`` to ``path`` atomically (temp file, fsync, rename)."""
+def save(payload: dict[str, Any], path: str | os.PathLike[str],
+         version: int = FORMAT_VERSION) -> None:
+    """Write ``payload`` to ``path`` atomically (temp file, fsync, rename), marked as model
+    format ``version``: the oldest format that holds everything in it."""
     data = plain(payload)
     data["format"] = FORMAT
-    data["format_version"] = FORMAT_VERSION
+    data["format_version"] = version
     check_target(path)
     target = Path(path)
     try:

@@ -235,7 +235,8 @@ def fit(
     output: Annotated[str, typer.Option("--output", "-o", metavar="MODEL",
                                         help="Where to write the model file.")],
     model: Annotated[ModelKind, typer.Option(
-        "--model", help="auto: fit maf and nsf, keep the better on the validation rows; "
+        "--model", help="auto: fit maf and nsf (and maf on a mixture base when a mixture "
+        "leads), keep the best on the validation rows; "
         "maf: affine autoregressive, fastest to fit; realnvp: one pass both ways, fastest "
         "to sample; nsf: spline autoregressive, for skewed, bounded or multi-modal columns.")
     ] = ModelKind.auto,
@@ -243,6 +244,11 @@ def fit(
         "--whiten/--no-whiten", show_default="off; auto also tries it under 1,000 rows",
         help="Start the flow at the data's full-covariance Gaussian (helps small, smooth, "
         "correlated tables; hurts lattice-valued ones).")] = None,
+    mixture: Annotated[bool | None, typer.Option(
+        "--mixture/--no-mixture", show_default="off; auto also tries it when a mixture leads",
+        help="Put the flow on a Gaussian-mixture base fitted by EM, its size chosen on the "
+        "validation rows (MAF-MoG: helps clustered tables and lattice-valued columns; the "
+        "latent rows of invert then follow that mixture, not N(0, I)).")] = None,
     layers: Annotated[int | None, typer.Option(
         min=1, show_default="5, or 3 under 1,000 rows", help="Number of flow layers.")] = None,
     hidden: Annotated[int | None, typer.Option(
@@ -317,7 +323,8 @@ def fit(
                                                    source=display_name(data), **stop)
             else:
                 fitted = FlowModel.fit(
-                    df, model=model.value, whiten=whiten, layers=layers, hidden=hidden,
+                    df, model=model.value, whiten=whiten, mixture=mixture, layers=layers,
+                    hidden=hidden,
                     batch_size=batch_size,
                     lr=lr, val_fraction=val_fraction, missing=missing.value, columns=names,
                     overrides=overrides, seed=seed, device=device.value, callback=progress,
@@ -361,12 +368,21 @@ def _print_schema(console: Console, fitted: FlowModel) -> None:
 def _add_candidates(table: Any, training: dict[str, Any], model: dict[str, Any]) -> None:
     """One row per flow that ``--model auto`` tried (validation log-likelihood, epochs, why
     it stopped, seconds), the kept one marked."""
+    from .api import label
+
     for c in training.get("candidates", []):
-        kept = (c["model"], c["whiten"]) == (model["kind"], model.get("whiten", False))
-        name = c["model"] + ("+whiten" if c["whiten"] else "")
+        kept = ((c["model"], c["whiten"], c.get("mixture", 0))
+                == (model["kind"], model.get("whiten", False), model.get("mixture", 0)))
+        name = label(c["model"], c["whiten"], bool(c.get("mixture", 0)))
         table.add_row(f"tried {name}", f"{c['val_log_likelihood']:.4f} nats/row, "
                                        f"{c['epochs']} epochs ({c['stopped']}), "
                                        f"{c['seconds']:.1f} s" + (", kept" if kept else ""))
+
+
+def _base_note(model: dict[str, Any]) -> str:
+    """How the flow's base reads after its description: nothing for the standard normal."""
+    k = model.get("mixture", 0)
+    return f", on a mixture of {k} Gaussian{'s' if k > 1 else ''}" if k else ""
 
 
 def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> None:
@@ -383,7 +399,7 @@ def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> N
         rows += f" ({t['dropped_rows']:,} rows with gaps dropped)"
     table.add_row("rows", rows)
     table.add_row("flow", f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
-                          f"{m['parameters']:,} parameters")
+                          f"{m['parameters']:,} parameters{_base_note(m)}")
     _add_candidates(table, t, m)
     table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
     table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
@@ -539,7 +555,7 @@ def _print_info(data: dict[str, Any], path: str) -> None:
     shape = (f"{m['bins']} spline bins on [-{m['bound']:g}, {m['bound']:g}]" if "bins" in m
              else f"log-scale bound {m['scale_bound']:g}")
     summary.add_row("flow", f"{m['kind']}: {m['layers']} layers, {m['depth']} x {m['hidden']} "
-                            f"hidden, {shape}")
+                            f"hidden, {shape}{_base_note(m)}")
     if m["categorical_variables"]:
         summary.add_row("categories", f"{m['categorical_variables']} categorical variables "
                                       f"(exact probabilities; the flow is conditioned on them)")

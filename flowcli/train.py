@@ -141,9 +141,9 @@ def train(
         stop: asked after every epoch; training ends (``stopped == "given up"``) when it
             returns true.
 
-    Early stopping: the best weights so far are kept; training stops after
-    ``config.patience`` epochs without a validation gain above ``config.min_delta``, and the
-    learning rate halves halfway through such a plateau.
+    Early stopping: the best weights so far, the starting ones included (epoch 0), are kept;
+    training stops after ``config.patience`` epochs without a validation gain above
+    ``config.min_delta``, and the learning rate halves halfway through such a plateau.
 
     A non-finite loss or gradient rolls the weights back to the best so far and halves the
     learning rate (reported in the epoch's ``note``). Ctrl-C (KeyboardInterrupt) ends training
@@ -164,6 +164,11 @@ def train(
     best_state = _snapshot(model)
     best_val = float(resume.get("best_val", -math.inf))
     best_epoch = int(resume.get("best_epoch", start_epoch))
+    if not resume and has_val:
+        # the starting point counts: a model that starts good (on a fitted mixture base, say)
+        # is never replaced by worse weights
+        start_val = float(evaluate(model, x_val).mean())
+        best_val = start_val if math.isfinite(start_val) else best_val
     history: list[dict[str, float]] = []
     bad_epochs = int(resume.get("bad_epochs", 0))
     failures = 0

@@ -134,15 +134,22 @@ def test_auto_keeps_the_better_candidate_on_validation(gaussian_table: pd.DataFr
     model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16, epochs=6,
                           callback=lambda r: stages.append(r.stage))
     tried = model.training["candidates"]
-    assert [c["model"] for c in tried] == ["maf", "nsf"]
-    assert [c["whiten"] for c in tried] == [False, False]
-    later = len(stages) - 6
-    assert stages == ["maf"] * 6 + ["nsf"] * later and 1 <= later <= 6
-    if later < 6:  # trained as long as maf and still behind it: given up, maf kept
+    assert [(c["model"], c["whiten"], c["mixture"] > 0) for c in tried] == [
+        ("maf", False, False), ("nsf", False, False), ("maf", False, True)]
+    later = stages.count("nsf")
+    mixed = stages.count("maf+mixture")
+    assert stages == ["maf"] * 6 + ["nsf"] * later + ["maf+mixture"] * mixed
+    assert 1 <= later <= 6 and 1 <= mixed <= 6
+    if later < 6:  # trained as long as maf and still behind it: given up
         assert tried[1]["stopped"] == "given up"
-        assert model.info()["model"]["kind"] == "maf"
-    best = tried[0] if model.info()["model"]["kind"] == "maf" else tried[1]
-    assert model.training["val_log_likelihood"] == best["val_log_likelihood"]
+        assert tried[1]["val_log_likelihood"] < tried[0]["val_log_likelihood"]
+    if mixed < 6:  # the mixture must lead after its first epoch, or it gives up
+        assert mixed == 1 and tried[2]["stopped"] == "given up"
+        assert tried[2]["val_log_likelihood"] < max(c["val_log_likelihood"] for c in tried[:2])
+    info = model.info()["model"]
+    kept = next(c for c in tried if (c["model"], c["mixture"]) == (info["kind"],
+                                                                   info.get("mixture", 0)))
+    assert model.training["val_log_likelihood"] == kept["val_log_likelihood"]
     assert model.training["seconds"] == pytest.approx(sum(c["seconds"] for c in tried))
     assert model.fit_config.model == "auto"
 
@@ -163,7 +170,7 @@ def test_auto_shares_a_time_limit_and_stops_on_interrupt(gaussian_table: pd.Data
     model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
                           max_seconds=0.0)
     # with no time at all, each candidate still runs its one epoch
-    assert [c["epochs"] for c in model.training["candidates"]] == [1, 1]
+    assert [c["epochs"] for c in model.training["candidates"]] == [1, 1, 1]
 
     def stop(report) -> None:
         if report.epoch == 2:
@@ -229,21 +236,31 @@ def test_unknown_columns_are_named_against_the_whole_table(gaussian_table: pd.Da
 def test_candidates_follow_the_model_and_the_table_size() -> None:
     from flowcli.api import candidates
 
-    assert candidates("auto", None, 5000) == [("maf", False), ("nsf", False)]
-    assert candidates("auto", None, 400) == [("maf", False), ("maf", True), ("nsf", False)]
-    assert candidates("auto", True, 400) == [("maf", True), ("nsf", True)]
-    assert candidates("realnvp", None, 400) == [("realnvp", False)]
-    assert candidates("maf", True, 5000) == [("maf", True)]
+    assert candidates("auto", None, 5000) == [("maf", False, False), ("nsf", False, False),
+                                              ("maf", False, True)]
+    assert candidates("auto", None, 400) == [("maf", False, False), ("maf", True, False),
+                                             ("nsf", False, False), ("maf", False, True)]
+    assert candidates("auto", True, 400) == [("maf", True, False), ("nsf", True, False),
+                                             ("maf", False, True)]
+    assert candidates("auto", None, 400, mixture=False) == [
+        ("maf", False, False), ("maf", True, False), ("nsf", False, False)]
+    assert candidates("auto", None, 5000, mixture=True) == [("maf", False, True),
+                                                            ("nsf", False, True)]
+    assert candidates("realnvp", None, 400) == [("realnvp", False, False)]
+    assert candidates("maf", True, 5000) == [("maf", True, False)]
+    assert candidates("nsf", None, 5000, mixture=True) == [("nsf", False, True)]
 
 
 def test_with_a_time_limit_the_leader_gets_the_rest(gaussian_table: pd.DataFrame) -> None:
     model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
                           max_seconds=3.0, patience=1000)
     tried = model.training["candidates"]
-    kept = next(c for c in tried if c["model"] == model.info()["model"]["kind"])
-    other = next(c for c in tried if c is not kept)
-    # probes of 0.6 s each (40 % of 3 s over two), then the leader carries on to about 3 s
-    assert other["seconds"] < 1.2 and other["stopped"] in ("time", "given up")
+    info = model.info()["model"]
+    kept = next(c for c in tried if (c["model"], c["mixture"]) == (info["kind"],
+                                                                   info.get("mixture", 0)))
+    others = [c for c in tried if c is not kept]
+    # probes of 0.4 s each (40 % of 3 s over three), then the leader carries on to about 3 s
+    assert all(c["seconds"] < 1.0 and c["stopped"] in ("time", "given up") for c in others)
     assert kept["seconds"] > 1.5
     assert 2.5 < model.training["seconds"] < 4.5
 
@@ -315,8 +332,74 @@ def test_auto_fits_the_categories_once_and_shares_them(monkeypatch) -> None:
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"x": rng.normal(size=1500), "c": rng.choice(list("abc"), 1500)})
     model = FlowModel.fit(df, seed=0, device="cpu", layers=2, hidden=8, epochs=2)
-    assert len(fits) == 1 and len(model.training["candidates"]) == 2
+    assert len(fits) == 1 and len(model.training["candidates"]) == 3
     # the kept candidate holds the fitted categories, not the marginal start
     alone = FlowModel.fit(df, seed=0, device="cpu", model="maf", layers=2, hidden=8, epochs=2)
     for k, v in alone.density.chain.state_dict().items():
         assert torch.equal(model.density.chain.state_dict()[k], v), k
+
+
+def _clusters(n: int, seed: int = 0) -> pd.DataFrame:
+    """Five tight clusters in 3-D: a Gaussian mixture is the true model, a plain flow must
+    learn to tear one Gaussian into five pieces."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(5, 3)) * 4
+    k = rng.integers(0, 5, n)
+    return pd.DataFrame(centres[k] + 0.2 * rng.normal(size=(n, 3)), columns=["u", "v", "w"])
+
+
+def test_auto_keeps_a_mixture_base_where_the_mixture_leads(tmp_path: Path) -> None:
+    df = _clusters(3000)
+    model = FlowModel.fit(df, seed=0, device="cpu", layers=2, hidden=16, epochs=5)
+    tried = {(c["model"], c["mixture"] > 0): c for c in model.training["candidates"]}
+    mixed = tried["maf", True]
+    assert mixed["val_log_likelihood"] > tried["maf", False]["val_log_likelihood"] + 0.5
+    assert model.info()["model"]["mixture"] == 5 == model.training["mixture"]["components"]
+    # the truth: the entropy of N(0, 0.2^2) in 3 columns and log 5 for the cluster:
+    # -3 * (1.419 - 1.609) - 1.609 = -1.04 nats per row
+    assert model.training["val_log_likelihood"] > -1.15
+    path = tmp_path / "m.flow"
+    model.save(str(path))
+    loaded = FlowModel.load(str(path))
+    assert torch.load(path, weights_only=True)["format_version"] == 3
+    assert loaded.info()["versions"]["format"] == 3
+    np.testing.assert_array_equal(loaded.score(df), model.score(df))
+    # the latent rows follow the mixture; the map back is exact
+    back = loaded.from_latent(loaded.to_latent(df))
+    np.testing.assert_allclose(back.to_numpy(), df.to_numpy(), atol=1e-6)
+    draws = loaded.sample(3000, seed=0)
+    assert float(loaded.score(draws).mean()) == pytest.approx(
+        float(loaded.score(df).mean()), abs=0.15)
+
+
+def test_a_model_without_a_mixture_is_written_as_format_2(fitted_model) -> None:
+    _, path, _ = fitted_model
+    assert torch.load(path, weights_only=True)["format_version"] == 2
+
+
+def test_mixture_can_be_asked_for_or_ruled_out() -> None:
+    df = _clusters(1500, seed=1)
+    off = FlowModel.fit(df, seed=0, device="cpu", layers=1, hidden=8, epochs=1, mixture=False)
+    assert all(c["mixture"] == 0 for c in off.training["candidates"])
+    assert "mixture" not in off.info()["model"]
+    on = FlowModel.fit(df, seed=0, device="cpu", model="realnvp", layers=1, hidden=8, epochs=1,
+                       mixture=True)
+    assert on.info()["model"]["kind"] == "realnvp" and on.info()["model"]["mixture"] > 1
+
+
+def test_training_keeps_the_start_when_every_step_makes_it_worse() -> None:
+    from flowcli.engine import build_mixed
+    from flowcli.engine.distributions import fit_mixture
+
+    x = torch.tensor(_clusters(2000).to_numpy(), dtype=torch.float32)
+    density = build_mixed(3, [], {"kind": "maf", "layers": 2, "hidden": 8, "mixture": 1})
+    density.flow.set_mixture(fit_mixture(x, 5, torch.Generator().manual_seed(0)))
+    start = {k: v.clone() for k, v in density.state_dict().items()}
+    with torch.no_grad():
+        before = float(density.log_prob(x[1500:]).mean())
+    # a learning rate this large throws the layers far off at every step
+    result = train(density, x[:1500], x[1500:], None,
+                   TrainConfig(epochs=3, batch_size=256, lr=1.0, patience=5))
+    assert result.best_epoch == 0 and result.best_val_ll == pytest.approx(before, abs=1e-5)
+    for k, v in density.state_dict().items():
+        assert torch.equal(v, start[k]), k

@@ -109,6 +109,26 @@ def test_info_tables_and_json(runner: CliRunner, fitted_model) -> None:
     assert data["training"]["rows"] == 1500
 
 
+def test_fit_with_a_mixture_base_says_so(runner: CliRunner, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 2)) * 5
+    df = pd.DataFrame(centres[rng.integers(0, 4, 1200)] + 0.3 * rng.normal(size=(1200, 2)),
+                      columns=["x", "y"])
+    df.to_csv(tmp_path / "c.csv", index=False)
+    out = tmp_path / "m.flow"
+    result = run(runner, "fit", tmp_path / "c.csv", "-o", out, "--model", "maf", "--mixture",
+                 "--seed", "0", *FAST)
+    assert result.exit_code == 0, result.stderr
+    k = FlowModel.load(str(out)).info()["model"]["mixture"]
+    assert k > 1 and f"on a mixture of {k} Gaussians" in " ".join(result.stderr.split())
+    shown = " ".join(run(runner, "info", out).stdout.split())
+    assert f"on a mixture of {k} Gaussians" in shown and "model format 3" in shown
+    ruled_out = run(runner, "fit", tmp_path / "c.csv", "-o", out, "--no-mixture", "--json",
+                    "-q", "--seed", "0", *FAST)
+    summary = json.loads(ruled_out.stdout)
+    assert [c["mixture"] for c in summary["training"]["candidates"]] == [0, 0]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

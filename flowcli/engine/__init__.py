@@ -4,7 +4,7 @@ from .autoregressive import MaskedAffineAutoregressive
 from .base import Compose, Inverse, Transform
 from .coupling import AffineCoupling, alternating_mask
 from .discrete import CategoricalChain
-from .distributions import StandardNormal
+from .distributions import GaussianMixture, StandardNormal, fit_mixture
 from .elementwise import ContextStandardize, ElementwiseAffine
 from .flow import KINDS, Flow, build, maf, nsf, realnvp
 from .linear import Whiten
@@ -22,6 +22,7 @@ __all__ = [
     "ContextStandardize",
     "ElementwiseAffine",
     "ElementwiseSpline",
+    "GaussianMixture",
     "Flow",
     "Inverse",
     "MaskedAffineAutoregressive",
@@ -34,6 +35,7 @@ __all__ = [
     "alternating_mask",
     "build",
     "build_mixed",
+    "fit_mixture",
     "maf",
     "nsf",
     "rational_quadratic",

@@ -1,13 +1,14 @@
-"""Base distributions."""
+"""Base distributions: the standard normal, and a Gaussian mixture fitted by EM."""
 
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["StandardNormal"]
+__all__ = ["MIXTURE_SIZES", "GaussianMixture", "StandardNormal", "fit_mixture", "select_mixture"]
 
 
 class StandardNormal(nn.Module):
@@ -37,3 +38,177 @@ class StandardNormal(nn.Module):
             n, self.features, generator=generator, device=device,
             dtype=dtype or torch.get_default_dtype(),
         )
+
+
+class GaussianMixture(nn.Module):
+    """A mixture of ``components`` full-covariance Gaussians on ``features`` dimensions.
+
+    The base of MAF-MoG (Papamakarios et al. 2017): a flow whose latent space is a mixture
+    rather than one Gaussian. Its weights, means and covariance factors are buffers, set by
+    :func:`fit_mixture` (EM) before the flow trains; training leaves them alone. A new one is
+    the standard normal.
+
+    Buffers: ``log_weights`` ``(K,)``, ``means`` ``(K, D)``, ``scale_tril`` ``(K, D, D)`` (lower
+    Cholesky factors ``L_k`` of the covariances) and ``whiten`` ``(K, D, D)`` (``L_k^-1``).
+    """
+
+    def __init__(self, features: int, components: int = 1) -> None:
+        super().__init__()
+        if components < 1:
+            raise ValueError(f"a mixture needs at least 1 component, got {components}")
+        self.features, self.components = features, components
+        eye = torch.eye(features).expand(components, features, features)
+        self.register_buffer("log_weights", torch.full((components,), -math.log(components)))
+        self.register_buffer("means", torch.zeros(components, features))
+        self.register_buffer("scale_tril", eye.clone())
+        self.register_buffer("whiten", eye.clone())
+
+    @torch.no_grad()
+    def set(self, weights: Tensor, means: Tensor, covariances: Tensor) -> GaussianMixture:
+        """Take these mixture weights ``(K,)``, means ``(K, D)`` and covariances ``(K, D, D)``."""
+        covariances = covariances.double()
+        scale = torch.linalg.cholesky(covariances)
+        eye = torch.eye(self.features, dtype=scale.dtype, device=scale.device)
+        inverse = torch.linalg.solve_triangular(scale, eye.expand_as(scale), upper=False)
+        self.log_weights.copy_(weights.double().clamp_min(1e-300).log()
+                               - weights.double().sum().log())
+        self.means.copy_(means)
+        self.scale_tril.copy_(scale)
+        self.whiten.copy_(inverse)
+        return self
+
+    def component_log_prob(self, z: Tensor) -> Tensor:
+        """``log w_k + log N(z | m_k, S_k)`` for each row and component; ``(B, K)``."""
+        # L_k^-1 (z - m_k) for every k at once: one matrix product, then the shifts
+        k, d = self.components, self.features
+        y = (z @ self.whiten.reshape(k * d, d).T).view(-1, k, d)
+        y = y - (self.whiten @ self.means.unsqueeze(2)).squeeze(2)
+        log_det = self.scale_tril.diagonal(dim1=1, dim2=2).log().sum(dim=1)
+        return (self.log_weights - log_det - 0.5 * self.features * math.log(2 * math.pi)
+                - 0.5 * y.pow(2).sum(dim=2))
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """Log-density of each row of ``z`` ``(B, D)``; shape ``(B,)``."""
+        return torch.logsumexp(self.component_log_prob(z), dim=1)
+
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """``n`` draws of shape ``(n, D)``: a component by weight, then its Gaussian."""
+        device = device if device is not None else self.means.device
+        dtype = dtype or self.means.dtype
+        weights = self.log_weights.double().exp().to(device)
+        k = torch.multinomial(weights, n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.features, generator=generator, device=device, dtype=dtype)
+        scale = self.scale_tril.to(device=device, dtype=dtype)[k]
+        means = self.means.to(device=device, dtype=dtype)[k]
+        return means + (scale @ eps.unsqueeze(2)).squeeze(2)
+
+
+def _kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+    """``k`` well-spread starting centres: each next one drawn with probability proportional
+    to its squared distance from the nearest centre so far (Arthur and Vassilvitskii 2007)."""
+    first = int(torch.randint(0, x.shape[0], (1,), generator=generator))
+    centres = [x[first]]
+    nearest = (x - x[first]).pow(2).sum(dim=1)
+    for _ in range(1, k):
+        total = nearest.sum()
+        if not total > 0:  # fewer distinct rows than centres
+            i = int(torch.randint(0, x.shape[0], (1,), generator=generator))
+        else:
+            i = int(torch.multinomial(nearest / total, 1, generator=generator))
+        centres.append(x[i])
+        nearest = torch.minimum(nearest, (x - x[i]).pow(2).sum(dim=1))
+    return torch.stack(centres)
+
+
+@torch.no_grad()
+def fit_mixture(
+    x: Tensor,
+    components: int,
+    generator: torch.Generator | None = None,
+    iterations: int = 100,
+    tol: float = 1e-3,
+    ridge: float = 1e-6,
+) -> GaussianMixture:
+    """A :class:`GaussianMixture` fitted to the rows of ``x`` by EM, in float64.
+
+    Starts from k-means++ centres and 10 rounds of k-means, then runs EM until the mean
+    log-likelihood gains less than ``tol`` nats per row or ``iterations`` rounds are done.
+    ``ridge`` (times the identity) is added to every covariance, which keeps a component that
+    settles on a few equal rows (a lattice-valued column) finite.
+    """
+    x = x.double()
+    n, d = x.shape
+    if n < components:
+        raise ValueError(f"{components} components need at least as many rows, got {n}")
+    centres = _kmeans_plus_plus(x, components, generator)
+    for _ in range(10):
+        label = torch.cdist(x, centres).argmin(dim=1)
+        counts = torch.bincount(label, minlength=components).clamp_min(1).to(x.dtype)
+        sums = torch.zeros_like(centres).index_add_(0, label, x)
+        centres = torch.where(counts[:, None] > 0, sums / counts[:, None], centres)
+    resp = torch.nn.functional.one_hot(label, components).to(x.dtype)
+    mixture = GaussianMixture(d, components).to(device=x.device, dtype=x.dtype)
+    eye = torch.eye(d, dtype=x.dtype, device=x.device)
+    previous = -math.inf
+    for _ in range(iterations):
+        # M step: weights, means and covariances from the responsibilities
+        mass = resp.sum(dim=0) + 1e-10
+        means = resp.T @ x / mass[:, None]
+        diff = x[None, :, :] - means[:, None, :]  # (K, N, D)
+        cov = (diff * resp.T[:, :, None]).transpose(1, 2) @ diff / mass[:, None, None]
+        mixture.set(mass / n, means, cov + ridge * eye)
+        # E step
+        joint = mixture.component_log_prob(x)
+        total = torch.logsumexp(joint, dim=1, keepdim=True)
+        resp = (joint - total).exp()
+        current = float(total.mean())
+        if current - previous < tol:
+            break
+        previous = current
+    return mixture
+
+
+MIXTURE_SIZES = (1, 2, 5, 10, 20)
+
+
+@torch.no_grad()
+def select_mixture(
+    x_train: Tensor,
+    x_val: Tensor,
+    sizes: tuple[int, ...] = MIXTURE_SIZES,
+    generator: torch.Generator | None = None,
+    max_rows: int = 20000,
+    max_seconds: float | None = None,
+) -> tuple[GaussianMixture, dict[int, float]]:
+    """The mixture, of the ``sizes`` tried, whose mean log-likelihood on ``x_val`` is highest.
+
+    Sizes are tried in increasing order; the search stops at the first size that does worse
+    than the one before it, at a size with fewer than 5 training rows per component, or once
+    ``max_seconds`` have passed. EM sees at most ``max_rows`` training rows (a random subset),
+    which bounds its cost on large tables. Returns the mixture and the validation score of
+    each size tried.
+    """
+    start = time.perf_counter()
+    if x_train.shape[0] > max_rows:
+        pick = torch.randperm(x_train.shape[0], generator=generator)[:max_rows]
+        x_train = x_train[pick.to(x_train.device)]
+    best: GaussianMixture | None = None
+    scores: dict[int, float] = {}
+    for k in sizes:
+        if best is not None and (k * 5 > x_train.shape[0] or max_seconds is not None
+                                 and time.perf_counter() - start > max_seconds):
+            break
+        mixture = fit_mixture(x_train, k, generator)
+        score = float(mixture.log_prob(x_val.double()).mean())
+        scores[k] = score if math.isfinite(score) else -math.inf
+        if best is not None and scores[k] <= scores[best.components]:
+            break
+        best = mixture
+    assert best is not None
+    return best, scores

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from .autoregressive import MaskedAffineAutoregressive
 from .base import Compose, Transform, check_inputs
 from .coupling import AffineCoupling, alternating_mask
-from .distributions import StandardNormal
+from .distributions import GaussianMixture, StandardNormal
 from .elementwise import ContextStandardize, ElementwiseAffine
 from .linear import Whiten
 from .spline import ElementwiseSpline, MaskedSplineAutoregressive
@@ -26,7 +26,11 @@ KINDS = ("maf", "realnvp", "nsf")
 
 
 class Flow(nn.Module):
-    """A density on ``R^D``: a transform to latent space and a standard normal base.
+    """A density on ``R^D``: a transform to latent space and a base density there.
+
+    The base is the standard normal, or with ``config["mixture"] = K`` a mixture of ``K``
+    Gaussians (:class:`GaussianMixture`, set with :meth:`set_mixture`; MAF-MoG). With a mixture
+    base the latent rows follow that mixture rather than ``N(0, I)``.
 
     Attributes:
         config: plain data that :func:`build` turns back into the same architecture.
@@ -35,8 +39,26 @@ class Flow(nn.Module):
     def __init__(self, transform: Transform, config: dict[str, Any]) -> None:
         super().__init__()
         self.transform = transform
-        self.base = StandardNormal(transform.features)
         self.config = dict(config)
+        components = int(self.config.get("mixture", 0))
+        self.base: StandardNormal | GaussianMixture = (
+            GaussianMixture(transform.features, components) if components
+            else StandardNormal(transform.features))
+
+    def set_mixture(self, mixture: GaussianMixture) -> Flow:
+        """Make ``mixture`` (on this flow's features) the base, recording its size in
+        ``config``; the flow's ``config`` dict is updated in place, so a
+        :class:`~flowcli.engine.mixed.MixedDensity` holding it stays in step."""
+        if mixture.features != self.features:
+            raise ValueError(f"expected a mixture on {self.features} features, "
+                             f"got {mixture.features}")
+        ref = next(self.transform.parameters(), None)
+        self.base = GaussianMixture(self.features, mixture.components)
+        self.base.load_state_dict(mixture.state_dict())
+        if ref is not None:
+            self.base.to(device=ref.device, dtype=ref.dtype)
+        self.config["mixture"] = mixture.components
+        return self
 
     @property
     def features(self) -> int:
@@ -93,20 +115,32 @@ def realnvp(
     context_features: int = 0,
     scale_bound: float = 5.0,
     whiten: bool = False,
+    mixture: int = 0,
 ) -> Flow:
     """RealNVP: affine couplings with alternating checkerboard masks.
 
     With one feature, coupling means nothing and a single per-feature affine layer is used.
     ``whiten`` puts a :class:`Whiten` layer first (after the
-    per-context layer, if any; set it with ``init_from``).
+    per-context layer, if any; set it with ``init_from``). ``mixture=K`` gives the flow a base
+    of ``K`` Gaussians (see :class:`Flow`).
     """
     _check_sizes(features, layers, hidden, depth)
     config = dict(kind="realnvp", features=features, layers=layers, hidden=hidden, depth=depth,
-                  context_features=context_features, scale_bound=scale_bound, whiten=whiten)
+                  context_features=context_features, scale_bound=scale_bound, whiten=whiten,
+                  **_base(mixture))
     return Flow(_stack(
         config, lambda: ElementwiseAffine(1, hidden, depth, context_features, scale_bound),
         lambda: [AffineCoupling(features, alternating_mask(features, i), hidden, depth,
                                 context_features, scale_bound) for i in range(layers)]), config)
+
+
+def _base(mixture: int) -> dict[str, int]:
+    """The config entry of the base: none for the standard normal, as in files written before
+    mixture bases, else ``mixture`` (the number of components)."""
+    if mixture < 0:
+        raise ValueError(f"mixture must be 0 (standard normal) or a component count, "
+                         f"got {mixture}")
+    return {"mixture": int(mixture)} if mixture else {}
 
 
 def _orders(features: int, layers: int, orders: list[list[int]] | None) -> list[list[int]]:
@@ -148,19 +182,21 @@ def maf(
     scale_bound: float = 5.0,
     orders: list[list[int]] | None = None,
     whiten: bool = False,
+    mixture: int = 0,
 ) -> Flow:
     """MAF: masked affine autoregressive layers, the ordering reversed between layers.
 
     Pass ``orders`` (one permutation per layer) for other orderings, for example random ones.
     With one feature a single per-feature affine layer is used. ``whiten`` puts a
     :class:`Whiten` layer first (after the
-    per-context layer, if any; set it with ``init_from``).
+    per-context layer, if any; set it with ``init_from``). ``mixture=K`` gives the flow a base
+    of ``K`` Gaussians (see :class:`Flow`).
     """
     _check_sizes(features, layers, hidden, depth)
     orders = _orders(features, layers, orders)
     config = dict(kind="maf", features=features, layers=layers, hidden=hidden, depth=depth,
                   context_features=context_features, scale_bound=scale_bound, orders=orders,
-                  whiten=whiten)
+                  whiten=whiten, **_base(mixture))
     return Flow(_stack(
         config, lambda: ElementwiseAffine(1, hidden, depth, context_features, scale_bound),
         lambda: [MaskedAffineAutoregressive(features, torch.tensor(o), hidden, depth,
@@ -179,6 +215,7 @@ def nsf(
     bound: float = 5.0,
     orders: list[list[int]] | None = None,
     whiten: bool = False,
+    mixture: int = 0,
 ) -> Flow:
     """Neural spline flow: masked autoregressive rational-quadratic splines.
 
@@ -189,13 +226,13 @@ def nsf(
     ``scale_bound`` bounds the log-scale of the per-context affine layer that comes first when
     there is a context. ``whiten`` puts a :class:`Whiten` layer first (after the
     per-context layer, if any; set it with
-    ``init_from``).
+    ``init_from``). ``mixture=K`` gives the flow a base of ``K`` Gaussians (see :class:`Flow`).
     """
     _check_sizes(features, layers, hidden, depth)
     orders = _orders(features, layers, orders)
     config = dict(kind="nsf", features=features, layers=layers, hidden=hidden, depth=depth,
                   context_features=context_features, scale_bound=scale_bound, bins=bins,
-                  bound=bound, orders=orders, whiten=whiten)
+                  bound=bound, orders=orders, whiten=whiten, **_base(mixture))
     return Flow(_stack(
         config, lambda: ElementwiseSpline(1, hidden, depth, context_features, bins, bound),
         lambda: [MaskedSplineAutoregressive(features, torch.tensor(o), hidden, depth,
