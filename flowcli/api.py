@@ -41,7 +41,7 @@ SCORE_BATCH = 65536  # rows per chunk read, sampled and written
 # Rows per network pass. On a CPU, small passes keep the activations in cache: 2,048 rows
 # score about 3 times faster than 65,536 (benchmarks/README.md).
 CPU_PASS, GPU_PASS = 2048, 65536
-MIXTURE_ROWS = 20000  # training rows EM sees at most (a random subset)
+MIXTURE_ROWS = 50000  # training rows EM sees at most (a random subset)
 QUANTILES = 1001  # stored held-out score quantiles, for percentiles
 MODELS = ("auto", *KINDS)
 
@@ -303,8 +303,8 @@ class FlowModel:
         models: list[FlowModel] = []
         budget = config.max_seconds
         # With a time limit and several candidates, each first gets a probe of 40 % of the
-        # limit shared out; the best of those the probe cut short then carries on with what
-        # is left.
+        # limit shared out (a mixture base's EM another 20 %, at most); the best of those the
+        # probe cut short then carries on with what is left.
         probe = None if budget is None or len(kinds) == 1 else 0.4 * budget / len(kinds)
         labels = [label(*k) for k in kinds]
         encoded = _Encoded.of(pre, train_df, val_df, source)
@@ -321,7 +321,8 @@ class FlowModel:
             # gives up, so that auto costs about twice the fastest fit when that one wins.
             # The mixture that auto adds must lead from its first epoch.
             behind = None
-            if models and config.mixture is None and mixture and i == len(kinds) - 1:
+            gated = bool(models) and config.mixture is None and mixture and i == len(kinds) - 1
+            if gated:
                 behind = (0.0, max(_finite(m.training["val_log_likelihood"]) for m in models))
             elif models:
                 behind = (models[0].training["seconds"],
@@ -331,7 +332,9 @@ class FlowModel:
             try:
                 model._train(encoded, callback, stage=name if len(kinds) > 1 else "",
                              behind=behind,
-                             categories=chain.state_dict() if chain is not None else None)
+                             categories=chain.state_dict() if chain is not None else None,
+                             em_seconds=None if probe is None else 0.2 * budget,
+                             em_target=behind[1] if gated and behind is not None else None)
             except KeyboardInterrupt:
                 if not models:
                     raise
@@ -415,12 +418,16 @@ class FlowModel:
         stage: str = "",
         behind: tuple[float, float] | None = None,
         categories: dict[str, torch.Tensor] | None = None,
+        em_seconds: float | None = None,
+        em_target: float | None = None,
     ) -> TrainResult:
         """Fit the categories (on a new model; ``categories``: load this fitted state instead),
         train the flow, and record the held-out scores.
 
         ``behind=(seconds, val_ll)``: give up once this run has trained that long and its best
-        validation log-likelihood (table units) is still below ``val_ll``.
+        validation log-likelihood (table units) is still below ``val_ll``. ``em_seconds``
+        limits the fit of a mixture base on top of the time limit; without it, EM counts
+        against the time limit. ``em_target``: see :meth:`_fit_mixture`.
         """
         config = self.fit_config
         pre, dev = self.preprocessor, self.device
@@ -463,9 +470,10 @@ class FlowModel:
                 self.density.init_from(rows)
                 if self._components():
                     tick = time.perf_counter()
-                    self._fit_mixture(rows, x_val_t, generator, shift_val)
+                    self._fit_mixture(rows, x_val_t, generator, shift_val, em_seconds,
+                                      em_target)
                     mixture_seconds = time.perf_counter() - tick
-                    if tconf.max_seconds is not None:
+                    if tconf.max_seconds is not None and em_seconds is None:
                         tconf.max_seconds = max(tconf.max_seconds - mixture_seconds, 0.0)
             if chain is not None and categories is not None:
                 chain.load_state_dict(categories)
@@ -503,12 +511,16 @@ class FlowModel:
         return int(flow.config.get("mixture", 0)) if flow is not None else 0
 
     def _fit_mixture(self, rows: torch.Tensor, x_val: torch.Tensor,
-                     generator: torch.Generator, shift: float) -> None:
+                     generator: torch.Generator, shift: float,
+                     em_seconds: float | None = None, target: float | None = None) -> None:
         """Fit the mixture base by EM to the rows as the untrained flow maps them (the
         identity after its data-set layers), its size chosen on the validation rows.
 
-        Rows with gaps are left out. With a time limit, the search over sizes stops after
-        half of it. ``shift`` turns validation scores into the table's units for the record.
+        Rows with gaps are left out. The search over sizes stops after ``em_seconds``, by
+        default the model's time limit, or once it is clear that no size would reach
+        ``target`` (a validation log-likelihood in table units; see
+        :func:`~flowcli.engine.distributions.select_mixture`). ``shift`` (the preprocessing's
+        mean log-determinant on the validation rows) turns scores into the table's units.
         """
         flow = self.density.flow
         assert flow is not None
@@ -518,17 +530,24 @@ class FlowModel:
         held = held[~torch.isnan(held[:, :d]).any(dim=1)]
         if int(keep.sum()) < 5 or held.shape[0] == 0:
             return  # too few complete rows: the base stays the standard normal it starts as
-        limit = self.fit_config.max_seconds
+        limit = self.fit_config.max_seconds if em_seconds is None else em_seconds
         pick = torch.randperm(int(keep.sum()), generator=generator)[:MIXTURE_ROWS]
+        self.density.eval()
         with torch.no_grad():
             z_train = self.density.to_latent(rows[keep][pick.to(rows.device)])
             z_val = self.density.to_latent(held)
-        mixture, scores = select_mixture(z_train, z_val, generator=generator,
-                                         max_seconds=None if limit is None else 0.5 * limit)
+            # what the rest of the model adds to the base's log-density of a held-out row
+            # (the categories, the data-set layers' log-determinants), so that the mixture's
+            # scores read in table units like every validation log-likelihood
+            offset = shift + float(self.density.log_prob(held).mean()
+                                   - flow.base.log_prob(z_val).mean())
+        mixture, scores = select_mixture(
+            z_train, z_val, generator=generator, max_seconds=limit,
+            target=None if target is None else target - offset)
         flow.set_mixture(mixture)
         self.training["mixture"] = {
             "components": mixture.components,
-            "val_by_components": {str(k): v + shift for k, v in scores.items()}}
+            "val_by_components": {str(k): v + offset for k, v in scores.items()}}
 
     # ------------------------------------------------------------------ scoring
     @torch.inference_mode()

@@ -355,6 +355,9 @@ def test_auto_keeps_a_mixture_base_where_the_mixture_leads(tmp_path: Path) -> No
     mixed = tried["maf", True]
     assert mixed["val_log_likelihood"] > tried["maf", False]["val_log_likelihood"] + 0.5
     assert model.info()["model"]["mixture"] == 5 == model.training["mixture"]["components"]
+    # the mixture's own validation score, in table units, is where its training started
+    start = model.training["mixture"]["val_by_components"]["5"]
+    assert mixed["val_log_likelihood"] - 0.3 < start <= mixed["val_log_likelihood"] + 1e-6
     # the truth: the entropy of N(0, 0.2^2) in 3 columns and log 5 for the cluster:
     # -3 * (1.419 - 1.609) - 1.609 = -1.04 nats per row
     assert model.training["val_log_likelihood"] > -1.15

@@ -131,3 +131,15 @@ def test_flow_on_a_mixture_base_rebuilds_scores_and_integrates(builder) -> None:
     assert abs(total - 1.0) < 0.01, total
     assert flow.config["mixture"] == 3
     assert "mixture" not in builder(2, layers=2, hidden=8).config  # as in older files
+
+
+def test_the_search_stops_when_the_target_is_out_of_reach() -> None:
+    x, _, _ = clusters(4000, seed=3)
+    _, free = select_mixture(x[:3000], x[3000:], generator=torch.Generator().manual_seed(0))
+    assert 5 in free  # three clusters: sizes go on past 2 while they gain
+    _, cut = select_mixture(x[:3000], x[3000:], generator=torch.Generator().manual_seed(0),
+                            target=free[1] + 100.0)
+    assert sorted(cut) == [1, 2]  # 1 -> 2 gains far less than half the way to the target
+    _, near = select_mixture(x[:3000], x[3000:], generator=torch.Generator().manual_seed(0),
+                             target=max(free.values()))
+    assert sorted(near) == sorted(free)  # a reachable target does not cut the search
