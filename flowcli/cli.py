@@ -375,7 +375,8 @@ def _add_candidates(table: Any, training: dict[str, Any], model: dict[str, Any])
                 == (model["kind"], model.get("whiten", False), model.get("mixture", 0)))
         name = label(c["model"], c["whiten"], bool(c.get("mixture", 0)))
         table.add_row(f"tried {name}", f"{c['val_log_likelihood']:.4f} nats/row, "
-                                       f"{c['epochs']} epochs ({c['stopped']}), "
+                                       f"{c['epochs']} epoch{'' if c['epochs'] == 1 else 's'} "
+                                       f"({c['stopped']}), "
                                        f"{c['seconds']:.1f} s" + (", kept" if kept else ""))
 
 
