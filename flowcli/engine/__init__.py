@@ -4,7 +4,7 @@ from .autoregressive import MaskedAffineAutoregressive
 from .base import Compose, Inverse, Transform
 from .coupling import AffineCoupling, alternating_mask
 from .discrete import CategoricalChain
-from .distributions import GaussianMixture, StandardNormal, fit_mixture
+from .distributions import GaussianMixture, StandardNormal, fit_mixture, select_mixture
 from .elementwise import ContextStandardize, ElementwiseAffine
 from .flow import KINDS, Flow, build, maf, nsf, realnvp
 from .linear import Whiten
@@ -41,4 +41,5 @@ __all__ = [
     "rational_quadratic",
     "realnvp",
     "rebuild_mixed",
+    "select_mixture",
 ]
