@@ -468,19 +468,18 @@ class FlowModel:
                 # would make two equal integer columns look exactly collinear to Whiten
                 rows = x_train_t + torch.rand_like(x_train_t) * widths
                 self.density.init_from(rows)
-                if self._components():
-                    tick = time.perf_counter()
-                    self._fit_mixture(rows, x_val_t, generator, shift_val, em_seconds,
-                                      em_target)
-                    mixture_seconds = time.perf_counter() - tick
-                    if tconf.max_seconds is not None and em_seconds is None:
-                        tconf.max_seconds = max(tconf.max_seconds - mixture_seconds, 0.0)
             if chain is not None and categories is not None:
                 chain.load_state_dict(categories)
             elif chain is not None and resume is None:
                 fit_chain(chain, x_train_t[:, d:], x_val_t[:, d:], generator)
             if chain is not None:
                 chain.requires_grad_(False)  # fitted above; the flow trains alone below
+            if resume is None and self._components():
+                tick = time.perf_counter()
+                self._fit_mixture(rows, x_val_t, generator, shift_val, em_seconds, em_target)
+                mixture_seconds = time.perf_counter() - tick
+                if tconf.max_seconds is not None and em_seconds is None:
+                    tconf.max_seconds = max(tconf.max_seconds - mixture_seconds, 0.0)
             if self.density.flow is not None:
                 result = train(self.density, x_train_t, x_val_t, widths, tconf, generator,
                                report, resume, give_up)

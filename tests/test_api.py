@@ -406,3 +406,16 @@ def test_training_keeps_the_start_when_every_step_makes_it_worse() -> None:
     assert result.best_epoch == 0 and result.best_val_ll == pytest.approx(before, abs=1e-5)
     for k, v in density.state_dict().items():
         assert torch.equal(v, start[k]), k
+
+
+def test_the_mixtures_recorded_scores_are_in_table_units() -> None:
+    # categories (the chain's log-probability) and a per-category layer (its log-determinant)
+    # come before the base: the recorded score of the chosen size must include them
+    df = _clusters(2000, seed=2)
+    df["kind"] = np.where(df["u"] > df["u"].median(), "hi", "lo")
+    df["u"] = df["u"] * 100.0  # and the preprocessing's scaling
+    model = FlowModel.fit(df, seed=0, device="cpu", model="maf", mixture=True, layers=1,
+                          hidden=8, epochs=1, lr=1e-12)
+    chosen = model.training["mixture"]
+    start = chosen["val_by_components"][str(chosen["components"])]
+    assert start == pytest.approx(model.training["val_log_likelihood"], abs=1e-3)

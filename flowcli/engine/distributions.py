@@ -120,7 +120,8 @@ def _kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None) -> T
         if not total > 0:  # fewer distinct rows than centres
             i = int(torch.randint(0, x.shape[0], (1,), generator=generator))
         else:
-            i = int(torch.multinomial(nearest / total, 1, generator=generator))
+            # drawn on the host, where ``generator`` lives, whatever the rows' device
+            i = int(torch.multinomial((nearest / total).cpu(), 1, generator=generator))
         centres.append(x[i])
         nearest = torch.minimum(nearest, (x - x[i]).pow(2).sum(dim=1))
     return torch.stack(centres)
