@@ -104,9 +104,15 @@ class GaussianMixture(nn.Module):
         weights = self.log_weights.double().exp().to(device)
         k = torch.multinomial(weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.features, generator=generator, device=device, dtype=dtype)
-        scale = self.scale_tril.to(device=device, dtype=dtype)[k]
-        means = self.means.to(device=device, dtype=dtype)[k]
-        return means + (scale @ eps.unsqueeze(2)).squeeze(2)
+        out = self.means.to(device=device, dtype=dtype)[k]
+        scale = self.scale_tril.to(device=device, dtype=dtype)
+        for c in range(self.components):  # one product per component, not a factor per row
+            rows = (k == c).nonzero().squeeze(1)
+            out[rows] += eps[rows] @ scale[c].T
+        return out
+
+
+_SLICE = 8192  # rows per E step pass: a (rows, components, features) array each
 
 
 def _kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
@@ -163,14 +169,16 @@ def fit_mixture(
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
     previous = -math.inf
     for _ in range(iterations):
-        # M step: weights, means and covariances from the responsibilities
+        # M step: weights, means and covariances from the responsibilities, one component
+        # at a time so that memory stays at a few copies of x
         mass = resp.sum(dim=0) + 1e-10
         means = resp.T @ x / mass[:, None]
-        diff = x[None, :, :] - means[:, None, :]  # (K, N, D)
-        cov = (diff * resp.T[:, :, None]).transpose(1, 2) @ diff / mass[:, None, None]
+        cov = torch.stack([((x - means[k]) * resp[:, k, None]).T @ (x - means[k])
+                           for k in range(components)]) / mass[:, None, None]
         mixture.set(mass / n, means, cov + ridge * eye)
-        # E step
-        joint = mixture.component_log_prob(x)
+        # E step, in slices of rows for the same reason
+        joint = torch.cat([mixture.component_log_prob(x[i : i + _SLICE])
+                           for i in range(0, n, _SLICE)])
         total = torch.logsumexp(joint, dim=1, keepdim=True)
         resp = (joint - total).exp()
         current = float(total.mean())
@@ -216,7 +224,9 @@ def select_mixture(
                                  and time.perf_counter() > deadline):
             break
         mixture = fit_mixture(x_train, k, generator, deadline=deadline)
-        score = float(mixture.log_prob(x_val.double()).mean())
+        x_val = x_val.double()
+        score = float(torch.cat([mixture.log_prob(x_val[i : i + _SLICE])
+                                 for i in range(0, x_val.shape[0], _SLICE)]).mean())
         scores[k] = score if math.isfinite(score) else -math.inf
         if best is not None and scores[k] <= scores[best.components]:
             break
