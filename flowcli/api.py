@@ -41,7 +41,7 @@ SCORE_BATCH = 65536  # rows per chunk read, sampled and written
 # Rows per network pass. On a CPU, small passes keep the activations in cache: 2,048 rows
 # score about 3 times faster than 65,536 (benchmarks/README.md).
 CPU_PASS, GPU_PASS = 2048, 65536
-MIXTURE_ROWS = 50000  # training rows EM sees at most (a random subset)
+MIXTURE_ROWS = 50000  # training rows EM sees at most (a random subset; fewer when wide)
 QUANTILES = 1001  # stored held-out score quantiles, for percentiles
 MODELS = ("auto", *KINDS)
 
@@ -530,7 +530,9 @@ class FlowModel:
         if int(keep.sum()) < 5 or held.shape[0] == 0:
             return  # too few complete rows: the base stays the standard normal it starts as
         limit = self.fit_config.max_seconds if em_seconds is None else em_seconds
-        pick = torch.randperm(int(keep.sum()), generator=generator)[:MIXTURE_ROWS]
+        # EM's rounds cost rows x features^2 per component: fewer rows for wide tables
+        most = min(MIXTURE_ROWS, max(5000, 50_000_000 // d**2))
+        pick = torch.randperm(int(keep.sum()), generator=generator)[:most]
         self.density.eval()
         with torch.no_grad():
             z_train = self.density.to_latent(rows[keep][pick.to(rows.device)])
@@ -541,7 +543,7 @@ class FlowModel:
             offset = shift + float(self.density.log_prob(held).mean()
                                    - flow.base.log_prob(z_val).mean())
         mixture, scores = select_mixture(
-            z_train, z_val, generator=generator, max_seconds=limit,
+            z_train, z_val, generator=generator, max_seconds=limit, max_rows=most,
             target=None if target is None else target - offset)
         flow.set_mixture(mixture)
         self.training["mixture"] = {

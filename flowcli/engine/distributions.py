@@ -207,10 +207,12 @@ def select_mixture(
     than the one before it, at a size with fewer than 5 training rows per component, or once
     ``max_seconds`` have passed (a fit that is running then stops early and still counts).
     EM sees at most ``max_rows`` training rows (a random subset), which bounds its cost on
-    large tables. With a ``target`` score (what another model reaches on ``x_val``), the
-    search also stops once the mixture is further below the target than twice what the last
-    step up in size gained: larger mixtures would not get there, and EM costs time. Returns
-    the mixture and the validation score of each size tried.
+    large tables. A size whose covariances cannot be factorized ends the search; when not even
+    one Gaussian can be fitted, the result is the standard normal. With a ``target`` score
+    (what another model reaches on ``x_val``), the search also stops once the mixture is
+    further below the target than twice what the last step up in size gained: larger
+    mixtures would not get there, and EM costs time. Returns the mixture and the validation
+    score of each size tried.
     """
     start = time.perf_counter()
     deadline = None if max_seconds is None else start + max_seconds
@@ -223,7 +225,10 @@ def select_mixture(
         if best is not None and (k * 5 > x_train.shape[0] or deadline is not None
                                  and time.perf_counter() > deadline):
             break
-        mixture = fit_mixture(x_train, k, generator, deadline=deadline)
+        try:
+            mixture = fit_mixture(x_train, k, generator, deadline=deadline)
+        except torch.linalg.LinAlgError:  # a covariance beyond what float64 can factorize
+            break
         x_val = x_val.double()
         score = float(torch.cat([mixture.log_prob(x_val[i : i + _SLICE])
                                  for i in range(0, x_val.shape[0], _SLICE)]).mean())
@@ -235,5 +240,7 @@ def select_mixture(
         if (target is not None and previous is not None
                 and target - scores[k] > 2 * (scores[k] - previous)):
             break
-    assert best is not None
+    if best is None:  # not even one Gaussian could be fitted: the standard normal
+        best = GaussianMixture(x_train.shape[1]).to(device=x_train.device,
+                                                     dtype=torch.float64)
     return best, scores

@@ -143,3 +143,24 @@ def test_the_search_stops_when_the_target_is_out_of_reach() -> None:
     _, near = select_mixture(x[:3000], x[3000:], generator=torch.Generator().manual_seed(0),
                              target=max(free.values()))
     assert sorted(near) == sorted(free)  # a reachable target does not cut the search
+
+
+def test_a_covariance_that_cannot_be_factorized_ends_the_search(monkeypatch) -> None:
+    import flowcli.engine.distributions as distributions
+
+    real = distributions.fit_mixture
+
+    def fails_above_two(x, k, *args, **kwargs):
+        if k > 2:
+            raise torch.linalg.LinAlgError("not positive-definite")
+        return real(x, k, *args, **kwargs)
+
+    monkeypatch.setattr(distributions, "fit_mixture", fails_above_two)
+    x, _, _ = clusters(2000, seed=4)
+    mixture, scores = select_mixture(x[:1500], x[1500:], generator=torch.Generator())
+    assert sorted(scores) == [1, 2] and mixture.components == 2
+    monkeypatch.setattr(distributions, "fit_mixture",
+                        lambda *a, **k: (_ for _ in ()).throw(torch.linalg.LinAlgError("no")))
+    mixture, scores = select_mixture(x[:1500], x[1500:], generator=torch.Generator())
+    assert scores == {} and mixture.components == 1
+    assert torch.equal(mixture.means, torch.zeros(1, 3, dtype=torch.float64))
