@@ -419,3 +419,17 @@ def test_the_mixtures_recorded_scores_are_in_table_units() -> None:
     chosen = model.training["mixture"]
     start = chosen["val_by_components"][str(chosen["components"])]
     assert start == pytest.approx(model.training["val_log_likelihood"], abs=1e-3)
+
+
+def test_a_model_on_a_mixture_base_resumes_with_its_mixture(tmp_path: Path) -> None:
+    df = _clusters(1500, seed=3)
+    model = FlowModel.fit(df, seed=0, device="cpu", model="maf", mixture=True, layers=1,
+                          hidden=8, epochs=2)
+    path = tmp_path / "m.flow"
+    model.save(str(path))
+    loaded = FlowModel.load(str(path))
+    base = {k: v.clone() for k, v in loaded.density.flow.base.state_dict().items()}
+    loaded.resume_fit(df, epochs=4)
+    assert loaded.training["epochs"] == 4
+    for k, v in loaded.density.flow.base.state_dict().items():
+        assert torch.equal(v, base[k]), k  # training and resuming leave the base alone
