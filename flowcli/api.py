@@ -303,8 +303,8 @@ class FlowModel:
         models: list[FlowModel] = []
         budget = config.max_seconds
         # With a time limit and several candidates, each first gets a probe of 40 % of the
-        # limit shared out (a mixture base's EM another 20 %, at most); the best of those the
-        # probe cut short then carries on with what is left.
+        # limit shared out (a mixture base's EM another 20 %, at most); then the unfinished
+        # ones carry on with what is left, the most promising first (see below).
         probe = None if budget is None or len(kinds) == 1 else 0.4 * budget / len(kinds)
         labels = [label(*k) for k in kinds]
         encoded = _Encoded.of(pre, train_df, val_df, source)
@@ -346,12 +346,18 @@ class FlowModel:
             if model.training["stopped"] == "interrupted":
                 interrupted = True
                 break
-        spent = sum(m.training["seconds"] for m in models)
-        unfinished = [i for i, m in enumerate(models) if m.training["stopped"] == "time"]
-        if probe is not None and unfinished and not interrupted and budget > spent:
-            # the most promising candidate that the probe cut short gets the time left
-            i = max(unfinished, key=lambda i: _finite(models[i].training["val_log_likelihood"]))
-            models[i].fit_config = replace(config, max_seconds=budget - spent)
+        # The time left goes to the most promising candidate that the probe cut short or
+        # that gave up (it may have given up against a first candidate that the probe had cut
+        # short too); if that one stops early, the next most promising carries on.
+        pending = [i for i, m in enumerate(models)
+                   if m.training["stopped"] in ("time", "given up")]
+        while probe is not None and pending and not interrupted:
+            left = budget - sum(m.training["seconds"] for m in models)
+            if left < 0.02 * budget:
+                break
+            i = max(pending, key=lambda i: _finite(models[i].training["val_log_likelihood"]))
+            pending.remove(i)
+            models[i].fit_config = replace(config, max_seconds=left)
             try:
                 models[i]._train(encoded, callback, models[i].resume, stage=labels[i])
             except KeyboardInterrupt:

@@ -433,3 +433,14 @@ def test_a_model_on_a_mixture_base_resumes_with_its_mixture(tmp_path: Path) -> N
     assert loaded.training["epochs"] == 4
     for k, v in loaded.density.flow.base.state_dict().items():
         assert torch.equal(v, base[k]), k  # training and resuming leave the base alone
+
+
+def test_time_left_under_a_limit_goes_to_every_unfinished_candidate(gaussian_table) -> None:
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
+                          max_seconds=6.0, patience=3)
+    tried = model.training["candidates"]
+    spent = sum(c["seconds"] for c in tried)
+    # a candidate left "given up" or cut short by its probe while time remained would have
+    # wasted the budget: either every candidate ran to its own end, or the time is spent
+    assert spent > 0.98 * 6.0 or all(c["stopped"] == "patience" for c in tried), tried
+    assert spent < 6.0 * 1.5
