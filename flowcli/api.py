@@ -349,8 +349,11 @@ class FlowModel:
         # The time left goes to the most promising candidate that the probe cut short or
         # that gave up (it may have given up against a first candidate that the probe had cut
         # short too); if that one stops early, the next most promising carries on.
+        # The mixture that auto adds and that gave up stays given up: it only ever trains
+        # when it leads.
         pending = [i for i, m in enumerate(models)
-                   if m.training["stopped"] in ("time", "given up")]
+                   if m.training["stopped"] == "time" or m.training["stopped"] == "given up"
+                   and not (config.mixture is None and kinds[i][2] and i == len(kinds) - 1)]
         while probe is not None and pending and not interrupted:
             left = budget - sum(m.training["seconds"] for m in models)
             if left < 0.02 * budget:
@@ -362,6 +365,7 @@ class FlowModel:
                 models[i]._train(encoded, callback, models[i].resume, stage=labels[i])
             except KeyboardInterrupt:
                 interrupted = True
+            interrupted = interrupted or models[i].training["stopped"] == "interrupted"
         lead = 0
         for i in range(1, len(models)):
             if _clearly_better(models[i]._held_out, models[lead]._held_out):
@@ -480,13 +484,22 @@ class FlowModel:
                 fit_chain(chain, x_train_t[:, d:], x_val_t[:, d:], generator)
             if chain is not None:
                 chain.requires_grad_(False)  # fitted above; the flow trains alone below
+            stopped_early = False
             if resume is None and self._components():
                 tick = time.perf_counter()
-                self._fit_mixture(rows, x_val_t, generator, shift_val, em_seconds, em_target)
+                try:
+                    self._fit_mixture(rows, x_val_t, generator, shift_val, em_seconds,
+                                      em_target)
+                except KeyboardInterrupt:  # Ctrl-C during EM: the untrained flow is kept
+                    stopped_early = True
                 mixture_seconds = time.perf_counter() - tick
                 if tconf.max_seconds is not None and em_seconds is None:
                     tconf.max_seconds = max(tconf.max_seconds - mixture_seconds, 0.0)
-            if self.density.flow is not None:
+            if stopped_early:
+                result = TrainResult(epochs=0, best_epoch=0, best_val_ll=math.nan,
+                                     train_ll=math.nan, seconds=0.0, stopped="interrupted",
+                                     interrupted=True)
+            elif self.density.flow is not None:
                 result = train(self.density, x_train_t, x_val_t, widths, tconf, generator,
                                report, resume, give_up)
             else:
@@ -521,7 +534,9 @@ class FlowModel:
         """Fit the mixture base by EM to the rows as the untrained flow maps them (the
         identity after its data-set layers), its size chosen on the validation rows.
 
-        Rows with gaps are left out. The search over sizes stops after ``em_seconds``, by
+        Rows with gaps are left out (and then no ``target`` applies, and the recorded
+        scores are of the validation rows without gaps); without validation rows, a tenth of
+        the training rows chooses the size. The search over sizes stops after ``em_seconds``, by
         default the model's time limit, or once it is clear that no size would reach
         ``target`` (a validation log-likelihood in table units; see
         :func:`~flowcli.engine.distributions.select_mixture`). ``shift`` (the preprocessing's
@@ -532,6 +547,7 @@ class FlowModel:
         d = self.preprocessor.continuous
         keep = ~torch.isnan(rows[:, :d]).any(dim=1)
         held = x_val if x_val.shape[0] else rows
+        n_held = held.shape[0]
         held = held[~torch.isnan(held[:, :d]).any(dim=1)]
         if int(keep.sum()) < 5 or held.shape[0] == 0:
             return  # too few complete rows: the base stays the standard normal it starts as
@@ -539,9 +555,17 @@ class FlowModel:
         # EM's rounds cost rows x features^2 per component: fewer rows for wide tables
         most = min(MIXTURE_ROWS, max(5000, 50_000_000 // d**2))
         pick = torch.randperm(int(keep.sum()), generator=generator)[:most]
+        fitted = rows[keep][pick.to(rows.device)]
+        if not x_val.shape[0]:
+            # no validation rows: a tenth of the training rows chooses the size, which the
+            # rows EM fits would always choose the largest
+            cut = max(fitted.shape[0] // 10, 1)
+            fitted, held = fitted[cut:], fitted[:cut]
+        if held.shape[0] < n_held:
+            target = None  # rows with gaps left out: not comparable with the target
         self.density.eval()
         with torch.no_grad():
-            z_train = self.density.to_latent(rows[keep][pick.to(rows.device)])
+            z_train = self.density.to_latent(fitted)
             z_val = self.density.to_latent(held)
             # what the rest of the model adds to the base's log-density of a held-out row
             # (the categories, the data-set layers' log-determinants), so that the mixture's
@@ -730,7 +754,7 @@ class FlowModel:
             "flow": {"config": self.density.config,
                      "state_dict": {k: v.detach().cpu() for k, v in
                                     self.density.state_dict().items()}},
-            "fit_config": asdict(self.fit_config),
+            "fit_config": self._fit_config_record(),
             "training": self.training,
             "resume": self.resume,
         }
@@ -738,6 +762,14 @@ class FlowModel:
     def save(self, path: str) -> None:
         """Write the model file atomically."""
         checkpoint.save(self.to_payload(), path, version=self._format())
+
+    def _fit_config_record(self) -> dict[str, Any]:
+        """The fit config as the model file holds it. Files of format 2 leave ``mixture``
+        out: the flowcli releases that read format 2 refuse a config field they do not know."""
+        record = asdict(self.fit_config)
+        if self._format() < 3:
+            record.pop("mixture")
+        return record
 
     def _format(self) -> int:
         """The model-file format this model needs: 3 with a mixture base, else 2."""

@@ -164,11 +164,6 @@ def train(
     best_state = _snapshot(model)
     best_val = float(resume.get("best_val", -math.inf))
     best_epoch = int(resume.get("best_epoch", start_epoch))
-    if not resume and has_val:
-        # the starting point counts: a model that starts good (on a fitted mixture base, say)
-        # is never replaced by worse weights
-        start_val = float(evaluate(model, x_val).mean())
-        best_val = start_val if math.isfinite(start_val) else best_val
     history: list[dict[str, float]] = []
     bad_epochs = int(resume.get("bad_epochs", 0))
     failures = 0
@@ -178,6 +173,11 @@ def train(
     epoch = start_epoch
     train_ll = math.nan
     try:
+        if not resume and has_val:
+            # the starting point counts: a model that starts good (on a fitted mixture base,
+            # say) is never replaced by worse weights
+            start_val = float(evaluate(model, x_val).mean())
+            best_val = start_val if math.isfinite(start_val) else best_val
         for epoch in range(start_epoch + 1, config.epochs + 1):
             tick = time.perf_counter()
             model.train()

@@ -444,3 +444,91 @@ def test_time_left_under_a_limit_goes_to_every_unfinished_candidate(gaussian_tab
     # wasted the budget: either every candidate ran to its own end, or the time is spent
     assert spent > 0.98 * 6.0 or all(c["stopped"] == "patience" for c in tried), tried
     assert spent < 6.0 * 1.5
+
+
+FORMAT_2_FIT_CONFIG = {"model", "layers", "hidden", "depth", "scale_bound", "epochs",
+                       "batch_size", "lr", "patience", "weight_decay", "val_fraction",
+                       "max_seconds", "missing", "whiten"}
+
+
+def test_format_2_files_hold_only_what_format_2_readers_know(fitted_model) -> None:
+    # the release that reads format 2 builds FitConfig(**fit_config) and the flows from their
+    # config: a field it does not know makes it call the file damaged
+    _, path, _ = fitted_model
+    data = torch.load(path, weights_only=True)
+    assert data["format_version"] == 2
+    assert set(data["fit_config"]) == FORMAT_2_FIT_CONFIG
+    assert "mixture" not in data["flow"]["config"]["flow"]
+
+
+def test_a_mixture_model_draws_zero_rows() -> None:
+    model = FlowModel.fit(_clusters(600), seed=0, device="cpu", model="maf", mixture=True,
+                          layers=1, hidden=8, epochs=1)
+    empty = model.sample(0)
+    assert len(empty) == 0 and list(empty.columns) == ["u", "v", "w"]
+
+
+def test_without_validation_rows_the_mixture_size_is_not_simply_the_largest() -> None:
+    # one Gaussian and few rows: judged on the rows EM fits, 20 components would win
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(400, 3)), columns=["a", "b", "c"])
+    model = FlowModel.fit(df, seed=0, device="cpu", model="maf", mixture=True, layers=1,
+                          hidden=8, epochs=1, val_fraction=0.0)
+    assert model.training["mixture"]["components"] <= 2
+
+
+def test_the_mixture_auto_adds_stays_given_up_under_a_time_limit(gaussian_table,
+                                                                  monkeypatch) -> None:
+    import flowcli.api as api
+    from flowcli.engine import GaussianMixture
+
+    def far_off(z_train, z_val, **kwargs):  # a mixture that is certainly behind the flows
+        mixture = GaussianMixture(z_train.shape[1]).double()
+        mixture.means.fill_(10.0)
+        return mixture, {1: -100.0}
+
+    monkeypatch.setattr(api, "select_mixture", far_off)
+    # the flows stop early (patience 2), so time is left for the candidates that did not
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
+                          max_seconds=4.0, patience=2)
+    *flows, mixed = model.training["candidates"]
+    assert mixed["mixture"] > 0 and all(c["stopped"] != "time" for c in flows)
+    # behind the flows after its first epoch, it gave up, and got none of the time left
+    assert mixed["stopped"] == "given up" and mixed["epochs"] == 1
+
+
+def test_ctrl_c_while_the_time_left_is_shared_out_stops_the_fit(gaussian_table, monkeypatch
+                                                                ) -> None:
+    calls = []
+    real = FlowModel._train
+
+    def interrupt_the_second_round(self, encoded, callback, resume=None, **kw):
+        calls.append(resume is not None)
+        if calls.count(True) == 1:  # the first candidate carrying on with the time left
+            callback = None
+
+            def stop(report):
+                raise KeyboardInterrupt
+
+            return real(self, encoded, stop, resume, **kw)
+        return real(self, encoded, callback, resume, **kw)
+
+    monkeypatch.setattr(FlowModel, "_train", interrupt_the_second_round)
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
+                          max_seconds=3.0, patience=2)
+    assert calls.count(True) == 1  # nobody carried on after the interrupt
+    assert model.training["stopped"] == "interrupted"
+
+
+def test_ctrl_c_during_em_keeps_an_interrupted_model(monkeypatch) -> None:
+    import flowcli.api as api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "select_mixture", interrupted)
+    df = _clusters(600)
+    model = FlowModel.fit(df, seed=0, device="cpu", model="maf", mixture=True, layers=1,
+                          hidden=8, epochs=3)
+    assert model.training["stopped"] == "interrupted" and model.training["epochs"] == 0
+    assert np.isfinite(model.score(df)).all()

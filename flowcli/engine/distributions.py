@@ -101,6 +101,8 @@ class GaussianMixture(nn.Module):
         """``n`` draws of shape ``(n, D)``: a component by weight, then its Gaussian."""
         device = device if device is not None else self.means.device
         dtype = dtype or self.means.dtype
+        if n == 0:
+            return torch.zeros(0, self.features, device=device, dtype=dtype)
         weights = self.log_weights.double().exp().to(device)
         k = torch.multinomial(weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.features, generator=generator, device=device, dtype=dtype)
@@ -161,9 +163,10 @@ def fit_mixture(
     centres = _kmeans_plus_plus(x, components, generator)
     for _ in range(10):
         label = torch.cdist(x, centres).argmin(dim=1)
-        counts = torch.bincount(label, minlength=components).clamp_min(1).to(x.dtype)
+        counts = torch.bincount(label, minlength=components).to(x.dtype)[:, None]
         sums = torch.zeros_like(centres).index_add_(0, label, x)
-        centres = torch.where(counts[:, None] > 0, sums / counts[:, None], centres)
+        # a centre that lost all its rows stays where it was
+        centres = torch.where(counts > 0, sums / counts.clamp_min(1), centres)
     resp = torch.nn.functional.one_hot(label, components).to(x.dtype)
     mixture = GaussianMixture(d, components).to(device=x.device, dtype=x.dtype)
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
