@@ -573,7 +573,7 @@ class FlowModel:
             offset = shift + float(self.density.log_prob(held).mean()
                                    - flow.base.log_prob(z_val).mean())
         mixture, scores = select_mixture(
-            z_train, z_val, generator=generator, max_seconds=limit, max_rows=most,
+            z_train, z_val, generator=generator, max_seconds=limit,
             target=None if target is None else target - offset)
         flow.set_mixture(mixture)
         self.training["mixture"] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +12,29 @@ from torch import Tensor, nn
 __all__ = ["MIXTURE_SIZES", "GaussianMixture", "StandardNormal", "fit_mixture", "select_mixture"]
 
 
-class StandardNormal(nn.Module):
+class _Base(nn.Module):
+    """What the bases share: ``features`` and the way ``sample`` picks its device and dtype."""
+
+    features: int
+
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """``n`` draws of shape ``(n, D)``, by default on the base's device and in its dtype."""
+        ref = next(self.buffers())
+        device = torch.device(device) if device is not None else ref.device
+        return self._draw(n, generator, device, dtype or ref.dtype)
+
+    def _draw(self, n: int, generator: torch.Generator | None, device: torch.device,
+              dtype: torch.dtype) -> Tensor:
+        raise NotImplementedError
+
+
+class StandardNormal(_Base):
     """The standard normal on ``features`` dimensions; nothing in its ``state_dict``."""
 
     def __init__(self, features: int) -> None:
@@ -25,22 +48,12 @@ class StandardNormal(nn.Module):
         """Log-density of each row of ``z`` ``(B, D)``; shape ``(B,)``."""
         return -0.5 * z.pow(2).sum(dim=1) - self._log_z.to(z.dtype)
 
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> Tensor:
-        """``n`` draws of shape ``(n, D)``."""
-        device = device if device is not None else self._log_z.device
-        return torch.randn(
-            n, self.features, generator=generator, device=device,
-            dtype=dtype or torch.get_default_dtype(),
-        )
+    def _draw(self, n: int, generator: torch.Generator | None, device: torch.device,
+              dtype: torch.dtype) -> Tensor:
+        return torch.randn(n, self.features, generator=generator, device=device, dtype=dtype)
 
 
-class GaussianMixture(nn.Module):
+class GaussianMixture(_Base):
     """A mixture of ``components`` full-covariance Gaussians on ``features`` dimensions.
 
     The base of MAF-MoG (Papamakarios et al. 2017): a flow whose latent space is a mixture
@@ -91,16 +104,9 @@ class GaussianMixture(nn.Module):
         """Log-density of each row of ``z`` ``(B, D)``; shape ``(B,)``."""
         return torch.logsumexp(self.component_log_prob(z), dim=1)
 
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> Tensor:
-        """``n`` draws of shape ``(n, D)``: a component by weight, then its Gaussian."""
-        device = device if device is not None else self.means.device
-        dtype = dtype or self.means.dtype
+    def _draw(self, n: int, generator: torch.Generator | None, device: torch.device,
+              dtype: torch.dtype) -> Tensor:
+        """A component by weight, then its Gaussian."""
         if n == 0:
             return torch.zeros(0, self.features, device=device, dtype=dtype)
         weights = self.log_weights.double().exp().to(device)
@@ -114,7 +120,12 @@ class GaussianMixture(nn.Module):
         return out
 
 
-_SLICE = 8192  # rows per E step pass: a (rows, components, features) array each
+_SLICE = 8192  # rows per pass of a mixture's density: a (rows, components, features) array
+
+
+def _sliced(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``fn`` over ``x`` in slices of ``_SLICE`` rows, concatenated."""
+    return torch.cat([fn(x[i : i + _SLICE]) for i in range(0, x.shape[0], _SLICE)])
 
 
 def _kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
@@ -180,8 +191,7 @@ def fit_mixture(
                            for k in range(components)]) / mass[:, None, None]
         mixture.set(mass / n, means, cov + ridge * eye)
         # E step, in slices of rows for the same reason
-        joint = torch.cat([mixture.component_log_prob(x[i : i + _SLICE])
-                           for i in range(0, n, _SLICE)])
+        joint = _sliced(mixture.component_log_prob, x)
         total = torch.logsumexp(joint, dim=1, keepdim=True)
         resp = (joint - total).exp()
         current = float(total.mean())
@@ -200,7 +210,6 @@ def select_mixture(
     x_val: Tensor,
     sizes: tuple[int, ...] = MIXTURE_SIZES,
     generator: torch.Generator | None = None,
-    max_rows: int = 50000,
     max_seconds: float | None = None,
     target: float | None = None,
 ) -> tuple[GaussianMixture, dict[int, float]]:
@@ -209,19 +218,16 @@ def select_mixture(
     Sizes are tried in increasing order; the search stops at the first size that does worse
     than the one before it, at a size with fewer than 5 training rows per component, or once
     ``max_seconds`` have passed (a fit that is running then stops early and still counts).
-    EM sees at most ``max_rows`` training rows (a random subset), which bounds its cost on
-    large tables. A size whose covariances cannot be factorized ends the search; when not even
-    one Gaussian can be fitted, the result is the standard normal. With a ``target`` score
-    (what another model reaches on ``x_val``), the search also stops once the mixture is
-    further below the target than twice what the last step up in size gained: larger
-    mixtures would not get there, and EM costs time. Returns the mixture and the validation
-    score of each size tried.
+    EM fits all of ``x_train``: on large tables, pass a random subset. A size whose
+    covariances cannot be factorized ends the search; when not even one Gaussian can be
+    fitted, the result is the standard normal. With a ``target`` score (what another model
+    reaches on ``x_val``), the search also stops once the mixture is further below the target
+    than twice what the last step up in size gained: larger mixtures would not get there, and
+    EM costs time. Returns the mixture and the validation score of each size tried.
     """
     start = time.perf_counter()
     deadline = None if max_seconds is None else start + max_seconds
-    if x_train.shape[0] > max_rows:
-        pick = torch.randperm(x_train.shape[0], generator=generator)[:max_rows]
-        x_train = x_train[pick.to(x_train.device)]
+    x_val = x_val.double()
     best: GaussianMixture | None = None
     scores: dict[int, float] = {}
     for k in sizes:
@@ -232,9 +238,7 @@ def select_mixture(
             mixture = fit_mixture(x_train, k, generator, deadline=deadline)
         except torch.linalg.LinAlgError:  # a covariance beyond what float64 can factorize
             break
-        x_val = x_val.double()
-        score = float(torch.cat([mixture.log_prob(x_val[i : i + _SLICE])
-                                 for i in range(0, x_val.shape[0], _SLICE)]).mean())
+        score = float(_sliced(mixture.log_prob, x_val).mean())
         scores[k] = score if math.isfinite(score) else -math.inf
         if best is not None and scores[k] <= scores[best.components]:
             break
