@@ -308,6 +308,10 @@ class FlowModel:
         probe = None if budget is None or len(kinds) == 1 else 0.4 * budget / len(kinds)
         labels = [label(*k) for k in kinds]
         encoded = _Encoded.of(pre, train_df, val_df, source)
+        # the mixture that auto adds last: it must lead from its first epoch, and once it has
+        # given up it gets none of the time left
+        gated = len(kinds) - 1 if config.mixture is None and len(kinds) > 1 and kinds[-1][2] \
+            else None
         interrupted = False
         for i, ((kind, whiten, mixture), name) in enumerate(zip(kinds, labels, strict=True)):
             flow_config = {"kind": kind, "layers": config.layers, "hidden": config.hidden,
@@ -319,10 +323,8 @@ class FlowModel:
             model = cls(pre, density, dict(base), replace(config, max_seconds=probe or budget))
             # A later candidate that has trained as long as the first without catching up
             # gives up, so that auto costs about twice the fastest fit when that one wins.
-            # The mixture that auto adds must lead from its first epoch.
             behind = None
-            gated = bool(models) and config.mixture is None and mixture and i == len(kinds) - 1
-            if gated:
+            if i == gated and models:
                 behind = (0.0, max(_finite(m.training["val_log_likelihood"]) for m in models))
             elif models:
                 behind = (models[0].training["seconds"],
@@ -334,7 +336,7 @@ class FlowModel:
                              behind=behind,
                              categories=chain.state_dict() if chain is not None else None,
                              em_seconds=None if probe is None else 0.2 * budget,
-                             em_target=behind[1] if gated and behind is not None else None)
+                             em_target=behind[1] if i == gated and behind else None)
             except KeyboardInterrupt:
                 if not models:
                     raise
@@ -349,11 +351,9 @@ class FlowModel:
         # The time left goes to the most promising candidate that the probe cut short or
         # that gave up (it may have given up against a first candidate that the probe had cut
         # short too); if that one stops early, the next most promising carries on.
-        # The mixture that auto adds and that gave up stays given up: it only ever trains
-        # when it leads.
         pending = [i for i, m in enumerate(models)
-                   if m.training["stopped"] == "time" or m.training["stopped"] == "given up"
-                   and not (config.mixture is None and kinds[i][2] and i == len(kinds) - 1)]
+                   if m.training["stopped"] == "time"
+                   or m.training["stopped"] == "given up" and i != gated]
         while probe is not None and pending and not interrupted:
             left = budget - sum(m.training["seconds"] for m in models)
             if left < 0.02 * budget:
