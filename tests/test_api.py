@@ -259,7 +259,8 @@ def test_with_a_time_limit_the_leader_gets_the_rest(gaussian_table: pd.DataFrame
     kept = next(c for c in tried if (c["model"], c["mixture"]) == (info["kind"],
                                                                    info.get("mixture", 0)))
     others = [c for c in tried if c is not kept]
-    # probes of 0.4 s each (40 % of 3 s over three), then the leader carries on to about 3 s
+    # probes of 0.4 s each (40 % of 3 s over three; the mixture's EM may take up to 0.6 s
+    # more), then the leader carries on to about 3 s
     assert all(c["seconds"] < 1.0 and c["stopped"] in ("time", "given up") for c in others)
     assert kept["seconds"] > 1.5
     assert 2.5 < model.training["seconds"] < 4.5
@@ -373,11 +374,6 @@ def test_auto_keeps_a_mixture_base_where_the_mixture_leads(tmp_path: Path) -> No
     draws = loaded.sample(3000, seed=0)
     assert float(loaded.score(draws).mean()) == pytest.approx(
         float(loaded.score(df).mean()), abs=0.15)
-
-
-def test_a_model_without_a_mixture_is_written_as_format_2(fitted_model) -> None:
-    _, path, _ = fitted_model
-    assert torch.load(path, weights_only=True)["format_version"] == 2
 
 
 def test_mixture_can_be_asked_for_or_ruled_out() -> None:
