@@ -26,10 +26,10 @@ from .errors import ModelFileError, OutputError
 __all__ = ["FORMAT", "FORMAT_VERSION", "check_target", "load", "plain", "save"]
 
 FORMAT = "flowcli-model"
-# 2: spline flows and whitening layers; 3: mixture bases. A file is written with the lowest
-# version that can read it, so models without a mixture base still load in releases that read
-# up to 2; files of format 1 still load.
-FORMAT_VERSION = 3
+# 2: spline flows and whitening layers; 3: mixture bases; 4: heavy-tail layers. A file is
+# written with the lowest version that can read it, so models without a mixture base or a
+# heavy-tail layer still load in releases that read up to 2; files of format 1 still load.
+FORMAT_VERSION = 4
 REQUIRED = ("format", "format_version", "preprocessor", "flow", "training")
 
 

@@ -249,6 +249,10 @@ def fit(
         help="Put the flow on a Gaussian-mixture base fitted by EM, its size chosen on the "
         "validation rows (MAF-MoG: helps clustered tables and lattice-valued columns; the "
         "latent rows of invert then follow that mixture, not N(0, I)).")] = None,
+    tails: Annotated[bool | None, typer.Option(
+        "--tails/--no-tails", show_default="on for nsf, off for maf and realnvp",
+        help="Start the flow with a fixed per-column asinh layer that pulls heavy tails in, "
+        "fitted to each column that it makes closer to Gaussian.")] = None,
     layers: Annotated[int | None, typer.Option(
         min=1, show_default="5, or 3 under 1,000 rows", help="Number of flow layers.")] = None,
     hidden: Annotated[int | None, typer.Option(
@@ -323,7 +327,8 @@ def fit(
                                                    source=display_name(data), **stop)
             else:
                 fitted = FlowModel.fit(
-                    df, model=model.value, whiten=whiten, mixture=mixture, layers=layers,
+                    df, model=model.value, whiten=whiten, mixture=mixture, tails=tails,
+                    layers=layers,
                     hidden=hidden,
                     batch_size=batch_size,
                     lr=lr, val_fraction=val_fraction, missing=missing.value, columns=names,
@@ -371,19 +376,22 @@ def _add_candidates(table: Any, training: dict[str, Any], model: dict[str, Any])
     from .api import label
 
     for c in training.get("candidates", []):
-        kept = ((c["model"], c["whiten"], c.get("mixture", 0))
-                == (model["kind"], model.get("whiten", False), model.get("mixture", 0)))
-        name = label(c["model"], c["whiten"], bool(c.get("mixture", 0)))
+        kept = ((c["model"], c["whiten"], c.get("mixture", 0), c.get("tails", False))
+                == (model["kind"], model.get("whiten", False), model.get("mixture", 0),
+                    model.get("tails", False)))
+        name = label(c["model"], c["whiten"], bool(c.get("mixture", 0)), c.get("tails", False))
         table.add_row(f"tried {name}", f"{c['val_log_likelihood']:.4f} nats/row, "
                                        f"{c['epochs']} epoch{'' if c['epochs'] == 1 else 's'} "
                                        f"({c['stopped']}), "
                                        f"{c['seconds']:.1f} s" + (", kept" if kept else ""))
 
 
-def _base_note(model: dict[str, Any]) -> str:
-    """How the flow's base reads after its description: nothing for the standard normal."""
+def _flow_note(model: dict[str, Any]) -> str:
+    """What reads after the flow's description: its heavy-tail layer, if any, and its base
+    (nothing for the standard normal)."""
     k = model.get("mixture", 0)
-    return f", on a mixture of {k} Gaussian{'s' if k > 1 else ''}" if k else ""
+    note = ", heavy tails pulled in" if model.get("tails") else ""
+    return note + (f", on a mixture of {k} Gaussian{'s' if k > 1 else ''}" if k else "")
 
 
 def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> None:
@@ -400,7 +408,7 @@ def _print_fit_summary(console: Console, info: dict[str, Any], output: str) -> N
         rows += f" ({t['dropped_rows']:,} rows with gaps dropped)"
     table.add_row("rows", rows)
     table.add_row("flow", f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
-                          f"{m['parameters']:,} parameters{_base_note(m)}")
+                          f"{m['parameters']:,} parameters{_flow_note(m)}")
     _add_candidates(table, t, m)
     table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
     table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
@@ -556,7 +564,7 @@ def _print_info(data: dict[str, Any], path: str) -> None:
     shape = (f"{m['bins']} spline bins on [-{m['bound']:g}, {m['bound']:g}]" if "bins" in m
              else f"log-scale bound {m['scale_bound']:g}")
     summary.add_row("flow", f"{m['kind']}: {m['layers']} layers, {m['depth']} x {m['hidden']} "
-                            f"hidden, {shape}{_base_note(m)}")
+                            f"hidden, {shape}{_flow_note(m)}")
     if m["categorical_variables"]:
         summary.add_row("categories", f"{m['categorical_variables']} categorical variables "
                                       f"(exact probabilities; the flow is conditioned on them)")

@@ -136,9 +136,10 @@ def test_auto_keeps_the_better_candidate_on_validation(gaussian_table: pd.DataFr
     tried = model.training["candidates"]
     assert [(c["model"], c["whiten"], c["mixture"] > 0) for c in tried] == [
         ("maf", False, False), ("nsf", False, False), ("maf", False, True)]
-    later = stages.count("nsf")
+    assert [c["tails"] for c in tried] == [False, True, False]  # the spline flow's default
+    later = stages.count("nsf+tails")
     mixed = stages.count("maf+mixture")
-    assert stages == ["maf"] * 6 + ["nsf"] * later + ["maf+mixture"] * mixed
+    assert stages == ["maf"] * 6 + ["nsf+tails"] * later + ["maf+mixture"] * mixed
     assert 1 <= later <= 6 and 1 <= mixed <= 6
     if later < 6:  # trained as long as maf and still behind it: given up
         assert tried[1]["stopped"] == "given up"

@@ -11,6 +11,7 @@ from .linear import Whiten
 from .mixed import MixedDensity, build_mixed, rebuild_mixed
 from .nn import MADE, MLP, MaskedLinear
 from .spline import ElementwiseSpline, MaskedSplineAutoregressive, rational_quadratic
+from .tails import Tails, fit_tails
 
 __all__ = [
     "KINDS",
@@ -30,12 +31,14 @@ __all__ = [
     "MaskedSplineAutoregressive",
     "MixedDensity",
     "StandardNormal",
+    "Tails",
     "Transform",
     "Whiten",
     "alternating_mask",
     "build",
     "build_mixed",
     "fit_mixture",
+    "fit_tails",
     "maf",
     "nsf",
     "rational_quadratic",

@@ -19,6 +19,7 @@ from .distributions import GaussianMixture, StandardNormal
 from .elementwise import ContextStandardize, ElementwiseAffine
 from .linear import Whiten
 from .spline import ElementwiseSpline, MaskedSplineAutoregressive
+from .tails import Tails
 
 __all__ = ["KINDS", "Flow", "build", "maf", "nsf", "realnvp"]
 
@@ -116,18 +117,20 @@ def realnvp(
     scale_bound: float = 5.0,
     whiten: bool = False,
     mixture: int = 0,
+    tails: bool = False,
 ) -> Flow:
     """RealNVP: affine couplings with alternating checkerboard masks.
 
     With one feature, coupling means nothing and a single per-feature affine layer is used.
     ``whiten`` puts a :class:`Whiten` layer first (after the
     per-context layer, if any; set it with ``init_from``). ``mixture=K`` gives the flow a base
-    of ``K`` Gaussians (see :class:`Flow`).
+    of ``K`` Gaussians (see :class:`Flow`). ``tails`` puts a :class:`Tails` layer before all
+    (set it with ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
     config = dict(kind="realnvp", features=features, layers=layers, hidden=hidden, depth=depth,
                   context_features=context_features, scale_bound=scale_bound, whiten=whiten,
-                  **_base(mixture))
+                  **_base(mixture), **_tails(tails))
     return Flow(_stack(
         config, lambda: ElementwiseAffine(1, hidden, depth, context_features, scale_bound),
         lambda: [AffineCoupling(features, alternating_mask(features, i), hidden, depth,
@@ -141,6 +144,12 @@ def _base(mixture: int) -> dict[str, int]:
         raise ValueError(f"mixture must be 0 (standard normal) or a component count, "
                          f"got {mixture}")
     return {"mixture": int(mixture)} if mixture else {}
+
+
+def _tails(tails: bool) -> dict[str, bool]:
+    """The config entry of the heavy-tail layer: none without it, as in files written
+    before it."""
+    return {"tails": True} if tails else {}
 
 
 def _orders(features: int, layers: int, orders: list[list[int]] | None) -> list[list[int]]:
@@ -157,7 +166,8 @@ def _stack(config: dict[str, Any], single: Callable[[], Transform],
            layers: Callable[[], list[Transform]]) -> Transform:
     """The transform of a flow: ``single()`` for one feature, else ``layers()``.
 
-    With a context, a per-feature affine layer whose shift and scale depend on it comes first
+    With ``config["tails"]``, a :class:`Tails` layer comes first of all. With a context, a
+    per-feature affine layer whose shift and scale depend on it comes first
     (:class:`ContextStandardize`): it lets each context (say, each category) move and rescale
     the data directly, which the layers after it would learn slowly for rare contexts. With
     ``config["whiten"]``, a :class:`Whiten` layer follows. A lone one-feature layer is not
@@ -165,6 +175,8 @@ def _stack(config: dict[str, Any], single: Callable[[], Transform],
     """
     features, context = config["features"], config["context_features"]
     first: list[Transform] = []
+    if config.get("tails"):
+        first.append(Tails(features, context))
     if features > 1 and context:
         first.append(ContextStandardize(features, context, config["scale_bound"]))
     if config["whiten"]:
@@ -183,6 +195,7 @@ def maf(
     orders: list[list[int]] | None = None,
     whiten: bool = False,
     mixture: int = 0,
+    tails: bool = False,
 ) -> Flow:
     """MAF: masked affine autoregressive layers, the ordering reversed between layers.
 
@@ -190,13 +203,14 @@ def maf(
     With one feature a single per-feature affine layer is used. ``whiten`` puts a
     :class:`Whiten` layer first (after the
     per-context layer, if any; set it with ``init_from``). ``mixture=K`` gives the flow a base
-    of ``K`` Gaussians (see :class:`Flow`).
+    of ``K`` Gaussians (see :class:`Flow`). ``tails`` puts a :class:`Tails` layer before all
+    (set it with ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
     orders = _orders(features, layers, orders)
     config = dict(kind="maf", features=features, layers=layers, hidden=hidden, depth=depth,
                   context_features=context_features, scale_bound=scale_bound, orders=orders,
-                  whiten=whiten, **_base(mixture))
+                  whiten=whiten, **_base(mixture), **_tails(tails))
     return Flow(_stack(
         config, lambda: ElementwiseAffine(1, hidden, depth, context_features, scale_bound),
         lambda: [MaskedAffineAutoregressive(features, torch.tensor(o), hidden, depth,
@@ -216,6 +230,7 @@ def nsf(
     orders: list[list[int]] | None = None,
     whiten: bool = False,
     mixture: int = 0,
+    tails: bool = False,
 ) -> Flow:
     """Neural spline flow: masked autoregressive rational-quadratic splines.
 
@@ -227,12 +242,15 @@ def nsf(
     there is a context. ``whiten`` puts a :class:`Whiten` layer first (after the
     per-context layer, if any; set it with
     ``init_from``). ``mixture=K`` gives the flow a base of ``K`` Gaussians (see :class:`Flow`).
+    ``tails`` puts a :class:`Tails` layer before all (set it with ``init_from``): splines are
+    the identity outside ``[-bound, bound]``, so heavy tails there stay out of their reach.
     """
     _check_sizes(features, layers, hidden, depth)
     orders = _orders(features, layers, orders)
     config = dict(kind="nsf", features=features, layers=layers, hidden=hidden, depth=depth,
                   context_features=context_features, scale_bound=scale_bound, bins=bins,
-                  bound=bound, orders=orders, whiten=whiten, **_base(mixture))
+                  bound=bound, orders=orders, whiten=whiten, **_base(mixture),
+                  **_tails(tails))
     return Flow(_stack(
         config, lambda: ElementwiseSpline(1, hidden, depth, context_features, bins, bound),
         lambda: [MaskedSplineAutoregressive(features, torch.tensor(o), hidden, depth,

@@ -24,6 +24,7 @@ from .discrete import CategoricalChain, one_hot
 from .elementwise import ContextStandardize
 from .flow import Flow, build
 from .linear import Whiten
+from .tails import Tails
 
 __all__ = ["MixedDensity", "build_mixed", "rebuild_mixed"]
 
@@ -57,7 +58,8 @@ class MixedDensity(nn.Module):
     @torch.no_grad()
     def init_from(self, rows: Tensor) -> MixedDensity:
         """Data-dependent start: the chain at the marginal frequencies, and the flow's leading
-        data-set layers (per-context standardization, whitening) from the training rows."""
+        data-set layers (heavy tails, per-context standardization, whitening) from the training
+        rows."""
         x, c = rows[:, : self.continuous], rows[:, self.continuous :]
         if self.chain is not None:
             self.chain.init_from(c)
@@ -66,7 +68,9 @@ class MixedDensity(nn.Module):
         context = self._context(c)
         steps = self.flow.transform
         for step in steps.transforms if isinstance(steps, Compose) else [steps]:
-            if isinstance(step, ContextStandardize) and context is not None:
+            if isinstance(step, Tails):
+                step.init_from(x)
+            elif isinstance(step, ContextStandardize) and context is not None:
                 step.init_from(x, context)
             elif isinstance(step, Whiten):
                 step.init_from(x)
