@@ -27,9 +27,11 @@ import pandas as pd
 import torch
 
 from . import __version__, checkpoint
+from .engine.base import Compose
 from .engine.distributions import select_mixture
 from .engine.flow import KINDS
 from .engine.mixed import MixedDensity, build_mixed, rebuild_mixed
+from .engine.tails import Tails
 from .errors import DataError, ModelFileError, SchemaError, UsageError
 from .tabular import MISSING, Encoder, Overrides, Preprocessor, Schema
 from .train import EpochReport, TrainConfig, TrainResult, fit_chain, train
@@ -541,6 +543,16 @@ class FlowModel:
         flow = self.density.flow
         return bool(flow.config.get("tails", False)) if flow is not None else False
 
+    def _tails_columns(self) -> list[str]:
+        """The columns that the heavy-tail layer compresses (it comes first in the flow)."""
+        assert self.density.flow is not None
+        steps = self.density.flow.transform
+        layer = steps.transforms[0] if isinstance(steps, Compose) else steps
+        assert isinstance(layer, Tails)
+        names = [spec.name for spec, e in zip(self.schema.columns, self.preprocessor.encoders,
+                                              strict=True) if e.cont]
+        return [name for name, on in zip(names, layer.active.tolist(), strict=True) if on]
+
     def _components(self) -> int:
         """Components of the flow's mixture base; 0 for the standard normal."""
         flow = self.density.flow
@@ -831,7 +843,8 @@ class FlowModel:
                 for spec, e in zip(self.schema.columns, self.preprocessor.encoders, strict=True)
             ],
             "model": {**config, "categorical_variables": len(self.density.cardinalities),
-                      "parameters": sum(p.numel() for p in self.density.parameters())},
+                      "parameters": sum(p.numel() for p in self.density.parameters()),
+                      **({"tails_columns": self._tails_columns()} if self._tails() else {})},
             "training": {k: v for k, v in self.training.items() if k != "score_quantiles"},
             "fit_config": asdict(self.fit_config),
             "created": self.created,

@@ -390,7 +390,10 @@ def _flow_note(model: dict[str, Any]) -> str:
     """What reads after the flow's description: its heavy-tail layer, if any, and its base
     (nothing for the standard normal)."""
     k = model.get("mixture", 0)
-    note = ", heavy tails pulled in" if model.get("tails") else ""
+    note = ""
+    if model.get("tails"):
+        n = len(model["tails_columns"])
+        note = f", heavy tails pulled in on {n} column{'' if n == 1 else 's'}"
     return note + (f", on a mixture of {k} Gaussian{'s' if k > 1 else ''}" if k else "")
 
 

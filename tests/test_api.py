@@ -366,7 +366,9 @@ def test_auto_keeps_a_mixture_base_where_the_mixture_leads(tmp_path: Path) -> No
     path = tmp_path / "m.flow"
     model.save(str(path))
     loaded = FlowModel.load(str(path))
-    assert torch.load(path, weights_only=True)["format_version"] == 3
+    data = torch.load(path, weights_only=True)
+    # the releases that read format 3 know no heavy-tail layer and no ``tails`` field
+    assert data["format_version"] == 3 and "tails" not in data["fit_config"]
     assert loaded.info()["versions"]["format"] == 3
     np.testing.assert_array_equal(loaded.score(df), model.score(df))
     # the latent rows follow the mixture; the map back is exact
@@ -456,6 +458,45 @@ def test_format_2_files_hold_only_what_format_2_readers_know(fitted_model) -> No
     assert data["format_version"] == 2
     assert set(data["fit_config"]) == FORMAT_2_FIT_CONFIG
     assert "mixture" not in data["flow"]["config"]["flow"]
+    assert "tails" not in data["flow"]["config"]["flow"]
+
+
+def _sinh_table(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    y = rng.multivariate_normal([0, 0], [[1, 0.8], [0.8, 1]], size=n)
+    return pd.DataFrame(np.sinh(1.5 * y), columns=["a", "b"])
+
+
+def test_a_spline_flow_pulls_heavy_tails_in_and_scores_better_for_it(tmp_path: Path) -> None:
+    train, test = _sinh_table(4000, 0), _sinh_table(2000, 1)
+    fits = {t: FlowModel.fit(train, seed=0, device="cpu", model="nsf", tails=t, layers=2,
+                             hidden=32, epochs=40) for t in (None, False)}
+    assert fits[None].density.flow.config["tails"] is True  # the default for spline flows
+    assert "tails" not in fits[False].density.flow.config
+    scores = {t: float(m.score(test).mean()) for t, m in fits.items()}
+    # the truth: a correlated Gaussian in asinh(x) / 1.5
+    assert scores[None] > scores[False] + 0.1, scores
+    path = tmp_path / "m.flow"
+    fits[None].save(str(path))
+    data = torch.load(path, weights_only=True)
+    assert data["format_version"] == 4 and "tails" in data["fit_config"]
+    loaded = FlowModel.load(str(path))
+    assert loaded.info()["versions"]["format"] == 4 and loaded.info()["model"]["tails"]
+    assert loaded.info()["model"]["tails_columns"] == ["a", "b"]
+    np.testing.assert_array_equal(loaded.score(test), fits[None].score(test))
+    draws = loaded.sample(20000, seed=0)
+    assert np.isfinite(draws.to_numpy()).all()
+    back = loaded.from_latent(loaded.to_latent(test))
+    np.testing.assert_allclose(back.to_numpy(), test.to_numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_affine_flows_leave_the_tails_alone_unless_asked() -> None:
+    train = _sinh_table(600, 0)
+    plain = FlowModel.fit(train, seed=0, device="cpu", model="maf", layers=1, hidden=8,
+                          epochs=1)
+    asked = FlowModel.fit(train, seed=0, device="cpu", model="maf", tails=True, layers=1,
+                          hidden=8, epochs=1)
+    assert "tails" not in plain.density.flow.config and asked.density.flow.config["tails"]
 
 
 def test_a_mixture_model_draws_zero_rows() -> None:

@@ -129,6 +129,24 @@ def test_fit_with_a_mixture_base_says_so(runner: CliRunner, tmp_path: Path) -> N
     assert [c["mixture"] for c in summary["training"]["candidates"]] == [0, 0]
 
 
+def test_fit_says_when_it_pulls_heavy_tails_in(runner: CliRunner, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"x": np.sinh(2 * rng.normal(size=800)), "y": rng.normal(size=800)}).to_csv(
+        tmp_path / "t.csv", index=False)
+    out = tmp_path / "m.flow"
+    result = run(runner, "fit", tmp_path / "t.csv", "-o", out, "--model", "nsf", "--seed", "0",
+                 *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert "heavy tails pulled in on 1 column," in " ".join(result.stderr.split())
+    shown = " ".join(run(runner, "info", out).stdout.split())
+    assert "heavy tails pulled in on 1 column" in shown and "model format 4" in shown
+    assert FlowModel.load(str(out)).info()["model"]["tails_columns"] == ["x"]
+    plain = run(runner, "fit", tmp_path / "t.csv", "-o", out, "--model", "nsf", "--no-tails",
+                "--seed", "0", *FAST)
+    assert "heavy tails" not in plain.stderr
+    assert "model format 2" in " ".join(run(runner, "info", out).stdout.split())
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -26,38 +26,48 @@ _SCALE_RANGE = (0.05, 1000.0)  # in standard deviations of the column
 
 
 class Tails(Transform):
-    """``z = s * asinh((x - m) / s)`` per feature, with one ``s`` on each side of ``m``.
+    """``w = s * asinh((x - m) / s)`` per feature, one ``s`` on each side of ``m``, then
+    ``z = (w - a) / b`` with ``a`` and ``b`` the mean and standard deviation of ``w``.
 
-    The slope is 1 at ``m`` and falls as ``s / |x - m|`` beyond ``s``: a column with a tail
-    like ``sinh`` of a Gaussian comes out Gaussian, one like a log-normal nearly so. Features
-    whose ``active`` flag is off pass through unchanged. It holds buffers, not parameters,
-    set by :meth:`init_from` from the marginal of each column; a new layer is the identity.
+    The slope of ``w`` is 1 at ``m`` and falls as ``s / |x - m|`` beyond ``s``: a column with a
+    tail like ``sinh`` of a Gaussian comes out Gaussian, one like a log-normal nearly so; the
+    layers after it see it standardized again, as they saw the column before. Features whose
+    ``active`` flag is off pass through unchanged. It holds buffers, not parameters, set by
+    :meth:`init_from` from the marginal of each column; a new layer is the identity.
     """
 
     def __init__(self, features: int, context_features: int = 0) -> None:
         super().__init__(features, context_features)
         self.register_buffer("loc", torch.zeros(features))
         self.register_buffer("scale", torch.ones(2, features))  # below and above ``loc``
+        self.register_buffer("shift", torch.zeros(features))
+        self.register_buffer("spread", torch.ones(features))
         self.register_buffer("active", torch.zeros(features, dtype=torch.bool))
 
     def _scale(self, side: Tensor) -> Tensor:
         return torch.where(side < 0, self.scale[0], self.scale[1])
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_inputs(x, context, self.features, self.context_features)
+    def _compress(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``w`` and ``log dw/dx`` of every feature, the inactive ones included."""
         u = x - self.loc
         s = self._scale(u)
         t = u / s
-        z = torch.where(self.active, s * torch.asinh(t), x)
-        ladj = torch.where(self.active, -0.5 * torch.log1p(t * t), 0.0)
+        return s * torch.asinh(t), -0.5 * torch.log1p(t * t)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        check_inputs(x, context, self.features, self.context_features)
+        w, ladj = self._compress(x)
+        z = torch.where(self.active, (w - self.shift) / self.spread, x)
+        ladj = torch.where(self.active, ladj - self.spread.log(), 0.0)
         return z, ladj.sum(dim=1)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_inputs(z, context, self.features, self.context_features)
-        s = self._scale(z)  # z has the sign of x - loc
-        t = (z / s).clamp(-_LIMIT, _LIMIT)
+        w = z * self.spread + self.shift
+        s = self._scale(w)  # w has the sign of x - loc
+        t = (w / s).clamp(-_LIMIT, _LIMIT)
         x = torch.where(self.active, self.loc + s * torch.sinh(t), z)
-        ladj = torch.where(self.active, torch.log(torch.cosh(t)), 0.0)
+        ladj = torch.where(self.active, torch.log(torch.cosh(t)) + self.spread.log(), 0.0)
         return x, ladj.sum(dim=1)
 
     @torch.no_grad()
@@ -83,6 +93,9 @@ class Tails(Transform):
         active = (gain > min_gain) & (kurtosis.to(gain.dtype) > min_kurtosis)
         self.loc.copy_(torch.where(active, loc, 0.0))
         self.scale.copy_(torch.where(active, scale, 1.0))
+        w = self._compress(x.to(self.loc.dtype))[0].double()
+        self.shift.copy_(torch.where(active, w.mean(dim=0), 0.0))
+        self.spread.copy_(torch.where(active, w.std(dim=0).clamp_min(1e-12), 1.0))
         self.active.copy_(active)
         return self
 

@@ -18,6 +18,7 @@ from flowcli.engine import (
     MaskedAffineAutoregressive,
     MaskedSplineAutoregressive,
     MixedDensity,
+    Tails,
     Transform,
     Whiten,
     alternating_mask,
@@ -49,17 +50,24 @@ LAYERS: dict[str, Factory] = {
     "flow-nsf": lambda d, c: nsf(d, 3, 16, 2, c, bins=6, bound=3.0).transform,
     "whiten": lambda d, c: Whiten(d, c).double().init_from(correlated_rows(d).double()),
     "flow-maf-whiten": lambda d, c: maf(d, 2, 16, 2, c, whiten=True).transform,
+    "tails": lambda d, c: Tails(d, c).double().init_from(heavy_rows(d)),
 }
 ONE_D = {"elementwise", "context-standardize", "flow-maf", "flow-realnvp", "spline-elementwise",
-         "flow-nsf", "whiten", "flow-maf-whiten"}
+         "flow-nsf", "whiten", "flow-maf-whiten", "tails"}
 
 
 def correlated_rows(d: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(d)
     mix = torch.randn(d, d, generator=g) + 2 * torch.eye(d)
     return torch.randn(500, d, generator=g) @ mix.T + torch.arange(d) - 1.0
+def heavy_rows(d: int) -> torch.Tensor:
+    """Skewed, heavy-tailed columns centred near 0.5: rows of scale 2 fall on both sides."""
+    g = torch.Generator().manual_seed(d)
+    return torch.sinh(1.5 * torch.randn(2000, d, generator=g, dtype=torch.float64)) + 0.5
+
+
 NEEDS_CONTEXT = {"context-standardize"}
-FIXED = {"whiten"}  # set from data, not trained
+FIXED = {"whiten", "tails"}  # set from data, not trained
 
 CASES = [
     (name, d, c)
