@@ -17,6 +17,11 @@ peers (the engine against the engines), ``flowcli-train`` is the same flow train
 ``flowcli.train.train``, the loop behind ``flowcli fit`` (fused Adam, gradient clipping and
 the non-finite checks included). Its ``log_prob`` and sampling are the engine's, so they are
 not repeated.
+
+A last row, ``matmul-floor``, times the matrix products of the same epoch alone (forward and
+backward of every MADE layer, dense as every implementation computes them): the part of an
+epoch that no loop or engine overhead explains, so ``s/epoch`` minus it is what a faster
+engine could still win.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from systems import build_flow
+from systems import DEPTH, HIDDEN, LAYERS, build_flow
 from training import batched_log_prob
 
 __all__ = ["MICRO_SYSTEMS", "run_micro"]
@@ -69,6 +74,32 @@ def _flowcli_epoch(x: Any) -> Callable[[], None]:
         config = TrainConfig(epochs=int(state.get("epoch", 0)) + 1, batch_size=512)
         result = train(module, x, x[:0], config=config, generator=generator, resume=state)
         state.update(result.resume_state())
+
+    return epoch
+
+
+def _matmul_floor(x: Any) -> Callable[[], None]:
+    """The matrix products of one epoch of the shared MAF architecture, and nothing else."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    d = x.shape[1]
+    sizes = [(d, HIDDEN)] + [(HIDDEN, HIDDEN)] * (DEPTH - 1) + [(HIDDEN, 2 * d)]
+    weights = [torch.randn(o, i, generator=g) for i, o in sizes]
+    biases = [torch.randn(o, generator=g) for _, o in sizes]
+
+    def epoch() -> None:
+        for start in range(0, x.shape[0], 512):
+            rows = x[start:start + 512]
+            for layer in range(LAYERS):
+                acts = [rows]
+                for w, b in zip(weights, biases, strict=True):
+                    acts.append(torch.addmm(b, acts[-1], w.t()))
+                grad = acts[-1]
+                for k in reversed(range(len(weights))):
+                    grad.t().mm(acts[k])  # the weight's gradient
+                    if k or layer:  # the flow's own input needs no gradient
+                        grad = grad.mm(weights[k])
 
     return epoch
 
@@ -123,6 +154,7 @@ def run_micro(rows: int = 30_000, epochs: int = 5, repeats: int = 9,
             results[kind] = {"error": f"{type(exc).__name__}: {exc}"}
             for jobs in (train_jobs, score_jobs, sample_jobs):
                 jobs.pop(kind, None)
+    train_jobs["matmul-floor"] = _matmul_floor(x8)
     for name, times in _rounds(train_jobs, epochs).items():
         results.setdefault(name, {})["sec_per_epoch"] = statistics.median(times)
     with torch.no_grad():

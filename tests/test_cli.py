@@ -137,7 +137,7 @@ def test_fit_says_when_it_pulls_heavy_tails_in(runner: CliRunner, tmp_path: Path
     result = run(runner, "fit", tmp_path / "t.csv", "-o", out, "--model", "nsf", "--seed", "0",
                  *FAST)
     assert result.exit_code == 0, result.stderr
-    assert "heavy tails pulled in on 1 column," in " ".join(result.stderr.split())
+    assert "parameters, heavy tails pulled in on 1 column " in " ".join(result.stderr.split())
     shown = " ".join(run(runner, "info", out).stdout.split())
     assert "heavy tails pulled in on 1 column" in shown and "model format 4" in shown
     assert FlowModel.load(str(out)).info()["model"]["tails_columns"] == ["x"]

@@ -222,15 +222,18 @@ def select_mixture(
     covariances cannot be factorized ends the search; when not even one Gaussian can be
     fitted, the result is the standard normal. With a ``target`` score (what another model
     reaches on ``x_val``), the search also stops once the mixture is further below the target
-    than twice what the last step up in size gained: larger mixtures would not get there, and
-    EM costs time. Returns the mixture and the validation score of each size tried.
+    than twice what the last step up in size gained, times the steps left: larger mixtures
+    would not get there, and EM costs time. (Counting the steps left matters on lattice-valued
+    tables, where each step up gains more than the one before as components settle on
+    values: on the benchmark's pol, 1 to 2 components gained 17 nats, 2 to 5 gained 72.)
+    Returns the mixture and the validation score of each size tried.
     """
     start = time.perf_counter()
     deadline = None if max_seconds is None else start + max_seconds
     x_val = x_val.double()
     best: GaussianMixture | None = None
     scores: dict[int, float] = {}
-    for k in sizes:
+    for i, k in enumerate(sizes):
         if best is not None and (k * 5 > x_train.shape[0] or deadline is not None
                                  and time.perf_counter() > deadline):
             break
@@ -244,8 +247,9 @@ def select_mixture(
             break
         previous = scores[best.components] if best is not None else None
         best = mixture
+        left = len(sizes) - 1 - i
         if (target is not None and previous is not None
-                and target - scores[k] > 2 * (scores[k] - previous)):
+                and target - scores[k] > 2 * left * (scores[k] - previous)):
             break
     if best is None:  # not even one Gaussian could be fitted: the standard normal
         best = GaussianMixture(x_train.shape[1]).to(device=x_train.device,

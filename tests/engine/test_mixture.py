@@ -145,6 +145,24 @@ def test_the_search_stops_when_the_target_is_out_of_reach() -> None:
     assert sorted(near) == sorted(free)  # a reachable target does not cut the search
 
 
+def test_gains_that_grow_with_size_keep_the_search_going(monkeypatch) -> None:
+    import flowcli.engine.distributions as distributions
+
+    # validation scores by size as on a lattice-valued table (the benchmark's pol): each
+    # step up gains more than the one before, so 2 -> 5 -> 10 -> 20 reaches the target
+    val = {1: -81.0, 2: -64.0, 5: 7.0, 10: 19.0, 20: 30.0}
+    monkeypatch.setattr(distributions, "fit_mixture",
+                        lambda x, k, generator=None, deadline=None: GaussianMixture(2, k))
+    monkeypatch.setattr(distributions, "_sliced",
+                        lambda fn, x: torch.tensor([val[fn.__self__.components]]))
+    x = torch.randn(500, 2)
+    best, scores = select_mixture(x, x, target=20.5)
+    assert sorted(scores) == [1, 2, 5, 10, 20] and best.components == 20
+    # far beyond what even those gains would reach, it stops after the first step
+    _, scores = select_mixture(x, x, target=200.0)
+    assert sorted(scores) == [1, 2]
+
+
 def test_a_covariance_that_cannot_be_factorized_ends_the_search(monkeypatch) -> None:
     import flowcli.engine.distributions as distributions
 
