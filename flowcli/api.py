@@ -319,14 +319,13 @@ class FlowModel:
         # limit shared out (a mixture base's EM another 20 %, at most); then the unfinished
         # ones carry on with what is left, the most promising first (see below).
         probe = None if budget is None or len(kinds) == 1 else 0.4 * budget / len(kinds)
-        labels = [label(*k, tails_for(k[0], config.tails)) for k in kinds]
         encoded = _Encoded.of(pre, train_df, val_df, source)
         # the mixture that auto adds last: it must lead from its first epoch, and once it has
         # given up it gets none of the time left
         gated = len(kinds) - 1 if config.mixture is None and len(kinds) > 1 and kinds[-1][2] \
             else None
         interrupted = False
-        for i, ((kind, whiten, mixture), name) in enumerate(zip(kinds, labels, strict=True)):
+        for i, (kind, whiten, mixture) in enumerate(kinds):
             flow_config = {"kind": kind, "layers": config.layers, "hidden": config.hidden,
                            "depth": config.depth, "scale_bound": config.scale_bound,
                            "whiten": whiten, **({"mixture": 1} if mixture else {}),
@@ -346,7 +345,7 @@ class FlowModel:
             # the categories' model does not depend on the flow: fitted once, then copied
             chain = models[0].density.chain if models else None
             try:
-                model._train(encoded, callback, stage=name if len(kinds) > 1 else "",
+                model._train(encoded, callback, stage=len(kinds) > 1,
                              behind=behind,
                              categories=chain.state_dict() if chain is not None else None,
                              em_seconds=None if probe is None else 0.2 * budget,
@@ -376,7 +375,7 @@ class FlowModel:
             pending.remove(i)
             models[i].fit_config = replace(config, max_seconds=left)
             try:
-                models[i]._train(encoded, callback, models[i].resume, stage=labels[i])
+                models[i]._train(encoded, callback, models[i].resume, stage=True)
             except KeyboardInterrupt:
                 interrupted = True
             interrupted = interrupted or models[i].training["stopped"] == "interrupted"
@@ -440,7 +439,7 @@ class FlowModel:
         encoded: _Encoded,
         callback: Callable[[EpochReport], None] | None,
         resume: dict[str, Any] | None = None,
-        stage: str = "",
+        stage: bool = False,
         behind: tuple[float, float] | None = None,
         categories: dict[str, torch.Tensor] | None = None,
         em_seconds: float | None = None,
@@ -452,7 +451,8 @@ class FlowModel:
         ``behind=(seconds, val_ll)``: give up once this run has trained that long and its best
         validation log-likelihood (table units) is still below ``val_ll``. ``em_seconds``
         limits the fit of a mixture base on top of the time limit; without it, EM counts
-        against the time limit. ``em_target``: see :meth:`_fit_mixture`.
+        against the time limit. ``em_target``: see :meth:`_fit_mixture`. ``stage``: name the
+        progress reports after this model's flow (``auto``'s candidates).
         """
         config = self.fit_config
         pre, dev = self.preprocessor, self.device
@@ -480,7 +480,8 @@ class FlowModel:
             if callback is not None:
                 callback(replace(r, train_ll=r.train_ll + shift_train,
                                  val_ll=r.val_ll + shift_val,
-                                 best_val_ll=r.best_val_ll + shift_val, stage=stage))
+                                 best_val_ll=r.best_val_ll + shift_val,
+                                 stage=self._label() if stage else ""))
 
         x_train_t = torch.as_tensor(x_train, **tensor)
         x_val_t = torch.as_tensor(x_val, **tensor)
@@ -537,6 +538,15 @@ class FlowModel:
         self.resume = result.resume_state()
         self._held_out = scores  # per-row held-out scores, for choosing between candidates
         return result
+
+    def _label(self) -> str:
+        """This model's flow as ``label`` names it (after the data-set start, which drops a
+        heavy-tail layer that no column needs)."""
+        flow = self.density.flow
+        if flow is None:
+            return "categories"
+        return label(flow.config["kind"], bool(flow.config.get("whiten")),
+                     self._components() > 0, self._tails())
 
     def _tails(self) -> bool:
         """Whether the flow starts with a heavy-tail layer."""

@@ -136,10 +136,11 @@ def test_auto_keeps_the_better_candidate_on_validation(gaussian_table: pd.DataFr
     tried = model.training["candidates"]
     assert [(c["model"], c["whiten"], c["mixture"] > 0) for c in tried] == [
         ("maf", False, False), ("nsf", False, False), ("maf", False, True)]
-    assert [c["tails"] for c in tried] == [False, True, False]  # the spline flow's default
-    later = stages.count("nsf+tails")
+    # the spline flow's heavy-tail layer found no heavy tail here: dropped
+    assert [c["tails"] for c in tried] == [False, False, False]
+    later = stages.count("nsf")
     mixed = stages.count("maf+mixture")
-    assert stages == ["maf"] * 6 + ["nsf+tails"] * later + ["maf+mixture"] * mixed
+    assert stages == ["maf"] * 6 + ["nsf"] * later + ["maf+mixture"] * mixed
     assert 1 <= later <= 6 and 1 <= mixed <= 6
     if later < 6:  # trained as long as maf and still behind it: given up
         assert tried[1]["stopped"] == "given up"
@@ -497,6 +498,19 @@ def test_affine_flows_leave_the_tails_alone_unless_asked() -> None:
     asked = FlowModel.fit(train, seed=0, device="cpu", model="maf", tails=True, layers=1,
                           hidden=8, epochs=1)
     assert "tails" not in plain.density.flow.config and asked.density.flow.config["tails"]
+
+
+def test_a_spline_flow_without_heavy_tails_keeps_format_2(gaussian_table, tmp_path) -> None:
+    stages = []
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16, epochs=2,
+                          callback=lambda r: stages.append(r.stage))
+    nsf = next(c for c in model.training["candidates"] if c["model"] == "nsf")
+    assert nsf["tails"] is False and "nsf" in stages and "nsf+tails" not in stages
+    alone = FlowModel.fit(gaussian_table, seed=0, device="cpu", model="nsf", layers=2,
+                          hidden=16, epochs=2)
+    assert "tails" not in alone.density.flow.config
+    alone.save(str(tmp_path / "m.flow"))
+    assert torch.load(tmp_path / "m.flow", weights_only=True)["format_version"] == 2
 
 
 def test_a_mixture_model_draws_zero_rows() -> None:

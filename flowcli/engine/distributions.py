@@ -247,7 +247,7 @@ def select_mixture(
             break
         previous = scores[best.components] if best is not None else None
         best = mixture
-        left = len(sizes) - 1 - i
+        left = sum(1 for j in sizes[i + 1:] if j * 5 <= x_train.shape[0])  # sizes still to try
         if (target is not None and previous is not None
                 and target - scores[k] > 2 * left * (scores[k] - previous)):
             break

@@ -61,6 +61,17 @@ class Flow(nn.Module):
         self.config["mixture"] = mixture.components
         return self
 
+    def drop_tails(self) -> Flow:
+        """Remove the :class:`Tails` layer, leaving the flow as if built without it (for a layer
+        that compresses no column: files then stay readable by releases without it). The
+        ``config`` dict is updated in place, as in :meth:`set_mixture`."""
+        steps = self.transform
+        if isinstance(steps, Compose):
+            kept = [t for t in steps.transforms if not isinstance(t, Tails)]
+            self.transform = kept[0] if len(kept) == 1 and self.features == 1 else Compose(*kept)
+        self.config.pop("tails", None)
+        return self
+
     @property
     def features(self) -> int:
         return self.transform.features
@@ -124,8 +135,8 @@ def realnvp(
     With one feature, coupling means nothing and a single per-feature affine layer is used.
     ``whiten`` puts a :class:`Whiten` layer first (after the
     per-context layer, if any; set it with ``init_from``). ``mixture=K`` gives the flow a base
-    of ``K`` Gaussians (see :class:`Flow`). ``tails`` puts a :class:`Tails` layer before all
-    (set it with ``init_from``).
+    of ``K`` Gaussians (see :class:`Flow`). ``tails`` puts a :class:`Tails` layer first (after the
+    per-context layer, if any; set it with ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
     config = dict(kind="realnvp", features=features, layers=layers, hidden=hidden, depth=depth,
@@ -166,19 +177,20 @@ def _stack(config: dict[str, Any], single: Callable[[], Transform],
            layers: Callable[[], list[Transform]]) -> Transform:
     """The transform of a flow: ``single()`` for one feature, else ``layers()``.
 
-    With ``config["tails"]``, a :class:`Tails` layer comes first of all. With a context, a
-    per-feature affine layer whose shift and scale depend on it comes first
+    With a context, a per-feature affine layer whose shift and scale depend on it comes first
     (:class:`ContextStandardize`): it lets each context (say, each category) move and rescale
     the data directly, which the layers after it would learn slowly for rare contexts. With
-    ``config["whiten"]``, a :class:`Whiten` layer follows. A lone one-feature layer is not
+    ``config["tails"]``, a :class:`Tails` layer follows (after the per-context layer, so that
+    a column whose spread differs between categories does not look heavy-tailed); with
+    ``config["whiten"]``, a :class:`Whiten` layer. A lone one-feature layer is not
     wrapped, as in model files written before whitening.
     """
     features, context = config["features"], config["context_features"]
     first: list[Transform] = []
-    if config.get("tails"):
-        first.append(Tails(features, context))
     if features > 1 and context:
         first.append(ContextStandardize(features, context, config["scale_bound"]))
+    if config.get("tails"):
+        first.append(Tails(features, context))
     if config["whiten"]:
         first.append(Whiten(features, context))
     steps = first + ([single()] if features == 1 else layers())
@@ -203,8 +215,8 @@ def maf(
     With one feature a single per-feature affine layer is used. ``whiten`` puts a
     :class:`Whiten` layer first (after the
     per-context layer, if any; set it with ``init_from``). ``mixture=K`` gives the flow a base
-    of ``K`` Gaussians (see :class:`Flow`). ``tails`` puts a :class:`Tails` layer before all
-    (set it with ``init_from``).
+    of ``K`` Gaussians (see :class:`Flow`). ``tails`` puts a :class:`Tails` layer first (after the
+    per-context layer, if any; set it with ``init_from``).
     """
     _check_sizes(features, layers, hidden, depth)
     orders = _orders(features, layers, orders)
@@ -242,8 +254,9 @@ def nsf(
     there is a context. ``whiten`` puts a :class:`Whiten` layer first (after the
     per-context layer, if any; set it with
     ``init_from``). ``mixture=K`` gives the flow a base of ``K`` Gaussians (see :class:`Flow`).
-    ``tails`` puts a :class:`Tails` layer before all (set it with ``init_from``): splines are
-    the identity outside ``[-bound, bound]``, so heavy tails there stay out of their reach.
+    ``tails`` puts a :class:`Tails` layer first (after the per-context layer, if any; set it
+    with ``init_from``): splines are the identity outside ``[-bound, bound]``, so heavy tails
+    there stay out of their reach.
     """
     _check_sizes(features, layers, hidden, depth)
     orders = _orders(features, layers, orders)

@@ -58,8 +58,8 @@ class MixedDensity(nn.Module):
     @torch.no_grad()
     def init_from(self, rows: Tensor) -> MixedDensity:
         """Data-dependent start: the chain at the marginal frequencies, and the flow's leading
-        data-set layers (heavy tails, per-context standardization, whitening) from the training
-        rows."""
+        data-set layers (per-context standardization, heavy tails, whitening) from the training
+        rows. A heavy-tail layer that compresses no column is dropped."""
         x, c = rows[:, : self.continuous], rows[:, self.continuous :]
         if self.chain is not None:
             self.chain.init_from(c)
@@ -70,6 +70,9 @@ class MixedDensity(nn.Module):
         for step in steps.transforms if isinstance(steps, Compose) else [steps]:
             if isinstance(step, Tails):
                 step.init_from(x)
+                if not step.active.any():
+                    self.flow.drop_tails()
+                    continue
             elif isinstance(step, ContextStandardize) and context is not None:
                 step.init_from(x, context)
             elif isinstance(step, Whiten):

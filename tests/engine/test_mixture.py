@@ -161,6 +161,9 @@ def test_gains_that_grow_with_size_keep_the_search_going(monkeypatch) -> None:
     # far beyond what even those gains would reach, it stops after the first step
     _, scores = select_mixture(x, x, target=200.0)
     assert sorted(scores) == [1, 2]
+    # with 30 rows only sizes up to 6 can be fitted: one step is left after 2, not three
+    _, scores = select_mixture(x[:30], x[:30], target=20.5)
+    assert sorted(scores) == [1, 2]
 
 
 def test_a_covariance_that_cannot_be_factorized_ends_the_search(monkeypatch) -> None:
