@@ -136,7 +136,8 @@ class FlowcliApi(System):
         kinds = [str(c.kind) for c in self.model.schema.columns]
         if "candidates" in t:
             self.info["candidates"] = [
-                {k: c[k] for k in ("model", "val_log_likelihood", "epochs", "seconds")}
+                {k: c.get(k) for k in ("model", "whiten", "mixture", "tails",
+                                       "val_log_likelihood", "epochs", "seconds")}
                 for c in t["candidates"]]
         self.info.update(epochs=t["epochs"], best_epoch=t.get("best_epoch"),
                          stopped=t.get("stopped"), train_seconds=t["seconds"],
