@@ -555,11 +555,11 @@ class FlowModel:
         return bool(flow.config.get("tails", False)) if flow is not None else False
 
     def _tails_columns(self) -> list[str]:
-        """The columns that the heavy-tail layer compresses (it comes first in the flow)."""
+        """The columns that the heavy-tail layer compresses."""
         assert self.density.flow is not None
         steps = self.density.flow.transform
-        layer = steps.transforms[0] if isinstance(steps, Compose) else steps
-        assert isinstance(layer, Tails)
+        layer = next(t for t in (steps.transforms if isinstance(steps, Compose) else [steps])
+                     if isinstance(t, Tails))
         names = [spec.name for spec, e in zip(self.schema.columns, self.preprocessor.encoders,
                                               strict=True) if e.cont]
         return [name for name, on in zip(names, layer.active.tolist(), strict=True) if on]

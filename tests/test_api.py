@@ -491,6 +491,16 @@ def test_a_spline_flow_pulls_heavy_tails_in_and_scores_better_for_it(tmp_path: P
     np.testing.assert_allclose(back.to_numpy(), test.to_numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_with_categories_the_layer_follows_the_per_category_one() -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": np.sinh(2 * rng.normal(size=1500)), "y": rng.normal(size=1500),
+                       "shop": rng.choice(["a", "b", "c"], 1500)})
+    model = FlowModel.fit(df, seed=0, device="cpu", model="nsf", layers=1, hidden=8, epochs=1)
+    steps = model.density.flow.transform.transforms
+    assert [type(t).__name__ for t in steps[:2]] == ["ContextStandardize", "Tails"]
+    assert model.info()["model"]["tails_columns"] == ["x"]
+
+
 def test_affine_flows_leave_the_tails_alone_unless_asked() -> None:
     train = _sinh_table(600, 0)
     plain = FlowModel.fit(train, seed=0, device="cpu", model="maf", layers=1, hidden=8,
