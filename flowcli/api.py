@@ -27,7 +27,6 @@ import pandas as pd
 import torch
 
 from . import __version__, checkpoint
-from .engine.base import Compose
 from .engine.distributions import select_mixture
 from .engine.flow import KINDS
 from .engine.mixed import MixedDensity, build_mixed, rebuild_mixed
@@ -329,8 +328,8 @@ class FlowModel:
         for i, (kind, whiten, mixture) in enumerate(kinds):
             flow_config = {"kind": kind, "layers": config.layers, "hidden": config.hidden,
                            "depth": config.depth, "scale_bound": config.scale_bound,
-                           "whiten": whiten, **({"mixture": 1} if mixture else {}),
-                           **({"tails": True} if tails_for(kind, config.tails) else {})}
+                           "whiten": whiten, "mixture": int(mixture),
+                           "tails": tails_for(kind, config.tails)}
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 density = build_mixed(pre.continuous, pre.cardinalities, flow_config).to(dev)
@@ -557,9 +556,7 @@ class FlowModel:
     def _tails_columns(self) -> list[str]:
         """The columns that the heavy-tail layer compresses."""
         assert self.density.flow is not None
-        steps = self.density.flow.transform
-        layer = next(t for t in (steps.transforms if isinstance(steps, Compose) else [steps])
-                     if isinstance(t, Tails))
+        layer = next(t for t in self.density.flow.steps if isinstance(t, Tails))
         names = [spec.name for spec, e in zip(self.schema.columns, self.preprocessor.encoders,
                                               strict=True) if e.cont]
         return [name for name, on in zip(names, layer.active.tolist(), strict=True) if on]

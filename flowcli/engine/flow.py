@@ -65,12 +65,16 @@ class Flow(nn.Module):
         """Remove the :class:`Tails` layer, leaving the flow as if built without it (for a layer
         that compresses no column: files then stay readable by releases without it). The
         ``config`` dict is updated in place, as in :meth:`set_mixture`."""
-        steps = self.transform
-        if isinstance(steps, Compose):
-            kept = [t for t in steps.transforms if not isinstance(t, Tails)]
-            self.transform = kept[0] if len(kept) == 1 and self.features == 1 else Compose(*kept)
+        self.transform = _chain([t for t in self.steps if not isinstance(t, Tails)],
+                                self.features)
         self.config.pop("tails", None)
         return self
+
+    @property
+    def steps(self) -> list[Transform]:
+        """The transform's layers in order, data side first."""
+        steps = self.transform
+        return list(steps.transforms) if isinstance(steps, Compose) else [steps]
 
     @property
     def features(self) -> int:
@@ -193,7 +197,12 @@ def _stack(config: dict[str, Any], single: Callable[[], Transform],
         first.append(Tails(features, context))
     if config["whiten"]:
         first.append(Whiten(features, context))
-    steps = first + ([single()] if features == 1 else layers())
+    return _chain(first + ([single()] if features == 1 else layers()), features)
+
+
+def _chain(steps: list[Transform], features: int) -> Transform:
+    """``steps`` as one transform; a lone one-feature layer is not wrapped, as in model files
+    written before whitening."""
     return steps[0] if len(steps) == 1 and features == 1 else Compose(*steps)
 
 

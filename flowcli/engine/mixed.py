@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .base import Compose
 from .discrete import CategoricalChain, one_hot
 from .elementwise import ContextStandardize
 from .flow import Flow, build
@@ -66,8 +65,7 @@ class MixedDensity(nn.Module):
         if self.flow is None:
             return self
         context = self._context(c)
-        steps = self.flow.transform
-        for step in steps.transforms if isinstance(steps, Compose) else [steps]:
+        for step in self.flow.steps:
             if isinstance(step, Tails):
                 step.init_from(x)
                 if not step.active.any():
