@@ -23,6 +23,7 @@ __all__ = ["Tails", "fit_tails"]
 # centre, finite in float32, where an unbounded sinh would overflow to inf while sampling
 _LIMIT = 15.0
 _SCALE_RANGE = (0.05, 1000.0)  # in standard deviations of the column
+_LOG_SCALE_RANGE = (math.log(_SCALE_RANGE[0]), math.log(_SCALE_RANGE[1]))
 
 
 class Tails(Transform):
@@ -88,8 +89,8 @@ class Tails(Transform):
             return self
         x = x[:: -(-x.shape[0] // rows)]
         present = ~torch.isnan(x)
-        w = torch.where(present, x, 0.0).double()
-        u = w - _mean(w, present)
+        filled = torch.where(present, x, 0.0).double()
+        u = filled - _mean(filled, present)
         kurtosis = _mean(u**4, present) / _mean(u**2, present).pow(2).clamp_min(1e-300) - 3.0
         heavy = (kurtosis > min_kurtosis) & (present.sum(dim=0) >= 20)
         if not heavy.any():
@@ -119,9 +120,8 @@ def _profile_nll(v: Tensor, params: Tensor) -> Tensor:
     """The negative log-likelihood per value of the column ``v`` when, compressed with
     ``params = (loc, log scale below, log scale above)``, it is Gaussian with its own mean
     and variance, up to a constant."""
-    low, high = (math.log(b) for b in _SCALE_RANGE)
     u = v - params[0]
-    s = torch.where(u < 0, params[1], params[2]).clamp(low, high).exp()
+    s = torch.where(u < 0, params[1], params[2]).clamp(*_LOG_SCALE_RANGE).exp()
     t = u / s
     z = s * torch.asinh(t)
     return 0.5 * torch.log(z.var(unbiased=False) + 1e-12) + 0.5 * torch.log1p(t * t).mean()
@@ -163,8 +163,7 @@ def fit_tails(x: Tensor, iterations: int = 100) -> tuple[Tensor, Tensor, Tensor]
         with torch.enable_grad():
             optimizer.step(closure)
         p = params.detach()
-        low, high = (math.log(b) for b in _SCALE_RANGE)
         loc[j] = mean + std * p[0]
-        scale[:, j] = std * p[1:].clamp(low, high).exp()
+        scale[:, j] = std * p[1:].clamp(*_LOG_SCALE_RANGE).exp()
         gain[j] = torch.nan_to_num(-_profile_nll(v, p), nan=0.0).clamp_min(0.0)
     return loc.to(x.dtype), scale.to(x.dtype), gain.to(x.dtype)
