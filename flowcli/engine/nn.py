@@ -6,6 +6,9 @@ https://arxiv.org/abs/1502.03509.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -114,16 +117,111 @@ class MADE(nn.Module):
         )
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        return self.output_layer(self.hidden(x, context))
+        extra = self.context_term(context)
+        if torch.is_grad_enabled():
+            return _MaskedStack.apply(x, extra, *self.stack())
+        return stack_forward(x, extra, self.stack())[0]
+
+    def stack(self) -> list[Tensor]:
+        """``weight, mask, bias`` of every masked layer, first to last."""
+        tensors: list[Tensor] = []
+        for layer in (*self.hidden_layers, self.output_layer):
+            tensors += [layer.weight, layer.mask, layer.bias]
+        return tensors
+
+    def context_term(self, context: Tensor | None) -> Tensor | None:
+        """What the context adds to the first layer's pre-activation (``None`` without one)."""
+        if self.context_layer is None:
+            return None
+        if context is None:
+            raise ValueError("this MADE needs a context")
+        return self.context_layer(context)
 
     def hidden(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """The last hidden layer's activations, before ``output_layer``."""
-        h = self.hidden_layers[0](x)
-        if self.context_layer is not None:
-            if context is None:
-                raise ValueError("this MADE needs a context")
-            h = h + self.context_layer(context)
-        h = F.relu_(h)  # in place: the input is a fresh matmul output, so this is safe
-        for layer in self.hidden_layers[1:]:
-            h = F.relu_(layer(h))
-        return h
+        return torch.relu_(stack_forward(x, self.context_term(context), self.stack()[:-3])[0])
+
+
+def stack_forward(x: Tensor, extra: Tensor | None, tensors: Sequence[Tensor]
+                  ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    """MADE's masked layers: ``(output, inputs of each layer, masked weights)``.
+
+    ``tensors`` is :meth:`MADE.stack`; ``extra`` (:meth:`MADE.context_term`) is added to the
+    first layer's pre-activation; every layer but the last is followed by a ReLU.
+    """
+    weights = [tensors[i] * tensors[i + 1] for i in range(0, len(tensors), 3)]
+    inputs = [x]
+    h = torch.addmm(tensors[2], x, weights[0].t())
+    if extra is not None:
+        h = h + extra
+    for k in range(1, len(weights)):
+        h = torch.relu_(h)  # in place: a fresh matmul output
+        inputs.append(h)
+        h = torch.addmm(tensors[3 * k + 2], h, weights[k].t())
+    return h, inputs, weights
+
+
+def stack_backward(grad: Tensor, saved: Sequence[Tensor], needs: Sequence[bool]
+                   ) -> tuple[Tensor | None, Tensor | None, list[Tensor | None]]:
+    """Gradients of :func:`stack_forward`: ``(input, extra, [weight, mask, bias] per layer)``.
+
+    ``saved`` is ``inputs + weights + masks`` as :func:`stack_forward` and the stack give
+    them; ``needs`` says which of ``x, extra, *stack`` want a gradient. Weight gradients are
+    masked, as autograd's would be through ``weight * mask``.
+    """
+    n = len(saved) // 3
+    inputs, weights, masks = saved[:n], saved[n:2 * n], saved[2 * n:]
+    grads: list[Tensor | None] = [None] * (3 * n)
+    for k in reversed(range(n)):
+        if needs[2 + 3 * k]:
+            grads[3 * k] = _weight_grad(grad, inputs[k]) * masks[k]
+        if needs[4 + 3 * k]:
+            grads[3 * k + 2] = grad.sum(dim=0)
+        if k:
+            grad = torch.ops.aten.threshold_backward(_input_grad(grad, weights[k]), inputs[k], 0)
+    grad_x = _input_grad(grad, weights[0]) if needs[0] else None
+    return grad_x, grad if needs[1] else None, grads
+
+
+def _weight_grad(grad: Tensor, inputs: Tensor) -> Tensor:
+    """``grad.T @ inputs``, computed as the transpose of ``inputs.T @ grad`` when that is wider.
+
+    On x86 CPU BLAS a product with a handful of columns runs 3 to 4 times slower than its
+    transpose (measured: 78 against 18 microseconds for 128 x 512 @ 512 x 8), so the narrow
+    side goes first.
+    """
+    if inputs.shape[1] < grad.shape[1]:
+        return inputs.t().mm(grad).t()
+    return grad.t().mm(inputs)
+
+
+def _input_grad(grad: Tensor, weight: Tensor) -> Tensor:
+    """``grad @ weight``, transposed like :func:`_weight_grad` when the result is narrow."""
+    if weight.shape[1] < _NARROW:
+        return weight.t().mm(grad.t()).t()
+    return grad.mm(weight)
+
+
+_NARROW = 16  # results with fewer columns are computed transposed (from 16 on it costs more)
+
+
+class _MaskedStack(torch.autograd.Function):
+    """MADE's masked layers as one autograd node, with a hand-written backward.
+
+    The same products autograd would run, without its bookkeeping for each small operation,
+    and with narrow products in their fast orientation. First derivatives only: nothing in
+    the engine takes second ones.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, extra: Tensor | None, *tensors: Tensor) -> Tensor:
+        out, inputs, weights = stack_forward(x, extra, tensors)
+        ctx.save_for_backward(*inputs, *weights, *tensors[1::3])
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        grad_x, grad_extra, grads = stack_backward(grad, ctx.saved_tensors,
+                                                   ctx.needs_input_grad)
+        return (grad_x, grad_extra, *grads)
