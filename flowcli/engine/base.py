@@ -7,6 +7,7 @@ A transform maps data to latent in ``forward`` (the normalizing direction) and l
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["Compose", "Inverse", "Transform", "check_inputs", "soft_clamp"]
@@ -76,11 +77,12 @@ class Compose(Transform):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_inputs(x, context, self.features, self.context_features)
-        total = x.new_zeros(x.shape[0])
+        ladjs = []
         for t in self.transforms:
             x, ladj = t(x, context)
-            total = total + ladj
-        return x, total
+            ladjs.append(ladj)
+        # summed at once: two operations to train through, not one per layer
+        return x, torch.stack(ladjs).sum(dim=0)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_inputs(z, context, self.features, self.context_features)

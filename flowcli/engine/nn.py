@@ -177,8 +177,9 @@ def stack_backward(grad: Tensor, saved: Sequence[Tensor], needs: Sequence[bool]
             grads[3 * k] = _weight_grad(grad, inputs[k]) * masks[k]
         if needs[4 + 3 * k]:
             grads[3 * k + 2] = grad.sum(dim=0)
-        if k:
-            grad = torch.ops.aten.threshold_backward(_input_grad(grad, weights[k]), inputs[k], 0)
+        if k:  # through the ReLU, in place: the product is fresh
+            grad = _input_grad(grad, weights[k])
+            torch.ops.aten.threshold_backward.grad_input(grad, inputs[k], 0, grad_input=grad)
     grad_x = _input_grad(grad, weights[0]) if needs[0] else None
     return grad_x, grad if needs[1] else None, grads
 
