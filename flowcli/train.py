@@ -100,6 +100,77 @@ def _adam(params: list[Tensor], lr: float, weight_decay: float) -> torch.optim.O
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
+class _Flat:
+    """The trained parameters as views of one buffer, and their gradients of another.
+
+    Adam, clipping and zeroing then handle one tensor instead of one per weight and bias (30
+    on a 5-layer MAF), whose per-tensor overhead was about 5 % of a training step on a CPU.
+    ``autograd`` adds each new gradient into the views in place. Saved optimizer states keep
+    one entry per parameter (:meth:`split_state`, :meth:`join_state`), so model files and
+    resumed runs do not depend on this. :meth:`release` gives every parameter its own memory
+    back and drops the gradients.
+    """
+
+    def __init__(self, params: list[Tensor]) -> None:
+        self.params = params
+        with torch.no_grad():
+            data = torch.cat([p.detach().reshape(-1) for p in params]) if params else \
+                torch.zeros(0)
+        self.param = nn.Parameter(data)
+        self.param.grad = torch.zeros_like(data)
+        offset = 0
+        for p in params:
+            size = p.numel()
+            p.data = data[offset:offset + size].view_as(p)
+            p.grad = self.param.grad[offset:offset + size].view_as(p)
+            offset += size
+
+    def release(self) -> None:
+        for p in self.params:
+            p.data = p.data.clone()
+            p.grad = None
+
+    def split_state(self, flat_state: dict[str, Any]) -> dict[str, Any]:
+        """Adam's state of the one buffer as the state of each parameter."""
+        group = {**flat_state["param_groups"][0], "params": list(range(len(self.params)))}
+        state: dict[int, dict[str, Any]] = {}
+        values = flat_state["state"].get(0)
+        if values:
+            offset = 0
+            for i, p in enumerate(self.params):
+                size = p.numel()
+                state[i] = {k: v[offset:offset + size].view_as(p).clone() if v.dim() else v.clone()
+                            for k, v in values.items()}
+                offset += size
+        return {"state": state, "param_groups": [group]}
+
+    def join_state(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        """The inverse of :meth:`split_state`; a parameter without state starts from zeros."""
+        groups = state_dict["param_groups"]
+        if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
+            raise ValueError("the saved optimizer state does not match the model's parameters")
+        group = {**groups[0], "params": [0]}
+        per = state_dict["state"]
+        if not per:
+            return {"state": {}, "param_groups": [group]}
+        ids = groups[0]["params"]
+        some = per[next(i for i in ids if i in per)]
+        values: dict[str, Any] = {}
+        for key, value in some.items():
+            if value.dim() == 0:
+                values[key] = value.clone()
+                continue
+            parts = []
+            for i, p in zip(ids, self.params, strict=True):
+                part = per[i][key] if i in per else torch.zeros_like(p)
+                if part.numel() != p.numel():
+                    raise ValueError("the saved optimizer state does not match the model's "
+                                     "parameters")
+                parts.append(part.reshape(-1).to(self.param))
+            values[key] = torch.cat(parts)
+        return {"state": {0: values}, "param_groups": [group]}
+
+
 def _device_generator(generator: torch.Generator | None, device: torch.device
                       ) -> torch.Generator | None:
     """A generator on ``device`` seeded from ``generator``, so runs stay reproducible."""
@@ -152,11 +223,11 @@ def train(
     config = config or TrainConfig()
     n = x_train.shape[0]
     has_val = x_val.shape[0] > 0
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _adam(params, config.lr, config.weight_decay)
+    flat = _Flat([p for p in model.parameters() if p.requires_grad])
+    optimizer = _adam([flat.param], config.lr, config.weight_decay)
     resume = resume or {}
     if resume.get("optimizer"):
-        optimizer.load_state_dict(resume["optimizer"])
+        optimizer.load_state_dict(flat.join_state(resume["optimizer"]))
     start_epoch = int(resume.get("epoch", 0))
     noisy = widths is not None and bool((widths > 0).any())
     # dequantization noise is drawn where the data lives, so no batch crosses from the host
@@ -185,15 +256,15 @@ def train(
             total = torch.zeros((), device=x_train.device)
             note = ""
             for i in range(0, n, config.batch_size):
-                xb = x_train[order[i : i + config.batch_size]]
+                xb = x_train.index_select(0, order[i : i + config.batch_size])
                 if noisy:
                     u = torch.rand(xb.shape, generator=noise_generator, device=xb.device,
                                    dtype=xb.dtype)
                     xb = xb + u * widths
                 loss = -model(xb).mean()
-                optimizer.zero_grad(set_to_none=True)
+                flat.param.grad.zero_()
                 loss.backward()
-                norm = nn.utils.clip_grad_norm_(params, config.clip_norm)
+                norm = nn.utils.clip_grad_norm_(flat.param, config.clip_norm)
                 if not (torch.isfinite(loss) and torch.isfinite(norm)):
                     failures += 1
                     if failures > 8:
@@ -243,6 +314,8 @@ def train(
     except KeyboardInterrupt:
         stopped = "interrupted"
         interrupted = True
+    finally:
+        flat.release()
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(
@@ -253,7 +326,7 @@ def train(
         seconds=time.perf_counter() - start,
         stopped=stopped,
         history=history,
-        optimizer_state=optimizer.state_dict(),
+        optimizer_state=flat.split_state(optimizer.state_dict()),
         interrupted=interrupted,
         bad_epochs=bad_epochs,
     )

@@ -1,0 +1,104 @@
+"""The training loop: its parameter buffer, resumed runs and DistributedDataParallel."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from flowcli import FlowModel
+from flowcli.engine import maf
+from flowcli.train import TrainConfig, train
+
+
+def _rows() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(600, 3, generator=g) @ torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3],
+                                                          [0.0, 0.0, 1.0]])
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                 b.state_dict().values(), strict=True))
+
+
+def test_a_resumed_run_is_the_run_it_continues() -> None:
+    """Two epochs, saved, then two more: the same weights, bit for bit, as four at once. The
+    optimizer state crosses the resume one entry per parameter, as model files hold it."""
+    torch.manual_seed(0)
+    whole = maf(3, 2, 16)
+    halves = copy.deepcopy(whole)
+    x = _rows()
+    train(whole, x, x[:0], config=TrainConfig(epochs=4, batch_size=64),
+          generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    first = train(halves, x, x[:0], config=TrainConfig(epochs=2, batch_size=64), generator=g)
+    state = first.resume_state()
+    params = [p for p in halves.parameters()]
+    assert sorted(state["optimizer"]["state"]) == list(range(len(params)))
+    for i, p in enumerate(params):
+        assert state["optimizer"]["state"][i]["exp_avg"].shape == p.shape
+    assert not _same_weights(whole, halves)
+    train(halves, x, x[:0], config=TrainConfig(epochs=4, batch_size=64), generator=g,
+          resume=state)
+    assert _same_weights(whole, halves)
+
+
+def test_after_training_each_parameter_has_its_own_memory() -> None:
+    torch.manual_seed(0)
+    flow = maf(3, 2, 16)
+    train(flow, _rows(), _rows()[:50], config=TrainConfig(epochs=2, batch_size=64))
+    params = list(flow.parameters())
+    assert len({p.untyped_storage().data_ptr() for p in params}) == len(params)
+    assert all(p.grad is None for p in params)
+
+
+def test_an_optimizer_state_for_other_parameters_is_refused() -> None:
+    torch.manual_seed(0)
+    flow = maf(3, 2, 16)
+    x = _rows()
+    state = train(flow, x, x[:0], config=TrainConfig(epochs=1, batch_size=64)).resume_state()
+    with pytest.raises(ValueError, match="does not match"):
+        train(maf(3, 3, 16), x, x[:0], config=TrainConfig(epochs=2, batch_size=64),
+              resume=state)
+
+
+def test_a_format_1_model_file_resumes(tmp_path: Path) -> None:
+    """Its optimizer state was written one entry per parameter, by a release before the
+    parameter buffer; training carries on from it."""
+    data = Path(__file__).parent / "data"
+    model = FlowModel.load(str(data / "format1_maf.flow"))
+    rows = pd.read_csv(data / "format1_scores.csv")[["a", "b"]]
+    before = model.training["epochs"]
+    model.resume_fit(pd.concat([rows] * 20, ignore_index=True), epochs=before + 2)
+    assert model.training["epochs"] == before + 2
+    assert np.isfinite(model.score(rows).to_numpy()).all()
+
+
+def test_distributed_data_parallel_wraps_the_flow_unchanged(tmp_path: Path) -> None:
+    """``train`` on ``DistributedDataParallel(flow)`` (one process, gloo) gives the weights of
+    ``train`` on the flow itself: the loop stays a plain loop that DDP can wrap."""
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("this torch build has no gloo backend")
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0,
+                            world_size=1)
+    try:
+        torch.manual_seed(0)
+        flow = maf(3, 2, 16)
+        twin, start = copy.deepcopy(flow), copy.deepcopy(flow)
+        x = _rows()
+        config = TrainConfig(epochs=3, batch_size=64)
+        train(DistributedDataParallel(flow), x, x[:100], config=config,
+              generator=torch.Generator().manual_seed(1))
+        train(twin, x, x[:100], config=config, generator=torch.Generator().manual_seed(1))
+    finally:
+        dist.destroy_process_group()
+    assert not _same_weights(flow, start)
+    assert _same_weights(flow, twin)
