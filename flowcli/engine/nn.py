@@ -151,13 +151,13 @@ def stack_forward(x: Tensor, extra: Tensor | None, tensors: Sequence[Tensor]
     """
     weights = [tensors[i] * tensors[i + 1] for i in range(0, len(tensors), 3)]
     inputs = [x]
-    h = torch.addmm(tensors[2], x, weights[0].t())
+    h = F.linear(x, weights[0], tensors[2])
     if extra is not None:
         h = h + extra
     for k in range(1, len(weights)):
         h = torch.relu_(h)  # in place: a fresh matmul output
         inputs.append(h)
-        h = torch.addmm(tensors[3 * k + 2], h, weights[k].t())
+        h = F.linear(h, weights[k], tensors[3 * k + 2])
     return h, inputs, weights
 
 
