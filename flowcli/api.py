@@ -516,8 +516,11 @@ class FlowModel:
                                      train_ll=math.nan, seconds=0.0, stopped="interrupted",
                                      interrupted=True)
             elif self.density.flow is not None:
+                start = self._start(encoded) if resume is None else None
                 result = train(self.density, x_train_t, x_val_t, widths, tconf, generator,
                                report, resume, give_up)
+                if start is not None:
+                    result = self._keep_start_unless_beaten(start, encoded, result)
             else:
                 result = TrainResult(epochs=start_epoch, best_epoch=start_epoch,
                                      best_val_ll=math.nan, train_ll=math.nan, seconds=0.0,
@@ -538,6 +541,31 @@ class FlowModel:
         self.resume = result.resume_state()
         self._held_out = scores  # per-row held-out scores, for choosing between candidates
         return result
+
+    def _start(self, encoded: _Encoded) -> tuple[dict[str, torch.Tensor], np.ndarray] | None:
+        """The untrained density's weights and held-out scores, when there are validation rows."""
+        if not encoded.has_val:
+            return None
+        self.density.eval()
+        state = {k: v.detach().clone() for k, v in self.density.state_dict().items()}
+        return state, self._map(self.density.log_prob, encoded.x_held) + encoded.ld_held
+
+    def _keep_start_unless_beaten(self, start: tuple[dict[str, torch.Tensor], np.ndarray],
+                                  encoded: _Encoded, result: TrainResult) -> TrainResult:
+        """Go back to the starting weights unless training beat them by more than noise.
+
+        The start can already be a fitted model (a Gaussian mixture, or the full-covariance
+        Gaussian of a whitened flow): on mixture8 the MAF on the fitted mixture gained 0.0004
+        nats per validation row in two epochs and lost 0.0025 on the test rows.
+        """
+        state, before = start
+        self.density.eval()
+        after = self._map(self.density.log_prob, encoded.x_held) + encoded.ld_held
+        if result.best_epoch == 0 or _clearly_better(after, before):
+            return result
+        self.density.load_state_dict(state)
+        return replace(result, best_epoch=0,
+                       best_val_ll=float(np.mean(before - encoded.ld_held)))
 
     def _label(self) -> str:
         """This model's flow as ``label`` names it (after the data-set start, which drops a

@@ -9,7 +9,7 @@ import torch
 
 from flowcli import FitConfig, FlowModel
 from flowcli.errors import DataError, SchemaError, UsageError
-from flowcli.train import TrainConfig, train
+from flowcli.train import TrainConfig, TrainResult, train
 
 
 def test_score_is_per_row_nats_aligned_to_the_index(fitted_model) -> None:
@@ -596,3 +596,37 @@ def test_ctrl_c_during_em_keeps_an_interrupted_model(monkeypatch) -> None:
                           hidden=8, epochs=3)
     assert model.training["stopped"] == "interrupted" and model.training["epochs"] == 0
     assert np.isfinite(model.score(df)).all()
+
+
+def test_training_that_does_not_clearly_beat_its_start_is_undone(fast: dict) -> None:
+    """A flow trained on a fitted start (here a Gaussian mixture) replaces it only when its
+    validation gain is more than noise; else the start comes back, with its scores."""
+    from flowcli.api import _Encoded, _split
+
+    rng = np.random.default_rng(3)
+    centres = np.array([[-4.0, 0.0], [4.0, 1.0], [0.0, 5.0]])
+    df = pd.DataFrame(centres[rng.integers(0, 3, 3000)] + rng.normal(size=(3000, 2)),
+                      columns=["a", "b"])
+    model = FlowModel.fit(df, model="maf", mixture=True, seed=0, device="cpu", **fast)
+    train_df, val_df = _split(df, model.fit_config.val_fraction, 0, "data")
+    encoded = _Encoded.of(model.preprocessor, train_df, val_df, "data")
+    trained = {k: v.clone() for k, v in model.density.state_dict().items()}
+    scores = model.score(val_df).to_numpy()
+    result = TrainResult(epochs=5, best_epoch=5, best_val_ll=0.0, train_ll=0.0, seconds=0.0,
+                         stopped="epochs")
+
+    def start(shift: np.ndarray | float) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+        state = {k: v + 0.01 if v.is_floating_point() else v for k, v in trained.items()}
+        return state, scores + shift
+
+    kept = model._keep_start_unless_beaten(start(-1.0), encoded, result)
+    assert kept is result
+    assert all(torch.equal(v, model.density.state_dict()[k]) for k, v in trained.items())
+    # level with the trained flow; behind by less than noise; ahead
+    noise = np.random.default_rng(0).normal(0.0, 0.1, scores.size)
+    for shift in (0.0, noise - noise.mean() - 0.001, 1.0):
+        model.density.load_state_dict(trained)
+        undone = model._keep_start_unless_beaten(start(shift), encoded, result)
+        assert undone.best_epoch == 0
+        state = model.density.state_dict()
+        assert all(torch.equal(v, state[k]) for k, v in start(shift)[0].items())
