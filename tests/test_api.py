@@ -9,7 +9,7 @@ import torch
 
 from flowcli import FitConfig, FlowModel
 from flowcli.errors import DataError, SchemaError, UsageError
-from flowcli.train import TrainConfig, TrainResult, train
+from flowcli.train import TrainConfig, train
 
 
 def test_score_is_per_row_nats_aligned_to_the_index(fitted_model) -> None:
@@ -257,14 +257,15 @@ def test_with_a_time_limit_the_leader_gets_the_rest(gaussian_table: pd.DataFrame
     model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
                           max_seconds=3.0, patience=1000)
     tried = model.training["candidates"]
-    info = model.info()["model"]
-    kept = next(c for c in tried if (c["model"], c["mixture"]) == (info["kind"],
-                                                                   info.get("mixture", 0)))
-    others = [c for c in tried if c is not kept]
+    # (the leader is not always the one kept: on this nearly Gaussian table the MAF on a
+    # one-component mixture leads, and its gain over the fitted Gaussian it starts from is
+    # noise, so it goes back to that start, which is not clearly ahead of the plain MAF)
+    leader = max(tried, key=lambda c: c["seconds"])
+    others = [c for c in tried if c is not leader]
     # probes of 0.4 s each (40 % of 3 s over three; the mixture's EM may take up to 0.6 s
     # more), then the leader carries on to about 3 s
     assert all(c["seconds"] < 1.0 and c["stopped"] in ("time", "given up") for c in others)
-    assert kept["seconds"] > 1.5
+    assert leader["seconds"] > 1.5
     assert 2.5 < model.training["seconds"] < 4.5
 
 
@@ -599,34 +600,39 @@ def test_ctrl_c_during_em_keeps_an_interrupted_model(monkeypatch) -> None:
 
 
 def test_training_that_does_not_clearly_beat_its_start_is_undone(fast: dict) -> None:
-    """A flow trained on a fitted start (here a Gaussian mixture) replaces it only when its
-    validation gain is more than noise; else the start comes back, with its scores."""
-    from flowcli.api import _Encoded, _split
-
+    """Once a candidate's training is over, its weights replace the start (here a fitted
+    Gaussian mixture) only when their validation gain is more than noise; else the start
+    comes back, with its scores, and Adam's moments leave the resume state."""
     rng = np.random.default_rng(3)
     centres = np.array([[-4.0, 0.0], [4.0, 1.0], [0.0, 5.0]])
     df = pd.DataFrame(centres[rng.integers(0, 3, 3000)] + rng.normal(size=(3000, 2)),
                       columns=["a", "b"])
     model = FlowModel.fit(df, model="maf", mixture=True, seed=0, device="cpu", **fast)
-    train_df, val_df = _split(df, model.fit_config.val_fraction, 0, "data")
-    encoded = _Encoded.of(model.preprocessor, train_df, val_df, "data")
+    assert model._start_point is None  # settled by fit
     trained = {k: v.clone() for k, v in model.density.state_dict().items()}
-    scores = model.score(val_df).to_numpy()
-    result = TrainResult(epochs=5, best_epoch=5, best_val_ll=0.0, train_ll=0.0, seconds=0.0,
-                         stopped="epochs")
+    scores = model._held_out.copy()
+    training, resume = dict(model.training), dict(model.resume)
+    assert resume["optimizer"]["state"]
 
-    def start(shift: np.ndarray | float) -> tuple[dict[str, torch.Tensor], np.ndarray]:
-        state = {k: v + 0.01 if v.is_floating_point() else v for k, v in trained.items()}
-        return state, scores + shift
+    def settle(shift: np.ndarray | float) -> None:
+        model.density.load_state_dict(trained)
+        model._held_out, model.training, model.resume = scores, dict(training), dict(resume)
+        start = {k: v + 0.01 if v.is_floating_point() else v for k, v in trained.items()}
+        model._start_point = (start, scores + shift, 0.0)
+        model._settle()
+        assert model._start_point is None
+        state = model.density.state_dict()
+        weights = start if model.training["best_epoch"] == 0 else trained
+        assert all(torch.equal(v, state[k]) for k, v in weights.items())
 
-    kept = model._keep_start_unless_beaten(start(-1.0), encoded, result)
-    assert kept is result
-    assert all(torch.equal(v, model.density.state_dict()[k]) for k, v in trained.items())
+    settle(-1.0)  # the trained flow is clearly better: kept
+    assert model.training == training and model.resume == resume
     # level with the trained flow; behind by less than noise; ahead
     noise = np.random.default_rng(0).normal(0.0, 0.1, scores.size)
     for shift in (0.0, noise - noise.mean() - 0.001, 1.0):
-        model.density.load_state_dict(trained)
-        undone = model._keep_start_unless_beaten(start(shift), encoded, result)
-        assert undone.best_epoch == 0
-        state = model.density.state_dict()
-        assert all(torch.equal(v, state[k]) for k, v in start(shift)[0].items())
+        settle(shift)
+        assert model.training["best_epoch"] == 0
+        assert model.training["val_log_likelihood"] == pytest.approx(np.mean(scores + shift))
+        assert model.resume["optimizer"]["state"] == {}
+        assert model.resume["optimizer"]["param_groups"] == resume["optimizer"]["param_groups"]
+        np.testing.assert_array_equal(model._held_out, scores + shift)
