@@ -118,14 +118,32 @@ class _Flat:
                 torch.zeros(0)
         self.param = nn.Parameter(data)
         self.param.grad = torch.zeros_like(data)
+        self.grads: list[Tensor] = []
         offset = 0
         for p in params:
             size = p.numel()
             p.data = data[offset:offset + size].view_as(p)
-            p.grad = self.param.grad[offset:offset + size].view_as(p)
+            self.grads.append(self.param.grad[offset:offset + size].view_as(p))
+            p.grad = self.grads[-1]
             offset += size
 
+    def zero_grad(self) -> None:
+        """Zero the gradient buffer, and point back at it any parameter whose gradient was
+        replaced (``model.zero_grad()`` in a callback, or ``DistributedDataParallel`` with
+        ``gradient_as_bucket_view=True``, which hands out its own buckets)."""
+        self.param.grad.zero_()
+        for p, view in zip(self.params, self.grads, strict=True):
+            if p.grad is not view:
+                p.grad = view
+
+    def gather(self) -> None:
+        """Copy into the buffer any gradient that ended up outside it."""
+        for p, view in zip(self.params, self.grads, strict=True):
+            if p.grad is not view and p.grad is not None:
+                view.copy_(p.grad)
+
     def release(self) -> None:
+        """Give every parameter its own memory again and drop the gradients."""
         for p in self.params:
             p.data = p.data.clone()
             p.grad = None
@@ -144,28 +162,34 @@ class _Flat:
                 offset += size
         return {"state": state, "param_groups": [group]}
 
-    def join_state(self, state_dict: dict[str, Any]) -> dict[str, Any]:
-        """The inverse of :meth:`split_state`; a parameter without state starts from zeros."""
+    def join_state(self, state_dict: dict[str, Any], group: dict[str, Any]) -> dict[str, Any]:
+        """The inverse of :meth:`split_state`, for an optimizer whose one group is ``group``.
+
+        Only the learning rate comes from the saved group (plateaus halve it); the other
+        settings stay those of the optimizer at hand, so a state saved by fused Adam on one
+        device loads into another build. A parameter without state starts from zeros; the
+        step count is the largest saved one.
+        """
         groups = state_dict["param_groups"]
+        mismatch = ValueError("the saved optimizer state does not match the model's parameters")
         if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
-            raise ValueError("the saved optimizer state does not match the model's parameters")
-        group = {**groups[0], "params": [0]}
-        per = state_dict["state"]
+            raise mismatch
+        group = {**group, "lr": groups[0]["lr"], "params": [0]}
+        ids = groups[0]["params"]
+        per = {i: state_dict["state"][i] for i in ids if i in state_dict["state"]}
         if not per:
             return {"state": {}, "param_groups": [group]}
-        ids = groups[0]["params"]
-        some = per[next(i for i in ids if i in per)]
         values: dict[str, Any] = {}
-        for key, value in some.items():
+        for key, value in next(iter(per.values())).items():
             if value.dim() == 0:
-                values[key] = value.clone()
+                values[key] = torch.stack([torch.as_tensor(v[key]).float() for v in
+                                           per.values()]).max().to(value)
                 continue
             parts = []
             for i, p in zip(ids, self.params, strict=True):
                 part = per[i][key] if i in per else torch.zeros_like(p)
                 if part.numel() != p.numel():
-                    raise ValueError("the saved optimizer state does not match the model's "
-                                     "parameters")
+                    raise mismatch
                 parts.append(part.reshape(-1).to(self.param))
             values[key] = torch.cat(parts)
         return {"state": {0: values}, "param_groups": [group]}
@@ -224,96 +248,100 @@ def train(
     n = x_train.shape[0]
     has_val = x_val.shape[0] > 0
     flat = _Flat([p for p in model.parameters() if p.requires_grad])
-    optimizer = _adam([flat.param], config.lr, config.weight_decay)
-    resume = resume or {}
-    if resume.get("optimizer"):
-        optimizer.load_state_dict(flat.join_state(resume["optimizer"]))
-    start_epoch = int(resume.get("epoch", 0))
-    noisy = widths is not None and bool((widths > 0).any())
-    # dequantization noise is drawn where the data lives, so no batch crosses from the host
-    noise_generator = _device_generator(generator, x_train.device) if noisy else None
-    best_state = _snapshot(model)
-    best_val = float(resume.get("best_val", -math.inf))
-    best_epoch = int(resume.get("best_epoch", start_epoch))
-    history: list[dict[str, float]] = []
-    bad_epochs = int(resume.get("bad_epochs", 0))
-    failures = 0
-    start = time.perf_counter()
-    stopped = "epochs"
-    interrupted = False
-    epoch = start_epoch
-    train_ll = math.nan
-    try:
-        if not resume and has_val:
-            # the starting point counts: a model that starts good (on a fitted mixture base,
-            # say) is never replaced by worse weights
-            start_val = float(evaluate(model, x_val).mean())
-            best_val = start_val if math.isfinite(start_val) else best_val
-        for epoch in range(start_epoch + 1, config.epochs + 1):
-            tick = time.perf_counter()
-            model.train()
-            order = torch.randperm(n, generator=generator, device="cpu").to(x_train.device)
-            total = torch.zeros((), device=x_train.device)
-            note = ""
-            for i in range(0, n, config.batch_size):
-                xb = x_train.index_select(0, order[i : i + config.batch_size])
-                if noisy:
-                    u = torch.rand(xb.shape, generator=noise_generator, device=xb.device,
-                                   dtype=xb.dtype)
-                    xb = xb + u * widths
-                loss = -model(xb).mean()
-                flat.param.grad.zero_()
-                loss.backward()
-                norm = nn.utils.clip_grad_norm_(flat.param, config.clip_norm)
-                if not (torch.isfinite(loss) and torch.isfinite(norm)):
-                    failures += 1
-                    if failures > 8:
-                        raise FlowcliError(
-                            "training diverged: the loss stayed non-finite after 8 restarts "
-                            "with a lower learning rate; check the data for extreme values"
-                        )
-                    model.load_state_dict(best_state)
+    try:  # the parameters get their own memory back whatever happens
+        optimizer = _adam([flat.param], config.lr, config.weight_decay)
+        resume = resume or {}
+        if resume.get("optimizer"):
+            current = optimizer.state_dict()["param_groups"][0]
+            optimizer.load_state_dict(flat.join_state(resume["optimizer"], current))
+        start_epoch = int(resume.get("epoch", 0))
+        noisy = widths is not None and bool((widths > 0).any())
+        # dequantization noise is drawn where the data lives, so no batch crosses from the host
+        noise_generator = _device_generator(generator, x_train.device) if noisy else None
+        best_state = _snapshot(model)
+        best_val = float(resume.get("best_val", -math.inf))
+        best_epoch = int(resume.get("best_epoch", start_epoch))
+        history: list[dict[str, float]] = []
+        bad_epochs = int(resume.get("bad_epochs", 0))
+        failures = 0
+        start = time.perf_counter()
+        stopped = "epochs"
+        interrupted = False
+        epoch = start_epoch
+        train_ll = math.nan
+        try:
+            if not resume and has_val:
+                # the starting point counts: a model that starts good (on a fitted mixture base,
+                # say) is never replaced by worse weights
+                start_val = float(evaluate(model, x_val).mean())
+                best_val = start_val if math.isfinite(start_val) else best_val
+            for epoch in range(start_epoch + 1, config.epochs + 1):
+                tick = time.perf_counter()
+                model.train()
+                order = torch.randperm(n, generator=generator, device="cpu").to(x_train.device)
+                total = torch.zeros((), device=x_train.device)
+                note = ""
+                for i in range(0, n, config.batch_size):
+                    xb = x_train.index_select(0, order[i : i + config.batch_size])
+                    if noisy:
+                        u = torch.rand(xb.shape, generator=noise_generator, device=xb.device,
+                                       dtype=xb.dtype)
+                        xb = xb + u * widths
+                    loss = -model(xb).mean()
+                    flat.zero_grad()
+                    loss.backward()
+                    flat.gather()
+                    norm = nn.utils.clip_grad_norm_(flat.param, config.clip_norm)
+                    if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                        failures += 1
+                        if failures > 8:
+                            raise FlowcliError(
+                                "training diverged: the loss stayed non-finite after 8 restarts "
+                                "with a lower learning rate; check the data for extreme values"
+                            )
+                        model.load_state_dict(best_state)
+                        for group in optimizer.param_groups:
+                            group["lr"] *= 0.5
+                        optimizer.state.clear()
+                        lr = optimizer.param_groups[0]["lr"]
+                        note = f"non-finite loss: rolled back, lr {lr:.2g}"
+                        continue
+                    optimizer.step()
+                    total += loss.detach() * xb.shape[0]
+                train_ll = -float(total) / n
+                val_ll = float(evaluate(model, x_val).mean()) if has_val else train_ll
+                seconds = time.perf_counter() - tick
+                # the best weights are kept on any gain; patience resets only on a real one
+                if val_ll > best_val + config.min_delta or not has_val:
+                    bad_epochs = 0
+                else:
+                    bad_epochs += 1
+                if val_ll > best_val or not has_val:
+                    best_val, best_epoch = val_ll, epoch
+                    best_state = _snapshot(model)
+                if config.plateau_decay and bad_epochs == max(config.patience // 2, 1):
                     for group in optimizer.param_groups:
                         group["lr"] *= 0.5
-                    optimizer.state.clear()
-                    lr = optimizer.param_groups[0]["lr"]
-                    note = f"non-finite loss: rolled back, lr {lr:.2g}"
-                    continue
-                optimizer.step()
-                total += loss.detach() * xb.shape[0]
-            train_ll = -float(total) / n
-            val_ll = float(evaluate(model, x_val).mean()) if has_val else train_ll
-            seconds = time.perf_counter() - tick
-            # the best weights are kept on any gain; patience resets only on a real one
-            if val_ll > best_val + config.min_delta or not has_val:
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-            if val_ll > best_val or not has_val:
-                best_val, best_epoch = val_ll, epoch
-                best_state = _snapshot(model)
-            if config.plateau_decay and bad_epochs == max(config.patience // 2, 1):
-                for group in optimizer.param_groups:
-                    group["lr"] *= 0.5
-            history.append({"epoch": epoch, "train_ll": train_ll, "val_ll": val_ll,
-                            "seconds": seconds})
-            report = EpochReport(epoch, config.epochs, train_ll, val_ll, best_val, best_epoch,
-                                 n / max(seconds, 1e-9), seconds,
-                                 optimizer.param_groups[0]["lr"], note)
-            if callback is not None:
-                callback(report)
-            if stop is not None and stop(report):
-                stopped = "given up"
-                break
-            if has_val and bad_epochs >= config.patience:
-                stopped = "patience"
-                break
-            if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
-                stopped = "time"
-                break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-        interrupted = True
+                history.append({"epoch": epoch, "train_ll": train_ll, "val_ll": val_ll,
+                                "seconds": seconds})
+                report = EpochReport(epoch, config.epochs, train_ll, val_ll, best_val, best_epoch,
+                                     n / max(seconds, 1e-9), seconds,
+                                     optimizer.param_groups[0]["lr"], note)
+                if callback is not None:
+                    callback(report)
+                if stop is not None and stop(report):
+                    stopped = "given up"
+                    break
+                if has_val and bad_epochs >= config.patience:
+                    stopped = "patience"
+                    break
+                if (config.max_seconds is not None
+                        and time.perf_counter() - start > config.max_seconds):
+                    stopped = "time"
+                    break
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            interrupted = True
     finally:
         flat.release()
     model.load_state_dict(best_state)

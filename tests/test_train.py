@@ -62,9 +62,56 @@ def test_an_optimizer_state_for_other_parameters_is_refused() -> None:
     flow = maf(3, 2, 16)
     x = _rows()
     state = train(flow, x, x[:0], config=TrainConfig(epochs=1, batch_size=64)).resume_state()
+    other = maf(3, 3, 16)
     with pytest.raises(ValueError, match="does not match"):
-        train(maf(3, 3, 16), x, x[:0], config=TrainConfig(epochs=2, batch_size=64),
-              resume=state)
+        train(other, x, x[:0], config=TrainConfig(epochs=2, batch_size=64), resume=state)
+    params = list(other.parameters())  # not left as views of the training buffer
+    assert len({p.untyped_storage().data_ptr() for p in params}) == len(params)
+    assert all(p.grad is None for p in params)
+
+
+def test_saved_optimizer_states_cross_the_buffer_unchanged() -> None:
+    """One entry per parameter -> the buffer -> one entry per parameter gives back the saved
+    moments; a parameter without state gets zeros, and the step count is the largest."""
+    from flowcli.train import _Flat
+
+    torch.manual_seed(0)
+    flow = maf(3, 2, 16)
+    params = list(flow.parameters())
+    g = torch.Generator().manual_seed(0)
+    state = {i: {"step": torch.tensor(float(7 + (i == 2))),
+                 "exp_avg": torch.randn(p.shape, generator=g),
+                 "exp_avg_sq": torch.rand(p.shape, generator=g)}
+             for i, p in enumerate(params) if i != 1}
+    saved = {"state": state, "param_groups": [{"lr": 0.25, "fused": None,
+                                               "params": list(range(len(params)))}]}
+    flat = _Flat(params)
+    try:
+        joined = flat.join_state(saved, {"lr": 1e-3, "fused": True, "params": [0]})
+        assert joined["param_groups"] == [{"lr": 0.25, "fused": True, "params": [0]}]
+        assert float(joined["state"][0]["step"]) == 8.0
+        back = flat.split_state(joined)
+    finally:
+        flat.release()
+    for i, p in enumerate(params):
+        for key in ("exp_avg", "exp_avg_sq"):
+            expected = state[i][key] if i in state else torch.zeros_like(p)
+            assert torch.equal(back["state"][i][key], expected)
+
+
+def test_a_callback_that_drops_the_gradients_changes_nothing() -> None:
+    """``model.zero_grad()`` between epochs (gradients set to None) does not cut the
+    parameters off from the training buffer."""
+    x = _rows()
+    flows = []
+    for drop in (False, True):
+        torch.manual_seed(0)
+        flow = maf(3, 2, 16)
+        train(flow, x, x[:100], config=TrainConfig(epochs=3, batch_size=64),
+              generator=torch.Generator().manual_seed(1),
+              callback=(lambda r, f=flow: f.zero_grad()) if drop else None)
+        flows.append(flow)
+    assert _same_weights(*flows)
 
 
 def test_a_format_1_model_file_resumes(tmp_path: Path) -> None:
@@ -74,14 +121,23 @@ def test_a_format_1_model_file_resumes(tmp_path: Path) -> None:
     model = FlowModel.load(str(data / "format1_maf.flow"))
     rows = pd.read_csv(data / "format1_scores.csv")[["a", "b"]]
     before = model.training["epochs"]
+    steps = float(model.resume["optimizer"]["state"][0]["step"])
+    assert steps > 0
     model.resume_fit(pd.concat([rows] * 20, ignore_index=True), epochs=before + 2)
+    # Adam's step count carried on from the saved one, on every parameter
+    batches = -(-model.training["train_rows"] // model.fit_config.batch_size)
+    after = model.resume["optimizer"]["state"]
+    assert {float(v["step"]) for v in after.values()} == {steps + 2 * batches}
     assert model.training["epochs"] == before + 2
     assert np.isfinite(model.score(rows).to_numpy()).all()
 
 
-def test_distributed_data_parallel_wraps_the_flow_unchanged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bucket_view", [False, True])
+def test_distributed_data_parallel_wraps_the_flow_unchanged(tmp_path: Path,
+                                                            bucket_view: bool) -> None:
     """``train`` on ``DistributedDataParallel(flow)`` (one process, gloo) gives the weights of
-    ``train`` on the flow itself: the loop stays a plain loop that DDP can wrap."""
+    ``train`` on the flow itself: the loop stays a plain loop that DDP can wrap, also when DDP
+    hands out its own gradient buckets."""
     dist = pytest.importorskip("torch.distributed")
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("this torch build has no gloo backend")
@@ -95,7 +151,8 @@ def test_distributed_data_parallel_wraps_the_flow_unchanged(tmp_path: Path) -> N
         twin, start = copy.deepcopy(flow), copy.deepcopy(flow)
         x = _rows()
         config = TrainConfig(epochs=3, batch_size=64)
-        train(DistributedDataParallel(flow), x, x[:100], config=config,
+        ddp = DistributedDataParallel(flow, gradient_as_bucket_view=bucket_view)
+        train(ddp, x, x[:100], config=config,
               generator=torch.Generator().manual_seed(1))
         train(twin, x, x[:100], config=config, generator=torch.Generator().manual_seed(1))
     finally:
