@@ -104,7 +104,7 @@ class _Flat:
     """The trained parameters as views of one buffer, and their gradients of another.
 
     Adam, clipping and zeroing then handle one tensor instead of one per weight and bias (30
-    on a 5-layer MAF), whose per-tensor overhead was about 5 % of a training step on a CPU.
+    on a 5-layer MAF), whose per-tensor overhead was 3 to 5 % of a training step on a CPU.
     ``autograd`` adds each new gradient into the views in place. Saved optimizer states keep
     one entry per parameter (:meth:`split_state`, :meth:`join_state`), so model files and
     resumed runs do not depend on this. :meth:`release` gives every parameter its own memory
