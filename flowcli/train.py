@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import torch
@@ -105,10 +106,11 @@ class _Flat:
 
     Adam, clipping and zeroing then handle one tensor instead of one per weight and bias (30
     on a 5-layer MAF), whose per-tensor overhead was 3 to 5 % of a training step on a CPU.
-    ``autograd`` adds each new gradient into the views in place. Saved optimizer states keep
+    Building it leaves the model alone; :meth:`attach` makes the parameters the views, after
+    which ``autograd`` adds each new gradient into them in place, and :meth:`release` gives
+    every parameter its own memory back and drops the gradients. Saved optimizer states keep
     one entry per parameter (:meth:`split_state`, :meth:`join_state`), so model files and
-    resumed runs do not depend on this. :meth:`release` gives every parameter its own memory
-    back and drops the gradients.
+    resumed runs do not depend on this.
     """
 
     def __init__(self, params: list[Tensor]) -> None:
@@ -118,14 +120,17 @@ class _Flat:
                 torch.zeros(0)
         self.param = nn.Parameter(data)
         self.param.grad = torch.zeros_like(data)
-        self.grads: list[Tensor] = []
-        offset = 0
-        for p in params:
-            size = p.numel()
-            p.data = data[offset:offset + size].view_as(p)
-            self.grads.append(self.param.grad[offset:offset + size].view_as(p))
-            p.grad = self.grads[-1]
-            offset += size
+        ends = list(accumulate(p.numel() for p in params))
+        self.spans = list(zip([0, *ends], ends, strict=False))  # each parameter's slice
+        self.values = [data[a:b].view_as(p) for (a, b), p in zip(self.spans, params, strict=True)]
+        self.grads = [self.param.grad[a:b].view_as(p)
+                      for (a, b), p in zip(self.spans, params, strict=True)]
+
+    def attach(self) -> None:
+        """Make the parameters and their gradients the views (the buffers hold their values)."""
+        for p, value, grad in zip(self.params, self.values, self.grads, strict=True):
+            p.data = value
+            p.grad = grad
 
     def zero_grad(self) -> None:
         """Zero the gradient buffer, and point back at it any parameter whose gradient was
@@ -154,12 +159,9 @@ class _Flat:
         state: dict[int, dict[str, Any]] = {}
         values = flat_state["state"].get(0)
         if values:
-            offset = 0
-            for i, p in enumerate(self.params):
-                size = p.numel()
-                state[i] = {k: v[offset:offset + size].view_as(p).clone() if v.dim() else v.clone()
+            for i, ((a, b), p) in enumerate(zip(self.spans, self.params, strict=True)):
+                state[i] = {k: v[a:b].view_as(p).clone() if v.dim() else v.clone()
                             for k, v in values.items()}
-                offset += size
         return {"state": state, "param_groups": [group]}
 
     def join_state(self, state_dict: dict[str, Any], group: dict[str, Any]) -> dict[str, Any]:
@@ -248,100 +250,100 @@ def train(
     n = x_train.shape[0]
     has_val = x_val.shape[0] > 0
     flat = _Flat([p for p in model.parameters() if p.requires_grad])
-    try:  # the parameters get their own memory back whatever happens
-        optimizer = _adam([flat.param], config.lr, config.weight_decay)
-        resume = resume or {}
-        if resume.get("optimizer"):
-            current = optimizer.state_dict()["param_groups"][0]
-            optimizer.load_state_dict(flat.join_state(resume["optimizer"], current))
-        start_epoch = int(resume.get("epoch", 0))
-        noisy = widths is not None and bool((widths > 0).any())
-        # dequantization noise is drawn where the data lives, so no batch crosses from the host
-        noise_generator = _device_generator(generator, x_train.device) if noisy else None
-        best_state = _snapshot(model)
-        best_val = float(resume.get("best_val", -math.inf))
-        best_epoch = int(resume.get("best_epoch", start_epoch))
-        history: list[dict[str, float]] = []
-        bad_epochs = int(resume.get("bad_epochs", 0))
-        failures = 0
-        start = time.perf_counter()
-        stopped = "epochs"
-        interrupted = False
-        epoch = start_epoch
-        train_ll = math.nan
-        try:
-            if not resume and has_val:
-                # the starting point counts: a model that starts good (on a fitted mixture base,
-                # say) is never replaced by worse weights
-                start_val = float(evaluate(model, x_val).mean())
-                best_val = start_val if math.isfinite(start_val) else best_val
-            for epoch in range(start_epoch + 1, config.epochs + 1):
-                tick = time.perf_counter()
-                model.train()
-                order = torch.randperm(n, generator=generator, device="cpu").to(x_train.device)
-                total = torch.zeros((), device=x_train.device)
-                note = ""
-                for i in range(0, n, config.batch_size):
-                    xb = x_train.index_select(0, order[i : i + config.batch_size])
-                    if noisy:
-                        u = torch.rand(xb.shape, generator=noise_generator, device=xb.device,
-                                       dtype=xb.dtype)
-                        xb = xb + u * widths
-                    loss = -model(xb).mean()
-                    flat.zero_grad()
-                    loss.backward()
-                    flat.gather()
-                    norm = nn.utils.clip_grad_norm_(flat.param, config.clip_norm)
-                    if not (torch.isfinite(loss) and torch.isfinite(norm)):
-                        failures += 1
-                        if failures > 8:
-                            raise FlowcliError(
-                                "training diverged: the loss stayed non-finite after 8 restarts "
-                                "with a lower learning rate; check the data for extreme values"
-                            )
-                        model.load_state_dict(best_state)
-                        for group in optimizer.param_groups:
-                            group["lr"] *= 0.5
-                        optimizer.state.clear()
-                        lr = optimizer.param_groups[0]["lr"]
-                        note = f"non-finite loss: rolled back, lr {lr:.2g}"
-                        continue
-                    optimizer.step()
-                    total += loss.detach() * xb.shape[0]
-                train_ll = -float(total) / n
-                val_ll = float(evaluate(model, x_val).mean()) if has_val else train_ll
-                seconds = time.perf_counter() - tick
-                # the best weights are kept on any gain; patience resets only on a real one
-                if val_ll > best_val + config.min_delta or not has_val:
-                    bad_epochs = 0
-                else:
-                    bad_epochs += 1
-                if val_ll > best_val or not has_val:
-                    best_val, best_epoch = val_ll, epoch
-                    best_state = _snapshot(model)
-                if config.plateau_decay and bad_epochs == max(config.patience // 2, 1):
+    optimizer = _adam([flat.param], config.lr, config.weight_decay)
+    resume = resume or {}
+    if resume.get("optimizer"):
+        current = optimizer.state_dict()["param_groups"][0]
+        optimizer.load_state_dict(flat.join_state(resume["optimizer"], current))
+    start_epoch = int(resume.get("epoch", 0))
+    noisy = widths is not None and bool((widths > 0).any())
+    # dequantization noise is drawn where the data lives, so no batch crosses from the host
+    noise_generator = _device_generator(generator, x_train.device) if noisy else None
+    best_state = _snapshot(model)
+    best_val = float(resume.get("best_val", -math.inf))
+    best_epoch = int(resume.get("best_epoch", start_epoch))
+    history: list[dict[str, float]] = []
+    bad_epochs = int(resume.get("bad_epochs", 0))
+    failures = 0
+    start = time.perf_counter()
+    stopped = "epochs"
+    interrupted = False
+    epoch = start_epoch
+    train_ll = math.nan
+    flat.attach()
+    try:  # from here on the parameters are views: they get their own memory back at the end
+        if not resume and has_val:
+            # the starting point counts: a model that starts good (on a fitted mixture base,
+            # say) is never replaced by worse weights
+            start_val = float(evaluate(model, x_val).mean())
+            best_val = start_val if math.isfinite(start_val) else best_val
+        for epoch in range(start_epoch + 1, config.epochs + 1):
+            tick = time.perf_counter()
+            model.train()
+            order = torch.randperm(n, generator=generator, device="cpu").to(x_train.device)
+            total = torch.zeros((), device=x_train.device)
+            note = ""
+            for i in range(0, n, config.batch_size):
+                xb = x_train.index_select(0, order[i : i + config.batch_size])
+                if noisy:
+                    u = torch.rand(xb.shape, generator=noise_generator, device=xb.device,
+                                   dtype=xb.dtype)
+                    xb = xb + u * widths
+                loss = -model(xb).mean()
+                flat.zero_grad()
+                loss.backward()
+                flat.gather()
+                norm = nn.utils.clip_grad_norm_(flat.param, config.clip_norm)
+                if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                    failures += 1
+                    if failures > 8:
+                        raise FlowcliError(
+                            "training diverged: the loss stayed non-finite after 8 restarts "
+                            "with a lower learning rate; check the data for extreme values"
+                        )
+                    model.load_state_dict(best_state)
                     for group in optimizer.param_groups:
                         group["lr"] *= 0.5
-                history.append({"epoch": epoch, "train_ll": train_ll, "val_ll": val_ll,
-                                "seconds": seconds})
-                report = EpochReport(epoch, config.epochs, train_ll, val_ll, best_val, best_epoch,
-                                     n / max(seconds, 1e-9), seconds,
-                                     optimizer.param_groups[0]["lr"], note)
-                if callback is not None:
-                    callback(report)
-                if stop is not None and stop(report):
-                    stopped = "given up"
-                    break
-                if has_val and bad_epochs >= config.patience:
-                    stopped = "patience"
-                    break
-                if (config.max_seconds is not None
-                        and time.perf_counter() - start > config.max_seconds):
-                    stopped = "time"
-                    break
-        except KeyboardInterrupt:
-            stopped = "interrupted"
-            interrupted = True
+                    optimizer.state.clear()
+                    lr = optimizer.param_groups[0]["lr"]
+                    note = f"non-finite loss: rolled back, lr {lr:.2g}"
+                    continue
+                optimizer.step()
+                total += loss.detach() * xb.shape[0]
+            train_ll = -float(total) / n
+            val_ll = float(evaluate(model, x_val).mean()) if has_val else train_ll
+            seconds = time.perf_counter() - tick
+            # the best weights are kept on any gain; patience resets only on a real one
+            if val_ll > best_val + config.min_delta or not has_val:
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+            if val_ll > best_val or not has_val:
+                best_val, best_epoch = val_ll, epoch
+                best_state = _snapshot(model)
+            if config.plateau_decay and bad_epochs == max(config.patience // 2, 1):
+                for group in optimizer.param_groups:
+                    group["lr"] *= 0.5
+            history.append({"epoch": epoch, "train_ll": train_ll, "val_ll": val_ll,
+                            "seconds": seconds})
+            report = EpochReport(epoch, config.epochs, train_ll, val_ll, best_val, best_epoch,
+                                 n / max(seconds, 1e-9), seconds,
+                                 optimizer.param_groups[0]["lr"], note)
+            if callback is not None:
+                callback(report)
+            if stop is not None and stop(report):
+                stopped = "given up"
+                break
+            if has_val and bad_epochs >= config.patience:
+                stopped = "patience"
+                break
+            if (config.max_seconds is not None
+                    and time.perf_counter() - start > config.max_seconds):
+                stopped = "time"
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        interrupted = True
     finally:
         flat.release()
     model.load_state_dict(best_state)
