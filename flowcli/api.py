@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -137,6 +137,20 @@ def sized(config: FitConfig, train_rows: int) -> FitConfig:
                    hidden=config.hidden or (32 if small else 128))
 
 
+class _Start(NamedTuple):
+    """Where a candidate's training started: its weights and per-row held-out scores (table
+    units), and the mean encoding shift of those rows (scores minus it are the flow's)."""
+
+    state: dict[str, torch.Tensor]
+    scores: np.ndarray
+    shift: float
+
+    @property
+    def val_ll(self) -> float:
+        """The mean held-out log-likelihood in the flow's units, as ``train`` reports it."""
+        return float(np.mean(self.scores)) - self.shift
+
+
 @dataclass
 class _Encoded:
     """A split's rows encoded once for training: training rows at their integer cells' lower
@@ -240,7 +254,7 @@ class FlowModel:
         self._density64: MixedDensity | None = None
         self._held_out = np.zeros(0)
         # the weights and held-out scores training started from, until _settle
-        self._start_point: tuple[dict[str, torch.Tensor], np.ndarray, float] | None = None
+        self._start_point: _Start | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -525,8 +539,10 @@ class FlowModel:
                                      train_ll=math.nan, seconds=0.0, stopped="interrupted",
                                      interrupted=True)
             elif self.density.flow is not None:
+                start = self._start_point  # scored already: train need not score it again
                 result = train(self.density, x_train_t, x_val_t, widths, tconf, generator,
-                               report, resume, give_up)
+                               report, resume, give_up,
+                               start_val=None if start is None else start.val_ll)
             else:
                 result = TrainResult(epochs=start_epoch, best_epoch=start_epoch,
                                      best_val_ll=math.nan, train_ll=math.nan, seconds=0.0,
@@ -548,16 +564,15 @@ class FlowModel:
         self._held_out = scores  # per-row held-out scores, for choosing between candidates
         return result
 
-    def _start(self, encoded: _Encoded
-               ) -> tuple[dict[str, torch.Tensor], np.ndarray, float] | None:
-        """The untrained density's weights, its held-out scores and the mean dequantization
-        shift of the held-out rows, when there are validation rows."""
+    def _start(self, encoded: _Encoded) -> _Start | None:
+        """The untrained density's weights and held-out scores, when there are validation
+        rows."""
         if not encoded.has_val:
             return None
         self.density.eval()
         state = {k: v.detach().clone() for k, v in self.density.state_dict().items()}
         scores = self._map(self.density.log_prob, encoded.x_held) + encoded.ld_held
-        return state, scores, float(np.mean(encoded.ld_held))
+        return _Start(state, scores, float(np.mean(encoded.ld_held)))
 
     def _settle(self) -> None:
         """Go back to the starting weights unless training beat them by more than noise.
@@ -571,18 +586,17 @@ class FlowModel:
         start, self._start_point = self._start_point, None
         if start is None:
             return
-        state, before, shift = start
+        before = start.scores
         if _clearly_better(self._held_out, before):
             return
-        self.density.load_state_dict(state)
+        self.density.load_state_dict(start.state)
         self.density.eval()
         self._held_out = before
         quantiles = np.quantile(before, np.linspace(0, 1, QUANTILES)) if before.size else []
         self.training.update(best_epoch=0, val_log_likelihood=float(np.mean(before)),
                              score_quantiles=[float(q) for q in quantiles])
         optimizer = self.resume.get("optimizer")
-        self.resume = {**self.resume, "best_epoch": 0,
-                       "best_val": float(np.mean(before)) - shift}
+        self.resume = {**self.resume, "best_epoch": 0, "best_val": start.val_ll}
         if optimizer:
             self.resume["optimizer"] = {**optimizer, "state": {}}
 

@@ -220,6 +220,7 @@ def train(
     callback: Callable[[EpochReport], None] | None = None,
     resume: dict[str, Any] | None = None,
     stop: Callable[[EpochReport], bool] | None = None,
+    start_val: float | None = None,
 ) -> TrainResult:
     """Fit ``model`` (``model(x)`` returns per-row log-likelihoods) by maximum likelihood.
 
@@ -237,6 +238,8 @@ def train(
             must hold that run's best weights.
         stop: asked after every epoch; training ends (``stopped == "given up"``) when it
             returns true.
+        start_val: the starting weights' mean log-likelihood on ``x_val``, when the caller
+            has scored them already; otherwise ``train`` does.
 
     Early stopping: the best weights so far, the starting ones included (epoch 0), are kept;
     training stops after ``config.patience`` epochs without a validation gain above
@@ -275,7 +278,8 @@ def train(
         if not resume and has_val:
             # the starting point counts: a model that starts good (on a fitted mixture base,
             # say) is never replaced by worse weights
-            start_val = float(evaluate(model, x_val).mean())
+            if start_val is None:
+                start_val = float(evaluate(model, x_val).mean())
             best_val = start_val if math.isfinite(start_val) else best_val
         for epoch in range(start_epoch + 1, config.epochs + 1):
             tick = time.perf_counter()

@@ -603,6 +603,8 @@ def test_training_that_does_not_clearly_beat_its_start_is_undone(fast: dict) -> 
     """Once a candidate's training is over, its weights replace the start (here a fitted
     Gaussian mixture) only when their validation gain is more than noise; else the start
     comes back, with its scores, and Adam's moments leave the resume state."""
+    from flowcli.api import _Start
+
     rng = np.random.default_rng(3)
     centres = np.array([[-4.0, 0.0], [4.0, 1.0], [0.0, 5.0]])
     df = pd.DataFrame(centres[rng.integers(0, 3, 3000)] + rng.normal(size=(3000, 2)),
@@ -618,7 +620,7 @@ def test_training_that_does_not_clearly_beat_its_start_is_undone(fast: dict) -> 
         model.density.load_state_dict(trained)
         model._held_out, model.training, model.resume = scores, dict(training), dict(resume)
         start = {k: v + 0.01 if v.is_floating_point() else v for k, v in trained.items()}
-        model._start_point = (start, scores + shift, 0.0)
+        model._start_point = _Start(start, scores + shift, 0.0)
         model._settle()
         assert model._start_point is None
         state = model.density.state_dict()

@@ -159,3 +159,16 @@ def test_distributed_data_parallel_wraps_the_flow_unchanged(tmp_path: Path,
         dist.destroy_process_group()
     assert not _same_weights(flow, start)
     assert _same_weights(flow, twin)
+
+
+def test_a_start_score_from_the_caller_is_not_recomputed() -> None:
+    """``start_val`` stands for the starting weights' validation score: here one no epoch
+    can beat, so the start is what training keeps."""
+    torch.manual_seed(0)
+    flow = maf(3, 2, 16)
+    start = copy.deepcopy(flow)
+    x = _rows()
+    result = train(flow, x, x[:100], config=TrainConfig(epochs=2, batch_size=64),
+                   start_val=1e9)
+    assert result.best_epoch == 0 and result.best_val_ll == 1e9
+    assert _same_weights(flow, start)
