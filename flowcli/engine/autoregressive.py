@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Transform, check_inputs, soft_clamp
+from .base import Transform, check_inputs, soft_clamp, soft_clamp_divisor
 from .nn import MADE, stack_backward, stack_forward
 
 __all__ = ["MaskedAffineAutoregressive"]
@@ -75,11 +75,11 @@ class MaskedAffineAutoregressive(Transform):
 def _affine(x: Tensor, raw: Tensor, bound: float) -> tuple[Tensor, Tensor, list[Tensor]]:
     """``z = x * exp(s) + t`` from MADE's output ``raw = [a, t]`` with ``s = soft_clamp(a)``.
 
-    Returns ``(z, log-determinant, [x * exp(s), exp(s), 1 + |a| / bound])``: what the
-    backward needs (``soft_clamp(a) = a / q`` with ``q = 1 + |a| / bound``).
+    Returns ``(z, log-determinant, [x * exp(s), exp(s), q])``: what the backward needs, with
+    ``q`` the divisor of ``soft_clamp(a) = a / q`` (:func:`soft_clamp_divisor`).
     """
     a, t = raw.chunk(2, dim=1)
-    q = a.abs().div_(bound).add_(1.0)
+    q = soft_clamp_divisor(a, bound)
     s = a / q
     scale = s.exp()
     scaled = x * scale
@@ -89,9 +89,9 @@ def _affine(x: Tensor, raw: Tensor, bound: float) -> tuple[Tensor, Tensor, list[
 class _AffineStep(torch.autograd.Function):
     """One MAF layer (MADE and the affine map) as a single autograd node.
 
-    Training spends most of its time outside the matrix products in autograd's bookkeeping of
-    a dozen small operations per layer; here they are one node whose backward is written out:
-    with ``s = a / q``, ``ds/da = 1 / q**2``.
+    Outside the matrix products, a layer is a dozen small operations, each of which autograd
+    would record and replay; here they are one node whose backward is written out: with
+    ``s = a / q``, ``ds/da = 1 / q**2``.
     """
 
     @staticmethod

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Compose", "Inverse", "Transform", "check_inputs", "soft_clamp"]
+__all__ = ["Compose", "Inverse", "Transform", "check_inputs", "soft_clamp",
+           "soft_clamp_divisor"]
 
 
 def check_inputs(
@@ -109,5 +110,10 @@ class Inverse(Transform):
 
 def soft_clamp(a: Tensor, bound: float) -> Tensor:
     """Squash ``a`` smoothly into ``(-bound, bound)``; the identity near zero (slope 1)."""
-    return a / (1.0 + a.abs() / bound)
+    return a / soft_clamp_divisor(a, bound)
+
+
+def soft_clamp_divisor(a: Tensor, bound: float) -> Tensor:
+    """``q = 1 + |a| / bound``: ``soft_clamp(a) = a / q``, and its slope is ``1 / q**2``."""
+    return a.abs().div_(bound).add_(1.0)  # in place on the fresh |a|: autograd keeps ``a``
 
