@@ -60,6 +60,8 @@ def correlated_rows(d: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(d)
     mix = torch.randn(d, d, generator=g) + 2 * torch.eye(d)
     return torch.randn(500, d, generator=g) @ mix.T + torch.arange(d) - 1.0
+
+
 def heavy_rows(d: int) -> torch.Tensor:
     """Skewed, heavy-tailed columns centred near 0.5: rows of scale 2 fall on both sides."""
     g = torch.Generator().manual_seed(d)
