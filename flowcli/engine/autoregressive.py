@@ -75,15 +75,14 @@ class MaskedAffineAutoregressive(Transform):
 def _affine(x: Tensor, raw: Tensor, bound: float) -> tuple[Tensor, Tensor, list[Tensor]]:
     """``z = x * exp(s) + t`` from MADE's output ``raw = [a, t]`` with ``s = soft_clamp(a)``.
 
-    Returns ``(z, log-determinant, [x * exp(s), exp(s), q])``: what the backward needs, with
-    ``q`` the divisor of ``soft_clamp(a) = a / q`` (:func:`soft_clamp_divisor`).
+    Returns ``(z, log-determinant, [exp(s), q])``: what the backward needs besides ``x``,
+    with ``q`` the divisor of ``soft_clamp(a) = a / q`` (:func:`soft_clamp_divisor`).
     """
     a, t = raw.chunk(2, dim=1)
     q = soft_clamp_divisor(a, bound)
     s = a / q
     scale = s.exp()
-    scaled = x * scale
-    return scaled + t, s.sum(dim=1), [scaled, scale, q]
+    return torch.addcmul(t, x, scale), s.sum(dim=1), [scale, q]
 
 
 class _AffineStep(torch.autograd.Function):
@@ -99,18 +98,18 @@ class _AffineStep(torch.autograd.Function):
                 *tensors: Tensor) -> tuple[Tensor, Tensor]:
         raw, inputs, weights = stack_forward(x, extra, tensors)
         z, ladj, kept = _affine(x, raw, bound)
-        ctx.save_for_backward(*kept, *inputs, *weights, *tensors[1::3])
+        ctx.save_for_backward(*kept, *inputs, *weights, *tensors[1::3])  # inputs[0] is x
         return z, ladj
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_z: Tensor, grad_ladj: Tensor) -> tuple[Tensor | None, ...]:
-        scaled, scale, q, *saved = ctx.saved_tensors
-        grad_s = torch.addcmul(grad_ladj[:, None], grad_z, scaled)
+        scale, q, *saved = ctx.saved_tensors
+        direct = grad_z * scale  # dz/dx, and with x the gradient of s
+        grad_s = torch.addcmul(grad_ladj[:, None], direct, saved[0])
         grad_raw = torch.cat([grad_s.div_(q).div_(q), grad_z], dim=1)
         needs = ctx.needs_input_grad
         grad_x, grad_extra, grads = stack_backward(grad_raw, saved, (*needs[:2], *needs[3:]))
         if needs[0]:
-            direct = grad_z * scale
             grad_x = direct if grad_x is None else grad_x.add_(direct)
         return (grad_x, grad_extra, None, *grads)
