@@ -324,7 +324,7 @@ def train(
                         group["lr"] *= 0.5
                     optimizer.state.clear()
                     lr = optimizer.param_groups[0]["lr"]
-                    note = f"non-finite loss: rolled back, lr {lr:.2g}"
+                    note = f"non-finite loss or gradient: rolled back, lr {lr:.2g}"
                     continue
                 optimizer.step()
                 total += loss.detach() * xb.shape[0]

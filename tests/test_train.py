@@ -172,3 +172,75 @@ def test_a_start_score_from_the_caller_is_not_recomputed() -> None:
                    start_val=1e9)
     assert result.best_epoch == 0 and result.best_val_ll == 1e9
     assert _same_weights(flow, start)
+
+
+def test_the_clip_is_torchs() -> None:
+    from flowcli.train import _clip
+
+    for scale in (0.01, 10.0):  # under and over the bound
+        g = torch.randn(1000, generator=torch.Generator().manual_seed(3)) * scale
+        p = torch.nn.Parameter(torch.zeros(1000))
+        p.grad = g.clone()
+        expected = torch.nn.utils.clip_grad_norm_(p, 5.0)
+        mine = g.clone()
+        assert torch.allclose(_clip(mine, 5.0), expected)
+        assert torch.allclose(mine, p.grad, rtol=1e-6, atol=0)
+
+
+class _Spiky(torch.nn.Module):
+    """A Gaussian whose loss stays finite but whose gradient is NaN on the second call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mu = torch.nn.Parameter(torch.zeros(2))
+        self.calls = 0
+        self.stepped_on_nan = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.stepped_on_nan |= not bool(torch.isfinite(self.mu).all())
+        ll = -0.5 * ((x - self.mu) ** 2).sum(dim=1)
+        if self.calls == 2:  # sqrt at 0: a finite value with an infinite slope
+            ll = ll - (self.mu[0] - self.mu[0].detach()).abs().sqrt()
+        return ll
+
+
+def test_a_non_finite_gradient_under_a_finite_loss_rolls_back() -> None:
+    model = _Spiky()
+    x = torch.randn(64, 2) + 3.0
+    notes = []
+    train(model, x, x[:8], None, TrainConfig(epochs=2, batch_size=32, lr=0.1),
+          callback=lambda r: notes.append(r.note))
+    assert "non-finite loss or gradient" in notes[0]
+    assert not model.stepped_on_nan  # the bad gradient was never applied
+    assert torch.isfinite(model.mu).all() and float(model.mu.detach().abs().sum()) > 0
+
+
+class _Interrupting(torch.nn.Module):
+    """Wraps a flow and raises Ctrl-C on the given call."""
+
+    def __init__(self, flow: torch.nn.Module, at: int) -> None:
+        super().__init__()
+        self.flow, self.at, self.calls = flow, at, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.flow(x)
+
+
+def test_a_run_interrupted_mid_epoch_ends_on_the_last_best_weights() -> None:
+    """Without validation rows the best weights are the last full epoch's: steps taken in
+    the interrupted epoch are undone."""
+    torch.manual_seed(0)
+    flow = maf(3, 2, 16)
+    after_one = copy.deepcopy(flow)
+    x = _rows()  # 600 rows: 10 steps of 64 an epoch
+    train(after_one, x, x[:0], config=TrainConfig(epochs=1, batch_size=64),
+          generator=torch.Generator().manual_seed(1))
+    wrapped = _Interrupting(flow, at=14)  # the 4th step of the second epoch
+    result = train(wrapped, x, x[:0], config=TrainConfig(epochs=3, batch_size=64),
+                   generator=torch.Generator().manual_seed(1))
+    assert result.interrupted and result.epochs == 1
+    assert _same_weights(flow, after_one)
