@@ -16,7 +16,7 @@ from datasets import Dataset
 from systems import make
 from training import Recipe
 
-__all__ = ["PeakRss", "run_job", "score_rate", "sample_rate"]
+__all__ = ["PeakRss", "merge_seeds", "run_job", "score_rate", "sample_rate"]
 
 
 class PeakRss:
@@ -87,7 +87,8 @@ def run_job(ds: Dataset, system_name: str, recipe: Recipe, threads: int,
 
     torch.set_num_threads(threads)
     out: dict[str, Any] = {"set": ds.name, "system": system_name, "dim": ds.dim,
-                           "train_rows": ds.train.shape[0], "test_rows": ds.test.shape[0]}
+                           "train_rows": ds.train.shape[0], "test_rows": ds.test.shape[0],
+                           "seed": recipe.seed}
     system = make(system_name)
     try:
         with PeakRss() as rss:
@@ -112,4 +113,38 @@ def run_job(ds: Dataset, system_name: str, recipe: Recipe, threads: int,
         out.update(sample_rows_per_s=rate, sample_rows=rows, sample_nonfinite=bad)
     except Exception as exc:  # noqa: BLE001 - a failing system is a result, not a crash
         out["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return out
+
+
+MEANS = ("test_ll", "gap", "test_ll_median", "fit_wall_seconds", "train_seconds",
+         "seconds_per_epoch", "score_rows_per_s", "sample_rows_per_s")
+
+
+def merge_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record for fits of the same pair with different seeds.
+
+    The first seed's record is kept whole (epochs, candidates, ...); ``test_ll`` and the
+    other timings and rates become means over the seeds that ran, ``test_ll_by_seed`` lists
+    each seed's value, ``test_ll_seed_sd`` their standard deviation, peak memory is the
+    largest and non-finite counts are summed. A seed that failed is listed in
+    ``seed_errors``; the record is an error only when every seed failed.
+    """
+    ok = [r for r in runs if "error" not in r]
+    if len(runs) == 1 or not ok:
+        return runs[0]
+    out = dict(ok[0])
+    for key in MEANS:
+        values = [r[key] for r in ok if r.get(key) is not None]
+        if values:
+            out[key] = float(np.mean(values))
+    lls = [r["test_ll"] for r in ok]
+    out["seeds"] = [r["seed"] for r in ok]
+    out["test_ll_by_seed"] = lls
+    out["test_ll_seed_sd"] = float(np.std(lls, ddof=1)) if len(lls) > 1 else None
+    out["peak_rss_growth_mb"] = max(r["peak_rss_growth_mb"] for r in ok)
+    for key in ("test_nonfinite", "sample_nonfinite", "sample_rows"):
+        out[key] = sum(r.get(key, 0) for r in ok)
+    errors = [f"seed {r['seed']}: {r['error']}" for r in runs if "error" in r]
+    if errors:
+        out["seed_errors"] = errors
     return out

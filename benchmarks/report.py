@@ -22,11 +22,13 @@ def _num(value: Any, fmt: str = "{:.2f}") -> str:
     return fmt.format(value)
 
 
-def _ll(r: Record) -> str:
+def _ll(r: Record, spread: bool = False) -> str:
     if "error" in r:
         return "ERROR"
     if r.get("test_nonfinite"):
         return f"nan ({r['test_nonfinite']} non-finite)"
+    if spread and r.get("test_ll_seed_sd") is not None:
+        return f"{_num(r.get('test_ll'))} ± {_num(r['test_ll_seed_sd'])}"
     return _num(r.get("test_ll"))
 
 
@@ -41,6 +43,11 @@ def dataset_header(info: dict[str, Any]) -> str:
         parts.append(f"columns with <= 50 distinct training values: {len(lattice)} "
                      f"(indices {', '.join(map(str, lattice))})")
     parts += info.get("notes", [])
+    seeds = info.get("seeds") or [0]
+    if len(seeds) > 1:
+        parts.append(f"{len(seeds)} fits per system, seeds {seeds[0]}-{seeds[-1]}: test LL is "
+                     f"their mean ± standard deviation; gap, median, times and rates are "
+                     f"means, peak RSS the largest; epochs are seed {seeds[0]}'s")
     return "\n\n".join(parts)
 
 
@@ -61,11 +68,18 @@ def set_table(records: list[Record]) -> str:
         if r.get("sample_nonfinite"):
             sample += f" ({r['sample_nonfinite']}/{r['sample_rows']} non-finite)"
         lines.append(
-            f"| {r['system']} | {_ll(r)} | {_num(r.get('gap'))} | {_num(r.get('test_ll_median'))} "
+            f"| {r['system']} | {_ll(r, spread=True)} | {_num(r.get('gap'))} "
+            f"| {_num(r.get('test_ll_median'))} "
             f"| {ep} | {_num(r.get('fit_wall_seconds'), '{:.1f}')} "
             f"| {_num(r.get('seconds_per_epoch'), '{:.3f}')} "
             f"| {_num(r.get('score_rows_per_s'), '{:,.0f}')} | {sample} "
             f"| {_num(r.get('peak_rss_growth_mb'), '{:.0f}')} |")
+    for r in records:
+        if r.get("test_ll_by_seed"):
+            lines.append(f"\n{r['system']} test LL by seed: "
+                         + ", ".join(f"{v:.2f}" for v in r["test_ll_by_seed"]))
+        for error in r.get("seed_errors", []):
+            lines.append(f"\n{r['system']} failed on {error}")
     for r in records:
         kinds = r.get("column_kinds") or {}
         if set(kinds) - {"continuous"}:

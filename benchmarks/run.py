@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=25.0,
                    help="training wall-time cap per fit, checked after each epoch")
     p.add_argument("--patience", type=int, default=20)
+    p.add_argument("--seeds", type=int, default=1,
+                   help="fits per (set, system), with seeds 0, 1, ...: means are reported")
+    p.add_argument("--small-seeds", type=int, default=None,
+                   help="fits per (set, system) on sets under --small-rows training rows "
+                        "(default 5; 1 with --quick)")
+    p.add_argument("--small-rows", type=int, default=1000,
+                   help="training rows under which a set counts as small")
     p.add_argument("--rows", type=int, default=30_000, help="rows of each synthetic set")
     p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per job")
     p.add_argument("--throughput-seconds", type=float, default=2.0,
@@ -54,6 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="write all records as JSON here")
     p.add_argument("--markdown", default=None, help="write the printed tables here")
     args = p.parse_args(argv)
+    if args.small_seeds is None:
+        args.small_seeds = 1 if args.quick else 5
+    if min(args.seeds, args.small_seeds) < 1:
+        p.error("--seeds and --small-seeds must be at least 1")
     if args.quick:
         if args.sets == ",".join(ALL_SETS):
             args.sets = "mixture8,wine,digits"
@@ -153,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     snapshot = pin_flowcli()
     from datasets import load
-    from measure import run_job
+    from measure import merge_seeds, run_job
     from micro import run_micro
     from training import Recipe
 
@@ -179,18 +191,23 @@ def main(argv: list[str] | None = None) -> int:
     uci = Path(args.uci_dir) if args.uci_dir else None
     for name in sets:
         ds = load(name, rows=args.rows, uci=uci)
+        small = ds.train.shape[0] < args.small_rows
+        seeds = list(range(max(args.seeds, args.small_seeds) if small else args.seeds))
         info = {"name": ds.name, "dim": ds.dim, "train_rows": ds.train.shape[0],
                 "val_rows": ds.val.shape[0], "test_rows": ds.test.shape[0],
                 "true_test_ll": ds.true_test_ll, "lattice_columns": ds.lattice_columns(),
-                "notes": ds.notes}
+                "notes": ds.notes, "seeds": seeds}
         set_infos.append(info)
         rows = []
         for system in systems:
             tick = time.perf_counter()
-            job = functools.partial(run_job, ds, system, recipe, args.threads,
-                                    args.throughput_seconds)
-            result = in_child(job, timeout)
-            result = {"set": ds.name, "system": system, **result}
+            runs = []
+            for seed in seeds:
+                job = functools.partial(run_job, ds, system, replace(recipe, seed=seed),
+                                        args.threads, args.throughput_seconds)
+                runs.append({"set": ds.name, "system": system, "seed": seed,
+                             **in_child(job, timeout)})
+            result = merge_seeds(runs)
             rows.append(result)
             print(f"  [{time.perf_counter() - started:6.0f} s] {name} / {system}: "
                   f"{result.get('test_ll', result.get('error'))} "
