@@ -116,35 +116,41 @@ def run_job(ds: Dataset, system_name: str, recipe: Recipe, threads: int,
     return out
 
 
-MEANS = ("test_ll", "gap", "test_ll_median", "fit_wall_seconds", "train_seconds",
-         "seconds_per_epoch", "score_rows_per_s", "sample_rows_per_s")
+MEANS = ("test_ll", "test_ll_finite_mean", "test_ll_sem", "gap", "test_ll_median",
+         "fit_wall_seconds", "train_seconds", "seconds_per_epoch", "score_rows_per_s",
+         "sample_rows_per_s")
 
 
 def merge_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One record for fits of the same pair with different seeds.
 
-    The first seed's record is kept whole (epochs, candidates, ...); ``test_ll`` and the
-    other timings and rates become means over the seeds that ran, ``test_ll_by_seed`` lists
-    each seed's value, ``test_ll_seed_sd`` their standard deviation, peak memory is the
-    largest and non-finite counts are summed. A seed that failed is listed in
+    The first successful seed's record is kept whole (epochs, candidates, ...; its ``seed``
+    says which); ``test_ll`` and the other fields of :data:`MEANS` become means over the
+    seeds that ran (``test_ll`` is NaN if any seed scored a test row non-finite, as one fit's
+    is), ``test_ll_by_seed`` lists each seed's value (``seeds`` which seeds),
+    ``test_ll_seed_sd`` their standard deviation, peak memory is the largest and non-finite
+    counts are summed over the fits (``fits``). Each failed seed is listed in
     ``seed_errors``; the record is an error only when every seed failed.
     """
-    ok = [r for r in runs if "error" not in r]
-    if len(runs) == 1 or not ok:
+    if len(runs) == 1:
         return runs[0]
+    ok = [r for r in runs if "error" not in r]
+    errors = [f"seed {r['seed']}: {r['error']}" for r in runs if "error" in r]
+    if not ok:
+        return {**runs[0], "seed_errors": errors}
     out = dict(ok[0])
     for key in MEANS:
         values = [r[key] for r in ok if r.get(key) is not None]
         if values:
             out[key] = float(np.mean(values))
     lls = [r["test_ll"] for r in ok]
+    out["fits"] = len(ok)
     out["seeds"] = [r["seed"] for r in ok]
     out["test_ll_by_seed"] = lls
     out["test_ll_seed_sd"] = float(np.std(lls, ddof=1)) if len(lls) > 1 else None
     out["peak_rss_growth_mb"] = max(r["peak_rss_growth_mb"] for r in ok)
     for key in ("test_nonfinite", "sample_nonfinite", "sample_rows"):
         out[key] = sum(r.get(key, 0) for r in ok)
-    errors = [f"seed {r['seed']}: {r['error']}" for r in runs if "error" in r]
     if errors:
         out["seed_errors"] = errors
     return out

@@ -26,7 +26,8 @@ def _ll(r: Record, spread: bool = False) -> str:
     if "error" in r:
         return "ERROR"
     if r.get("test_nonfinite"):
-        return f"nan ({r['test_nonfinite']} non-finite)"
+        fits = f" in {r['fits']} fits" if r.get("fits", 1) > 1 else ""
+        return f"nan ({r['test_nonfinite']} non-finite{fits})"
     if spread and r.get("test_ll_seed_sd") is not None:
         return f"{_num(r.get('test_ll'))} ± {_num(r['test_ll_seed_sd'])}"
     return _num(r.get("test_ll"))
@@ -75,9 +76,14 @@ def set_table(records: list[Record]) -> str:
             f"| {_num(r.get('score_rows_per_s'), '{:,.0f}')} | {sample} "
             f"| {_num(r.get('peak_rss_growth_mb'), '{:.0f}')} |")
     for r in records:
-        if r.get("test_ll_by_seed"):
+        values = r.get("test_ll_by_seed")
+        if values and r.get("seed_errors"):  # some seeds missing: say which value is whose
+            lines.append(f"\n{r['system']} test LL by seed: " + ", ".join(
+                f"{v:.2f} (seed {s})" for s, v in zip(r["seeds"], values, strict=True))
+                + f"; epochs are seed {r['seeds'][0]}'s")
+        elif values:
             lines.append(f"\n{r['system']} test LL by seed: "
-                         + ", ".join(f"{v:.2f}" for v in r["test_ll_by_seed"]))
+                         + ", ".join(f"{v:.2f}" for v in values))
         for error in r.get("seed_errors", []):
             lines.append(f"\n{r['system']} failed on {error}")
     for r in records:
