@@ -118,7 +118,9 @@ class EngineFlow(System):
 class FlowcliApi(System):
     """``FlowModel.fit(df, seed=0, device="cpu")``: the defaults, with only the time caps set.
 
-    ``flowcli-nsf`` is the same with ``model="nsf"`` (``flowcli fit --model nsf``).
+    ``flowcli-nsf`` is the same with ``model="nsf"`` (``flowcli fit --model nsf``), and
+    ``flowcli-nsf-notails`` the spline flow without its heavy-tail layer (``--no-tails``), to
+    measure what that layer does.
     """
 
     def __init__(self, name: str = "flowcli-api", **options: Any) -> None:
@@ -195,8 +197,11 @@ def make(name: str) -> System:
         return FlowcliApi()
     if name == "flowcli-nsf":
         return FlowcliApi(name, model="nsf")
+    if name == "flowcli-nsf-notails":
+        return FlowcliApi(name, model="nsf", tails=False)
     if name == "gmm":
         return Gmm()
     if name in SYSTEMS:
         return EngineFlow(name)
-    raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    raise ValueError(f"unknown system {name!r}; choose from "
+                     f"{', '.join((*SYSTEMS, 'flowcli-nsf-notails'))}")
