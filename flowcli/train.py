@@ -122,14 +122,13 @@ class _Flat:
         self.param.grad = torch.zeros_like(data)
         ends = list(accumulate(p.numel() for p in params))
         self.spans = list(zip([0, *ends], ends, strict=False))  # each parameter's slice
-        self.values = [data[a:b].view_as(p) for (a, b), p in zip(self.spans, params, strict=True)]
         self.grads = [self.param.grad[a:b].view_as(p)
                       for (a, b), p in zip(self.spans, params, strict=True)]
 
     def attach(self) -> None:
         """Make the parameters and their gradients the views (the buffers hold their values)."""
-        for p, value, grad in zip(self.params, self.values, self.grads, strict=True):
-            p.data = value
+        for p, (a, b), grad in zip(self.params, self.spans, self.grads, strict=True):
+            p.data = self.param.data[a:b].view_as(p)
             p.grad = grad
 
     def zero_grad(self) -> None:
