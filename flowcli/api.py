@@ -138,17 +138,12 @@ def sized(config: FitConfig, train_rows: int) -> FitConfig:
 
 
 class _Start(NamedTuple):
-    """Where a candidate's training started: its weights and per-row held-out scores (table
-    units), and the mean encoding shift of those rows (scores minus it are the flow's)."""
+    """Where a candidate's training started: its weights, per-row held-out scores (table
+    units), and their mean in the flow's units, as ``train`` reports validation scores."""
 
     state: dict[str, torch.Tensor]
     scores: np.ndarray
-    shift: float
-
-    @property
-    def val_ll(self) -> float:
-        """The mean held-out log-likelihood in the flow's units, as ``train`` reports it."""
-        return float(np.mean(self.scores)) - self.shift
+    val_ll: float
 
 
 @dataclass
@@ -571,8 +566,8 @@ class FlowModel:
             return None
         self.density.eval()
         state = {k: v.detach().clone() for k, v in self.density.state_dict().items()}
-        scores = self._map(self.density.log_prob, encoded.x_held) + encoded.ld_held
-        return _Start(state, scores, float(np.mean(encoded.ld_held)))
+        flow_scores = self._map(self.density.log_prob, encoded.x_held)
+        return _Start(state, flow_scores + encoded.ld_held, float(np.mean(flow_scores)))
 
     def _settle(self) -> None:
         """Go back to the starting weights unless training beat them by more than noise.

@@ -620,7 +620,7 @@ def test_training_that_does_not_clearly_beat_its_start_is_undone(fast: dict) -> 
         model.density.load_state_dict(trained)
         model._held_out, model.training, model.resume = scores, dict(training), dict(resume)
         start = {k: v + 0.01 if v.is_floating_point() else v for k, v in trained.items()}
-        model._start_point = _Start(start, scores + shift, 0.0)
+        model._start_point = _Start(start, scores + shift, float(np.mean(scores + shift)))
         model._settle()
         assert model._start_point is None
         state = model.density.state_dict()
