@@ -79,9 +79,10 @@ def tails_for(kind: str, tails: bool | None) -> bool:
     """Whether a flow of ``kind`` starts with a heavy-tail layer (:class:`~flowcli.engine.Tails`):
     as asked, else for spline flows only. Splines are the identity outside their interval, so
     a heavy-tailed column is out of their reach without it (with it, the spline flow gained
-    0.25-6.5 nats per test row on eight benchmark sets and 58 on pol; benchmarks/README.md).
+    0.5-6.5 nats per test row on seven benchmark sets and 58 on pol, and lost 0.45 on
+    elevators; benchmarks/README.md).
     Affine layers rescale the tails themselves: on funnel10, where the MAF wins, compressing
-    the columns first cost it 0.08 nats in a check run."""
+    the columns first cost it 0.37 nats per test row (one seed, the benchmark's 25 s cap)."""
     return kind == "nsf" if tails is None else bool(tails)
 
 
