@@ -2,7 +2,7 @@
 
 Usage (from the repository root, in an environment with ``pip install -e '.[bench]'``)::
 
-    python benchmarks/run.py                        # the full run (about 30 minutes, 2 cores)
+    python benchmarks/run.py                        # the full run (about 40 minutes, 2 cores)
     python benchmarks/run.py --quick                # a smoke test (under 2 minutes)
     python benchmarks/run.py --sets wine,digits --systems flowcli-api,zuko-maf,gmm
     python benchmarks/run.py --out results.json --markdown results.md
