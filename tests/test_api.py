@@ -615,6 +615,7 @@ def test_training_that_does_not_clearly_beat_its_start_is_undone(fast: dict) -> 
     scores = model._held_out.copy()
     training, resume = dict(model.training), dict(model.resume)
     assert resume["optimizer"]["state"] and training["best_epoch"] > 0
+    assert resume["average"]["steps"] > 0
 
     def settle(shift: np.ndarray | float, kept: bool) -> None:
         model.density.load_state_dict(trained)
@@ -635,5 +636,6 @@ def test_training_that_does_not_clearly_beat_its_start_is_undone(fast: dict) -> 
         assert model.training["best_epoch"] == 0
         assert model.training["val_log_likelihood"] == pytest.approx(np.mean(scores + shift))
         assert model.resume["optimizer"]["state"] == {}
+        assert "average" not in model.resume  # it averaged the weights given up
         assert model.resume["optimizer"]["param_groups"] == resume["optimizer"]["param_groups"]
         np.testing.assert_array_equal(model._held_out, scores + shift)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import numpy as np
@@ -244,3 +245,113 @@ def test_a_run_interrupted_mid_epoch_ends_on_the_last_best_weights() -> None:
                    generator=torch.Generator().manual_seed(1))
     assert result.interrupted and result.epochs == 1
     assert _same_weights(flow, after_one)
+
+
+def test_the_average_weighs_the_steps_polynomially() -> None:
+    """After K steps the average is sum_k w_k v_k over the start (k = 0) and the K iterates,
+    with weights proportional to (k+1)(k+2)...(k+8) (the product of the per-step weights
+    9 / (k + 9)); far into training the per-step weight stops at ``AVERAGE_FLOOR``."""
+    from flowcli.train import AVERAGE_FLOOR, _Average, _Flat
+
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    flat = _Flat([p])
+    flat.attach()
+    try:
+        average = _Average(flat)
+        values = torch.randn(31, 3, generator=torch.Generator().manual_seed(0),
+                             dtype=torch.float64)
+        flat.param.data.copy_(values[0])
+        average.reset()
+        for v in values[1:]:
+            flat.param.data.copy_(v)
+            average.update()
+        big_k = len(values) - 1
+        weights = torch.tensor([9.0 * math.prod(range(k + 1, k + 9)) if k else
+                                math.prod(range(1, 10)) for k in range(big_k + 1)],
+                               dtype=torch.float64) / math.prod(range(big_k + 1, big_k + 10))
+        assert float(weights.sum()) == pytest.approx(1.0)
+        assert torch.allclose(average.weights, weights @ values)
+        # the floor: after 9 / (k + 9) drops below it, each step moves the average by it
+        average.steps = 10**6
+        before = average.weights.clone()
+        flat.param.data.copy_(values[0])
+        average.update()
+        assert torch.allclose(average.weights, before + AVERAGE_FLOOR * (values[0] - before))
+    finally:
+        flat.release()
+
+
+class _Mean(torch.nn.Module):
+    """A unit Gaussian with a trained mean: its log-likelihood rewards the exact mean."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__()
+        self.mu = torch.nn.Parameter(torch.full((2,), start))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -0.5 * ((x - self.mu) ** 2).sum(dim=1)
+
+
+@pytest.mark.parametrize("case", ["noisy", "far"])
+def test_an_epoch_keeps_the_better_of_the_trained_and_averaged_weights(case: str) -> None:
+    """Steps of one row with a large learning rate bounce around the mean: their average is
+    closer. Small steps from far away still make progress: the average lags behind. Either
+    way the epoch's score is the better one's, and that one is kept."""
+    x = torch.randn(4000, 2, generator=torch.Generator().manual_seed(0)) + 1.0
+    model = _Mean(1.0 if case == "noisy" else -30.0)
+    config = TrainConfig(epochs=1, batch_size=1 if case == "noisy" else 100,
+                         lr=0.3 if case == "noisy" else 0.2)
+    result = train(model, x[:3000], x[3000:], config=config, start_val=-1e9,
+                   generator=torch.Generator().manual_seed(1))
+    state = result.average_state
+    assert state is not None
+    scores = {name: float((-0.5 * ((x[3000:] - state[name][0]) ** 2).sum(dim=1)).mean())
+              for name in ("weights", "trained")}
+    better, worse = ("weights", "trained") if case == "noisy" else ("trained", "weights")
+    assert scores[better] > scores[worse]
+    assert result.best_val_ll == pytest.approx(scores[better], abs=1e-5)
+    assert torch.equal(model.mu.detach(), state[better][0])
+
+
+def test_without_validation_rows_the_average_is_kept() -> None:
+    torch.manual_seed(0)
+    flow = maf(3, 2, 16)
+    x = _rows()
+    result = train(flow, x, x[:0], config=TrainConfig(epochs=2, batch_size=64))
+    state = result.average_state
+    assert state is not None and state["steps"] == 2 * 10
+    params = list(flow.parameters())
+    assert all(torch.equal(p.detach(), w) for p, w in zip(params, state["weights"], strict=True))
+    assert not all(torch.equal(p.detach(), w) for p, w in zip(params, state["trained"],
+                                                              strict=True))
+
+
+def test_a_resumed_run_with_validation_rows_is_the_run_it_continues() -> None:
+    """The model holds the best weights, which may be an average; the resume state holds
+    the trained weights and the average as they were, so training carries on exactly."""
+    torch.manual_seed(0)
+    whole = maf(3, 2, 16)
+    halves = copy.deepcopy(whole)
+    x = _rows()
+    config = {"batch_size": 64, "lr": 3e-3}
+    train(whole, x[:500], x[500:], config=TrainConfig(epochs=4, **config),
+          generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    first = train(halves, x[:500], x[500:], config=TrainConfig(epochs=2, **config), generator=g)
+    train(halves, x[:500], x[500:], config=TrainConfig(epochs=4, **config), generator=g,
+          resume=first.resume_state())
+    assert _same_weights(whole, halves)
+
+
+def test_a_saved_average_for_other_parameters_is_refused() -> None:
+    torch.manual_seed(0)
+    x = _rows()
+    state = train(maf(3, 2, 16), x, x[:0], config=TrainConfig(epochs=1, batch_size=64)
+                  ).resume_state()
+    other = maf(3, 2, 16)
+    state["optimizer"] = None
+    state["average"]["weights"] = state["average"]["weights"][:-1]
+    with pytest.raises(ValueError, match="weight average does not match"):
+        train(other, x, x[:0], config=TrainConfig(epochs=2, batch_size=64), resume=state)
+    params = list(other.parameters())
+    assert len({p.untyped_storage().data_ptr() for p in params}) == len(params)
