@@ -237,9 +237,10 @@ class _Average:
     After the ``k``-th step the average moves towards the weights by ``max(9 / (k + 9),
     0.001)``: early on it follows them closely, later it spans about the last tenth of the
     steps, at most about 1,000. Averaging smooths out the noise of the last steps, which
-    validation would otherwise select on. With it ``FlowModel.fit``'s defaults gained 0.020
-    nats per test row on funnel10 (five seeds), 0.09-0.10 on warped16 and kin40k, 2.2 on
-    elevators and 1.5 on pol, and lost 0.01 on protein (benchmarks/README.md).
+    validation would otherwise select on. Between the benchmark's full runs before and after
+    it, ``FlowModel.fit``'s defaults gained 0.020 nats per test row on funnel10 (five seeds),
+    0.09-0.10 on warped16 and kin40k, 2.2 on elevators and 0.85 on pol, and lost 0.01 on
+    protein (benchmarks/README.md; most of those fits end at a time cap).
     :meth:`swap` exchanges it with the trained weights in place, so that the model can be
     scored or saved with either.
     """
