@@ -543,6 +543,8 @@ class FlowModel:
                 result = TrainResult(epochs=start_epoch, best_epoch=start_epoch,
                                      best_val_ll=math.nan, train_ll=math.nan, seconds=0.0,
                                      stopped="categories only")
+        # before scoring: a Ctrl-C there must not leave the last run's weight average behind
+        self.resume = result.resume_state()
         self.density.eval()
         scores = self._map(self.density.log_prob, encoded.x_held) + encoded.ld_held
         quantiles = np.quantile(scores, np.linspace(0, 1, QUANTILES)) if scores.size else []
@@ -556,7 +558,6 @@ class FlowModel:
             score_quantiles=[float(q) for q in quantiles],
             held_out="validation" if encoded.has_val else "training",
         )
-        self.resume = result.resume_state()
         self._held_out = scores  # per-row held-out scores, for choosing between candidates
         return result
 

@@ -241,15 +241,17 @@ class _Average:
     it, ``FlowModel.fit``'s defaults gained 0.020 nats per test row on funnel10 (five seeds),
     0.09-0.10 on warped16 and kin40k, 2.2 on elevators and 0.85 on pol, and lost 0.01 on
     protein (benchmarks/README.md; most of those fits end at a time cap).
-    :meth:`swap` exchanges it with the trained weights in place, so that the model can be
-    scored or saved with either.
+    :meth:`put_in` gives the model the average, keeping the trained weights aside, and
+    :meth:`take_out` puts them back; a Ctrl-C at any point between leaves ``holding`` true
+    until the trained weights are back in full.
     """
 
     def __init__(self, flat: _Flat, state: dict[str, Any] | None = None) -> None:
         self.flat = flat
         self.steps = 0
         self.weights = flat.param.detach().clone() if not state else flat.join(state["weights"])
-        self.spare = torch.empty_like(self.weights)
+        self.trained = torch.empty_like(self.weights)  # the trained weights, while put aside
+        self.holding = False  # the model holds the average
         if state:
             self.steps = int(state["steps"])
             flat.param.data.copy_(flat.join(state["trained"]))
@@ -259,17 +261,23 @@ class _Average:
         self.weights.lerp_(self.flat.param.detach(), max(9.0 / (self.steps + 9), AVERAGE_FLOOR))
 
     def reset(self) -> None:
-        """Restart the average at the current weights (after a rollback)."""
+        """Restart the average, and its schedule, at the current weights (after a rollback)."""
         self.weights.copy_(self.flat.param.detach())
+        self.steps = 0
 
-    def swap(self) -> None:
-        param = self.flat.param.data
-        self.spare.copy_(param)
-        param.copy_(self.weights)
-        self.weights.copy_(self.spare)
+    def put_in(self) -> None:
+        self.trained.copy_(self.flat.param.detach())
+        self.holding = True
+        self.flat.param.data.copy_(self.weights)
+
+    def take_out(self) -> None:
+        if self.holding:
+            self.flat.param.data.copy_(self.trained)  # repeating this does no harm
+            self.holding = False
 
     def state(self) -> dict[str, Any]:
-        """The average and the trained weights, one entry per parameter, and the step count."""
+        """The average and the trained weights, one entry per parameter, and the step count
+        (call with the trained weights in the model)."""
         return {"steps": self.steps, "weights": self.flat.split(self.weights),
                 "trained": self.flat.split(self.flat.param.detach())}
 
@@ -305,13 +313,16 @@ def train(
         model: a module whose ``model(x)`` is the per-row log-likelihood; parameters that
             do not require a gradient are left alone.
         x_train, x_val: encoded rows on the model's device; ``x_val`` may have no rows, and
-            then the last epoch's weights are kept and no early stopping happens.
+            then the last epoch's weights (its average, with ``config.average``) are kept and
+            no early stopping happens.
         widths: ``(D,)`` dequantization cell widths; each training batch gets fresh uniform
             noise ``u * widths`` (``x_train`` holds the lower corners of the cells).
         generator: drives shuffling and dequantization noise.
         callback: called after every epoch with an :class:`EpochReport`.
         resume: continue an earlier run: the ``resume_state()`` of its result (epoch count,
-            best validation score, epochs without improvement, optimizer state). The model
+            best validation score, epochs without improvement, optimizer state, and the
+            weight average with the trained weights, which then replace the model's; a run
+            that Ctrl-C ended has none, and carries on from its best weights). The model
             must hold that run's best weights.
         stop: asked after every epoch; training ends (``stopped == "given up"``) when it
             returns true.
@@ -357,12 +368,12 @@ def train(
     train_ll = math.nan
     flat.attach()
     average: _Average | None = None
-    swapped = False  # the model holds the average, and the average the trained weights
     average_is_best = False  # the average, as it is now, is best_state
     try:  # from here on the parameters are views: they get their own memory back at the end
         if config.average:
+            if resume.get("average"):
+                at_best = False  # the model is about to hold the trained weights
             average = _Average(flat, resume.get("average"))
-            at_best = not resume.get("average")  # else the model now holds the trained weights
         if not resume and has_val:
             # the starting point counts: a model that starts good (on a fitted mixture base,
             # say) is never replaced by worse weights
@@ -410,15 +421,13 @@ def train(
             train_ll = -float(total) / n
             val_ll = float(evaluate(model, x_val).mean()) if has_val else train_ll
             if average is not None:
-                average.swap()
-                swapped = True
+                average.put_in()
                 # without validation rows the average is what training keeps
                 averaged = float(evaluate(model, x_val).mean()) if has_val else val_ll
                 if averaged >= val_ll or math.isnan(val_ll):
                     val_ll = averaged
                 else:
-                    average.swap()
-                    swapped = False
+                    average.take_out()
             seconds = time.perf_counter() - tick
             # the best weights are kept on any gain; patience resets only on a real one
             if val_ll > best_val + config.min_delta or not has_val:
@@ -426,14 +435,13 @@ def train(
             else:
                 bad_epochs += 1
             if val_ll > best_val or not has_val:
-                best_val, best_epoch = val_ll, epoch
-                best_state = _snapshot(model)
+                state = _snapshot(model)  # first: a Ctrl-C here leaves the old best whole
+                best_val, best_epoch, best_state = val_ll, epoch, state
                 at_best = True
-            if swapped and average is not None:  # training carries on from the trained weights
-                average_is_best = at_best
-                average.swap()
-                swapped = False
-                at_best = False
+            if average is not None and average.holding:
+                # training carries on from the trained weights
+                average_is_best, at_best = at_best, False
+                average.take_out()
             if config.plateau_decay and bad_epochs == max(config.patience // 2, 1):
                 for group in optimizer.param_groups:
                     group["lr"] *= 0.5
@@ -458,13 +466,17 @@ def train(
         stopped = "interrupted"
         interrupted = True
     finally:
-        if swapped and average is not None:
-            average.swap()
-        average_state = average.state() if average is not None else None
-        if average is not None and average_is_best and not at_best:
-            average.swap()  # cheaper than loading best_state back
-            at_best = True
+        average_state = None
+        if average is not None:
+            average.take_out()
+            if not interrupted:  # else a resumed run starts over from the best weights
+                average_state = average.state()
+            if average_is_best and not at_best and not interrupted:
+                average.put_in()  # cheaper than loading best_state back
+                at_best = True
         flat.release()
+    if interrupted:
+        at_best = False  # wherever Ctrl-C came, best_state is whole: load it
     if not at_best:
         model.load_state_dict(best_state)
     model.eval()

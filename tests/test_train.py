@@ -13,7 +13,7 @@ import torch
 
 from flowcli import FlowModel
 from flowcli.engine import maf
-from flowcli.train import TrainConfig, train
+from flowcli.train import TrainConfig, evaluate, train
 
 
 def _rows() -> torch.Tensor:
@@ -232,8 +232,8 @@ class _Interrupting(torch.nn.Module):
 
 
 def test_a_run_interrupted_mid_epoch_ends_on_the_last_best_weights() -> None:
-    """Without validation rows the best weights are the last full epoch's: steps taken in
-    the interrupted epoch are undone."""
+    """Without validation rows the best weights are the last full epoch's (their average):
+    steps taken in the interrupted epoch are undone."""
     torch.manual_seed(0)
     flow = maf(3, 2, 16)
     after_one = copy.deepcopy(flow)
@@ -277,6 +277,12 @@ def test_the_average_weighs_the_steps_polynomially() -> None:
         flat.param.data.copy_(values[0])
         average.update()
         assert torch.allclose(average.weights, before + AVERAGE_FLOOR * (values[0] - before))
+        # after a rollback the average starts over, schedule included
+        flat.param.data.copy_(values[1])
+        average.reset()
+        flat.param.data.copy_(values[2])
+        average.update()
+        assert torch.allclose(average.weights, values[1] + 0.9 * (values[2] - values[1]))
     finally:
         flat.release()
 
@@ -333,14 +339,75 @@ def test_a_resumed_run_with_validation_rows_is_the_run_it_continues() -> None:
     whole = maf(3, 2, 16)
     halves = copy.deepcopy(whole)
     x = _rows()
-    config = {"batch_size": 64, "lr": 3e-3}
+    config = {"batch_size": 8, "lr": 1e-2}  # noisy steps: the average wins at epoch 2
     train(whole, x[:500], x[500:], config=TrainConfig(epochs=4, **config),
           generator=torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(1)
     first = train(halves, x[:500], x[500:], config=TrainConfig(epochs=2, **config), generator=g)
+    state = first.resume_state()
+    assert first.best_epoch == 2
+    params = list(halves.parameters())
+    assert all(torch.equal(p.detach(), w) for p, w in zip(params, state["average"]["weights"],
+                                                          strict=True))
+    assert not all(torch.equal(p.detach(), w) for p, w in
+                   zip(params, state["average"]["trained"], strict=True))
     train(halves, x[:500], x[500:], config=TrainConfig(epochs=4, **config), generator=g,
-          resume=first.resume_state())
+          resume=state)
     assert _same_weights(whole, halves)
+
+
+@pytest.mark.parametrize("at", range(1, 40, 3))
+def test_a_ctrl_c_anywhere_ends_on_the_best_weights(at: int) -> None:
+    """Wherever Ctrl-C comes (a step, scoring the trained weights or the average, the first
+    epoch or a later one), the model ends on the weights that scored the best validation
+    log-likelihood, and the resume state holds no average: a resumed run starts over from
+    those weights."""
+    torch.manual_seed(0)
+    flow = maf(3, 2, 16)
+    x = _rows()
+    wrapped = _Interrupting(flow, at=at)  # 1 start score + 16 steps + 2 scores an epoch
+    result = train(wrapped, x[:500], x[500:], config=TrainConfig(epochs=3, batch_size=32,
+                                                                 lr=1e-2),
+                   generator=torch.Generator().manual_seed(1))
+    assert result.interrupted
+    if at > 1:  # the start was scored
+        score = float(evaluate(flow, x[500:]).mean())
+        assert score == pytest.approx(result.best_val_ll, abs=1e-5)
+    assert "average" not in result.resume_state()
+
+
+def test_a_ctrl_c_while_the_trained_weights_go_back_ends_on_the_best_weights(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worst moment: the trained weights are back in the model but the average has not
+    yet noted it, after an epoch that the average won."""
+    from flowcli.train import _Average
+
+    real = _Average.take_out
+    calls = []
+
+    def interrupted(self: _Average) -> None:
+        real(self)
+        calls.append(1)
+        if len(calls) == 2:  # epoch 1: the trained weights win; epoch 2: the average
+            self.holding = True
+            raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    flow = maf(3, 2, 16)
+    twin = copy.deepcopy(flow)
+    x = _rows()
+    config = TrainConfig(epochs=3, batch_size=8, lr=1e-2)
+    calm = train(twin, x[:500], x[500:], config=TrainConfig(epochs=2, batch_size=8, lr=1e-2),
+                 generator=torch.Generator().manual_seed(1))
+    assert calm.average_state is not None and calm.best_epoch == 2
+    assert all(torch.equal(p.detach(), w) for p, w in
+               zip(twin.parameters(), calm.average_state["weights"], strict=True))
+    monkeypatch.setattr(_Average, "take_out", interrupted)
+    result = train(flow, x[:500], x[500:], config=config,
+                   generator=torch.Generator().manual_seed(1))
+    assert result.interrupted and result.epochs == 1  # epoch 2's report never came
+    assert float(evaluate(flow, x[500:]).mean()) == pytest.approx(result.best_val_ll, abs=1e-5)
+    assert result.best_val_ll == pytest.approx(calm.best_val_ll)
 
 
 def test_a_saved_average_for_other_parameters_is_refused() -> None:
