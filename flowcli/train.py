@@ -163,12 +163,12 @@ class _Flat:
         return [values[a:b].view_as(p).clone() for (a, b), p in
                 zip(self.spans, self.params, strict=True)]
 
-    def join(self, parts: list[Tensor]) -> Tensor:
-        """The inverse of :meth:`split`."""
+    def join(self, parts: list[Tensor], what: str = "weight average") -> Tensor:
+        """The inverse of :meth:`split`; parts of other sizes are refused, naming ``what``."""
         if len(parts) != len(self.params) or any(
                 torch.as_tensor(part).numel() != p.numel()
                 for part, p in zip(parts, self.params, strict=True)):
-            raise ValueError("the saved weight average does not match the model's parameters")
+            raise ValueError(f"the saved {what} does not match the model's parameters")
         return torch.cat([torch.as_tensor(part).reshape(-1).to(self.param) for part in parts]) \
             if parts else torch.zeros(0).to(self.param)
 
@@ -192,9 +192,8 @@ class _Flat:
         step count is the largest saved one.
         """
         groups = state_dict["param_groups"]
-        mismatch = ValueError("the saved optimizer state does not match the model's parameters")
         if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
-            raise mismatch
+            raise ValueError("the saved optimizer state does not match the model's parameters")
         group = {**group, "lr": groups[0]["lr"], "params": [0]}
         ids = groups[0]["params"]
         per = {i: state_dict["state"][i] for i in ids if i in state_dict["state"]}
@@ -206,13 +205,9 @@ class _Flat:
                 values[key] = torch.stack([torch.as_tensor(v[key]).float() for v in
                                            per.values()]).max().to(value)
                 continue
-            parts = []
-            for i, p in zip(ids, self.params, strict=True):
-                part = per[i][key] if i in per else torch.zeros_like(p)
-                if part.numel() != p.numel():
-                    raise mismatch
-                parts.append(part.reshape(-1).to(self.param))
-            values[key] = torch.cat(parts)
+            values[key] = self.join([per[i][key] if i in per else torch.zeros_like(p)
+                                     for i, p in zip(ids, self.params, strict=True)],
+                                    "optimizer state")
         return {"state": {0: values}, "param_groups": [group]}
 
 
@@ -471,13 +466,11 @@ def train(
             average.take_out()
             if not interrupted:  # else a resumed run starts over from the best weights
                 average_state = average.state()
-            if average_is_best and not at_best and not interrupted:
+            if average_is_best and not interrupted:
                 average.put_in()  # cheaper than loading best_state back
                 at_best = True
         flat.release()
-    if interrupted:
-        at_best = False  # wherever Ctrl-C came, best_state is whole: load it
-    if not at_best:
+    if interrupted or not at_best:  # wherever Ctrl-C came, best_state is whole
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(
