@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +16,7 @@ import torch
 
 from flowcli import FlowModel
 from flowcli.engine import maf
-from flowcli.train import TrainConfig, evaluate, train
+from flowcli.train import TrainConfig, TrainResult, evaluate, train
 
 
 def _rows() -> torch.Tensor:
@@ -27,25 +30,44 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
                                                  b.state_dict().values(), strict=True))
 
 
-def test_a_resumed_run_is_the_run_it_continues() -> None:
-    """Two epochs, saved, then two more: the same weights, bit for bit, as four at once. The
-    optimizer state crosses the resume one entry per parameter, as model files hold it."""
+def _holds(module: torch.nn.Module, tensors: list[torch.Tensor]) -> bool:
+    """Whether ``module``'s parameters are ``tensors``, in order, bit for bit."""
+    return all(torch.equal(p.detach(), t)
+               for p, t in zip(module.parameters(), tensors, strict=True))
+
+
+def _four_epochs_and_two_halves(
+        x_train: torch.Tensor, x_val: torch.Tensor, check: Callable[[torch.nn.Module,
+                                                                    TrainResult], None],
+        **config: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The same MAF trained 4 epochs at once and 2 + 2 with a resume between; ``check`` sees
+    the halves after the first two epochs, with their result."""
     torch.manual_seed(0)
     whole = maf(3, 2, 16)
     halves = copy.deepcopy(whole)
-    x = _rows()
-    train(whole, x, x[:0], config=TrainConfig(epochs=4, batch_size=64),
+    train(whole, x_train, x_val, config=TrainConfig(epochs=4, **config),
           generator=torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(1)
-    first = train(halves, x, x[:0], config=TrainConfig(epochs=2, batch_size=64), generator=g)
-    state = first.resume_state()
-    params = [p for p in halves.parameters()]
-    assert sorted(state["optimizer"]["state"]) == list(range(len(params)))
-    for i, p in enumerate(params):
-        assert state["optimizer"]["state"][i]["exp_avg"].shape == p.shape
-    assert not _same_weights(whole, halves)
-    train(halves, x, x[:0], config=TrainConfig(epochs=4, batch_size=64), generator=g,
-          resume=state)
+    first = train(halves, x_train, x_val, config=TrainConfig(epochs=2, **config), generator=g)
+    check(halves, first)
+    train(halves, x_train, x_val, config=TrainConfig(epochs=4, **config), generator=g,
+          resume=first.resume_state())
+    return whole, halves
+
+
+def test_a_resumed_run_is_the_run_it_continues() -> None:
+    """Two epochs, saved, then two more: the same weights, bit for bit, as four at once. The
+    optimizer state crosses the resume one entry per parameter, as model files hold it."""
+
+    def check(halves: torch.nn.Module, first: TrainResult) -> None:
+        state = first.resume_state()
+        params = list(halves.parameters())
+        assert sorted(state["optimizer"]["state"]) == list(range(len(params)))
+        for i, p in enumerate(params):
+            assert state["optimizer"]["state"][i]["exp_avg"].shape == p.shape
+
+    x = _rows()
+    whole, halves = _four_epochs_and_two_halves(x, x[:0], check, batch_size=64)
     assert _same_weights(whole, halves)
 
 
@@ -287,6 +309,10 @@ def test_the_average_weighs_the_steps_polynomially() -> None:
         flat.release()
 
 
+def _mean_ll(x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    return -0.5 * ((x - mu) ** 2).sum(dim=1)
+
+
 class _Mean(torch.nn.Module):
     """A unit Gaussian with a trained mean: its log-likelihood rewards the exact mean."""
 
@@ -295,7 +321,7 @@ class _Mean(torch.nn.Module):
         self.mu = torch.nn.Parameter(torch.full((2,), start))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -0.5 * ((x - self.mu) ** 2).sum(dim=1)
+        return _mean_ll(x, self.mu)
 
 
 @pytest.mark.parametrize("case", ["noisy", "far"])
@@ -311,7 +337,7 @@ def test_an_epoch_keeps_the_better_of_the_trained_and_averaged_weights(case: str
                    generator=torch.Generator().manual_seed(1))
     state = result.average_state
     assert state is not None
-    scores = {name: float((-0.5 * ((x[3000:] - state[name][0]) ** 2).sum(dim=1)).mean())
+    scores = {name: float(_mean_ll(x[3000:], state[name][0]).mean())
               for name in ("weights", "trained")}
     better, worse = ("weights", "trained") if case == "noisy" else ("trained", "weights")
     assert scores[better] > scores[worse]
@@ -326,33 +352,21 @@ def test_without_validation_rows_the_average_is_kept() -> None:
     result = train(flow, x, x[:0], config=TrainConfig(epochs=2, batch_size=64))
     state = result.average_state
     assert state is not None and state["steps"] == 2 * 10
-    params = list(flow.parameters())
-    assert all(torch.equal(p.detach(), w) for p, w in zip(params, state["weights"], strict=True))
-    assert not all(torch.equal(p.detach(), w) for p, w in zip(params, state["trained"],
-                                                              strict=True))
+    assert _holds(flow, state["weights"]) and not _holds(flow, state["trained"])
 
 
 def test_a_resumed_run_with_validation_rows_is_the_run_it_continues() -> None:
     """The model holds the best weights, which may be an average; the resume state holds
     the trained weights and the average as they were, so training carries on exactly."""
-    torch.manual_seed(0)
-    whole = maf(3, 2, 16)
-    halves = copy.deepcopy(whole)
-    x = _rows()
-    config = {"batch_size": 8, "lr": 1e-2}  # noisy steps: the average wins at epoch 2
-    train(whole, x[:500], x[500:], config=TrainConfig(epochs=4, **config),
-          generator=torch.Generator().manual_seed(1))
-    g = torch.Generator().manual_seed(1)
-    first = train(halves, x[:500], x[500:], config=TrainConfig(epochs=2, **config), generator=g)
-    state = first.resume_state()
-    assert first.best_epoch == 2
-    params = list(halves.parameters())
-    assert all(torch.equal(p.detach(), w) for p, w in zip(params, state["average"]["weights"],
-                                                          strict=True))
-    assert not all(torch.equal(p.detach(), w) for p, w in
-                   zip(params, state["average"]["trained"], strict=True))
-    train(halves, x[:500], x[500:], config=TrainConfig(epochs=4, **config), generator=g,
-          resume=state)
+
+    def check(halves: torch.nn.Module, first: TrainResult) -> None:
+        average = first.resume_state()["average"]
+        assert first.best_epoch == 2
+        assert _holds(halves, average["weights"]) and not _holds(halves, average["trained"])
+
+    x = _rows()  # noisy steps of 8 rows: the average wins at epoch 2
+    whole, halves = _four_epochs_and_two_halves(x[:500], x[500:], check, batch_size=8,
+                                                lr=1e-2)
     assert _same_weights(whole, halves)
 
 
@@ -376,38 +390,51 @@ def test_a_ctrl_c_anywhere_ends_on_the_best_weights(at: int) -> None:
     assert "average" not in result.resume_state()
 
 
-def test_a_ctrl_c_while_the_trained_weights_go_back_ends_on_the_best_weights(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worst moment: the trained weights are back in the model but the average has not
-    yet noted it, after an epoch that the average won."""
-    from flowcli.train import _Average
+def test_a_ctrl_c_right_after_an_average_became_the_best_ends_on_it() -> None:
+    """The narrowest window: the average is in the model and was just taken as the best, and
+    the trained weights are not back yet. Ctrl-C lands there (a line tracer raises it at
+    that statement, in epoch 2, which the average wins)."""
+    import inspect
+    import sys
 
-    real = _Average.take_out
-    calls = []
+    from flowcli import train as train_module
 
-    def interrupted(self: _Average) -> None:
-        real(self)
-        calls.append(1)
-        if len(calls) == 2:  # epoch 1: the trained weights win; epoch 2: the average
-            self.holding = True
-            raise KeyboardInterrupt
+    lines, first_line = inspect.getsourcelines(train_module.train)
+    target = first_line + next(i for i, line in enumerate(lines)
+                               if "if average is not None and average.holding:" in line)
+    hits = []
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not train_module.train.__code__:
+            return None
+
+        def local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line" and frame.f_lineno == target:
+                hits.append(1)
+                if len(hits) == 2:
+                    raise KeyboardInterrupt
+            return local
+        return local
 
     torch.manual_seed(0)
     flow = maf(3, 2, 16)
     twin = copy.deepcopy(flow)
     x = _rows()
     config = TrainConfig(epochs=3, batch_size=8, lr=1e-2)
-    calm = train(twin, x[:500], x[500:], config=TrainConfig(epochs=2, batch_size=8, lr=1e-2),
+    calm = train(twin, x[:500], x[500:], config=replace(config, epochs=2),
                  generator=torch.Generator().manual_seed(1))
-    assert calm.average_state is not None and calm.best_epoch == 2
-    assert all(torch.equal(p.detach(), w) for p, w in
-               zip(twin.parameters(), calm.average_state["weights"], strict=True))
-    monkeypatch.setattr(_Average, "take_out", interrupted)
-    result = train(flow, x[:500], x[500:], config=config,
-                   generator=torch.Generator().manual_seed(1))
+    assert calm.average_state is not None and calm.best_epoch == 2  # the average won
+    assert _holds(twin, calm.average_state["weights"])
+    sys.settrace(tracer)
+    try:
+        result = train(flow, x[:500], x[500:], config=config,
+                       generator=torch.Generator().manual_seed(1))
+    finally:
+        sys.settrace(None)
+    assert len(hits) == 2
     assert result.interrupted and result.epochs == 1  # epoch 2's report never came
-    assert float(evaluate(flow, x[500:]).mean()) == pytest.approx(result.best_val_ll, abs=1e-5)
     assert result.best_val_ll == pytest.approx(calm.best_val_ll)
+    assert _holds(flow, calm.average_state["weights"])
 
 
 def test_a_saved_average_for_other_parameters_is_refused() -> None:
