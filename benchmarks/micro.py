@@ -14,7 +14,7 @@ processes, frequency, memory layout after training) land on one system, which mo
 
 Two flowcli rows: ``flowcli-maf`` is flowcli's engine in the same plain Adam loop as the
 peers (the engine against the engines), ``flowcli-train`` is the same flow trained by
-``flowcli.train.train``, the loop behind ``flowcli fit`` (fused Adam, gradient clipping and
+``flowcli.training.train``, the loop behind ``flowcli fit`` (fused Adam, gradient clipping and
 the non-finite checks included). Its ``log_prob`` and sampling are the engine's, so they are
 not repeated.
 
@@ -61,10 +61,10 @@ def _plain_epoch(kind: str, x: Any) -> Callable[[], None]:
 
 
 def _flowcli_epoch(x: Any) -> Callable[[], None]:
-    """One epoch of ``flowcli.train.train``, carried on from the previous one."""
+    """One epoch of ``flowcli.training.train``, carried on from the previous one."""
     import torch
 
-    from flowcli.train import TrainConfig, train
+    from flowcli.training import TrainConfig, train
 
     torch.manual_seed(0)
     module, _, _ = build_flow("flowcli-maf", x.shape[1])

@@ -114,8 +114,8 @@ def pin_flowcli() -> str:
 
     try:
         import flowcli
-        import flowcli.api  # noqa: F401
         import flowcli.engine  # noqa: F401
+        import flowcli.model  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - the jobs will then fail and say why
         return f"import failed: {type(exc).__name__}: {exc}"
     root = Path(flowcli.__file__).parent

@@ -13,12 +13,17 @@ __version__ = "0.1.0"
 __all__ = ["FitConfig", "FlowModel", "__version__"]
 
 if TYPE_CHECKING:
-    from .api import FitConfig, FlowModel
+    from .config import FitConfig
+    from .model import FlowModel
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("FlowModel", "FitConfig"):
-        from . import api
+    if name == "FlowModel":
+        from .model import FlowModel
 
-        return getattr(api, name)
+        return FlowModel
+    if name == "FitConfig":
+        from .config import FitConfig
+
+        return FitConfig
     raise AttributeError(f"module 'flowcli' has no attribute {name!r}")

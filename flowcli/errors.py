@@ -1,27 +1,100 @@
-"""The exception family for expected failures.
+"""The exception family for expected failures, carrying what went wrong as fields.
 
-Every error a user can cause (a bad file, a bad column, a damaged model file, an unwritable output)
-is a :class:`FlowcliError`. The command line turns one into a single ``error: ...`` line on stderr
-and exits with the class's ``exit_code``; anything else is a bug and keeps its traceback.
+Every error a user can cause (a bad file, a bad column, a damaged model file, an unwritable
+output) is a :class:`FlowcliError`. It keeps its parts apart (the file, column, row and value,
+the option's field name, and advice naming an option to change), so that the library can say
+``missing='model'`` to a Python caller while the command line says ``--missing model``:
+``str(error)`` is the library's wording and :meth:`FlowcliError.render` takes another spelling of
+options. The command line prints one ``error: ...`` line and exits with ``exit_code``; anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
 __all__ = [
+    "Advice",
     "AnomalyError",
     "DataError",
     "FlowcliError",
     "ModelFileError",
     "OutputError",
     "SchemaError",
+    "Spelling",
     "UsageError",
+    "python_spelling",
 ]
+
+# How an option is written: ``spell(field, value)``, value None for the option alone.
+Spelling = Callable[[str, "str | None"], str]
+
+# Options whose values are lists of column names, as Python callers pass them.
+_COLUMN_LISTS = frozenset({"columns", "exclude", "categorical", "integer", "positive"})
+
+
+def python_spelling(field: str, value: str | None) -> str:
+    """An option as a keyword argument: ``missing='model'``, ``exclude=['id']``."""
+    if value is None:
+        return field
+    return f"{field}=[{value!r}]" if field in _COLUMN_LISTS else f"{field}={value!r}"
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What a user can do about a problem: ``verb`` an option ``field`` set to ``value``
+    (``value`` None names the option alone), or set to one of ``others``, for ``purpose``."""
+
+    field: str
+    value: str | None = None
+    purpose: str = ""
+    verb: str = "use"
+    others: Sequence[str] = ()
+
+    def render(self, spell: Spelling) -> str:
+        text = f"{self.verb} {spell(self.field, self.value)}"
+        if self.others:
+            text += f" (or {', '.join(self.others)})"
+        return f"{text} {self.purpose}" if self.purpose else text
 
 
 class FlowcliError(Exception):
-    """Base class of every expected failure; exit code 1."""
+    """Base class of every expected failure; exit code 1.
+
+    Arguments:
+        problem: what is wrong, without naming any option.
+        source: the file (or ``stdin``) the problem was found in.
+        column, row, value: where it was found (rows count from 1) and what was there.
+        field: the option the problem is about; the message starts with it.
+        advice: what to change (:class:`Advice`), appended after a semicolon.
+    """
 
     exit_code: int = 1
+
+    def __init__(self, problem: str, *, source: str | None = None, column: str | None = None,
+                 row: int | None = None, value: Any = None, field: str | None = None,
+                 advice: Advice | None = None) -> None:
+        self.problem = problem
+        self.source = source
+        self.column = column
+        self.row = row
+        self.value = value
+        self.field = field
+        self.advice = advice
+        super().__init__(self.render(python_spelling))
+
+    def render(self, spell: Spelling) -> str:
+        """The message with options written by ``spell``."""
+        text = self.problem
+        if self.field is not None:
+            text = f"{spell(self.field, None)} {text}"
+        if self.source is not None:
+            text = f"{self.source}: {text}"
+        if self.advice is not None:
+            text = f"{text}; {self.advice.render(spell)}"
+        return text
 
 
 class DataError(FlowcliError, ValueError):
@@ -47,6 +120,6 @@ class UsageError(FlowcliError, ValueError):
 
 
 class AnomalyError(FlowcliError):
-    """Raised by ``score --fail-on-anomaly`` when a row is flagged; exit code 3."""
+    """A scored row fell below the anomaly threshold and the caller asked to fail; exit code 3."""
 
     exit_code = 3

@@ -1,9 +1,9 @@
 """Read and write CSV and Parquet tables: whole or in record batches, files or ``-``.
 
 The format comes from the extension (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``) or an explicit
-``fmt``; ``-`` means stdin or stdout and defaults to CSV. Outputs to a file are written to a
-temporary file in the same folder and renamed into place only when complete, so a failed run
-never leaves a truncated file that looks complete.
+``fmt``; ``-`` means stdin or stdout and defaults to CSV. Outputs to a file go through
+:class:`~flowcli.files.AtomicFile`: they appear only when complete, so a failed run never leaves
+a truncated file that looks complete.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import gzip
 import io
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -22,13 +21,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._files import default_file_mode
-from .errors import DataError, OutputError
+from .config import CHUNK_ROWS, FORMATS
+from .errors import Advice, DataError, OutputError
+from .files import AtomicFile
 
 __all__ = ["FORMATS", "TableWriter", "detect_format", "display_name", "iter_tables",
            "read_table", "write_table"]
 
-FORMATS = ("csv", "parquet")
 _EXTENSIONS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -42,7 +41,8 @@ def detect_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     if fmt is not None:
         fmt = fmt.lower()
         if fmt not in FORMATS:
-            raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+            raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}",
+                            value=fmt)
         return fmt
     name = str(path).lower()
     if name == "-":
@@ -50,22 +50,20 @@ def detect_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     for ext, found in _EXTENSIONS.items():
         if name.endswith(ext):
             return found
-    raise DataError(
-        f"{path}: cannot tell the format from the extension; use .csv, .csv.gz, .parquet or "
-        f".pq, or pass --format"
-    )
+    raise DataError("cannot tell the format from the extension", source=str(path),
+                    advice=Advice("format", verb="use .csv, .csv.gz, .parquet or .pq, or pass"))
 
 
 def _check_input(path: str | os.PathLike[str]) -> None:
     if str(path) == "-":
         return
-    p = Path(path)
+    p, name = Path(path), str(path)
     if p.is_dir():
-        raise DataError(f"{path}: is a folder, not a table")
+        raise DataError("is a folder, not a table", source=name)
     if not p.exists():
-        raise DataError(f"{path}: no such file")
+        raise DataError("no such file", source=name)
     if not os.access(p, os.R_OK):
-        raise DataError(f"{path}: permission denied")
+        raise DataError("permission denied", source=name)
 
 
 @contextlib.contextmanager
@@ -77,17 +75,17 @@ def _reading(path: str | os.PathLike[str], fmt: str) -> Iterator[None]:
     except DataError:
         raise
     except pd.errors.EmptyDataError:
-        raise DataError(f"{name}: the file is empty") from None
+        raise DataError("the file is empty", source=name) from None
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
-        raise DataError(f"{name}: not a valid CSV file ({detail})") from None
+        raise DataError(f"not a valid CSV file ({detail})", source=name) from None
     except UnicodeDecodeError:
-        raise DataError(f"{name}: not a text CSV file (it is not UTF-8)") from None
+        raise DataError("not a text CSV file (it is not UTF-8)", source=name) from None
     except (pa.ArrowInvalid, pa.ArrowException, OSError, EOFError, gzip.BadGzipFile) as exc:
         if isinstance(exc, PermissionError):
-            raise DataError(f"{name}: permission denied") from None
+            raise DataError("permission denied", source=name) from None
         what = "Parquet" if fmt == "parquet" else "CSV"
-        raise DataError(f"{name}: not a valid {what} file ({_one_line(exc)})") from None
+        raise DataError(f"not a valid {what} file ({_one_line(exc)})", source=name) from None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -107,13 +105,13 @@ def _check_delimiter(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
         if sep in header:
             raise DataError(
-                f"{display_name(path)}: the header is one column, {header[:40]!r}: the file looks "
-                f"{name}-separated, and flowcli reads comma-separated CSV"
+                f"the header is one column, {header[:40]!r}: the file looks {name}-separated, "
+                f"and flowcli reads comma-separated CSV", source=display_name(path)
             )
 
 
 def iter_tables(
-    path: str | os.PathLike[str], fmt: str | None = None, batch_size: int = 65536
+    path: str | os.PathLike[str], fmt: str | None = None, batch_size: int = CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
     """Yield the table at ``path`` in chunks of at most ``batch_size`` rows.
 
@@ -175,37 +173,25 @@ class TableWriter:
     def __init__(self, path: str | os.PathLike[str], fmt: str | None = None) -> None:
         self.path = str(path)
         if self.path != "-" and Path(self.path).is_dir():
-            raise OutputError(f"{self.path}: is a folder; give a file name")
+            raise OutputError("is a folder; give a file name", source=self.path)
         self.fmt = detect_format(path, fmt)
         self.rows = 0
-        self._tmp: str | None = None
-        self._handle: IO[Any] | None = None
+        self._file: AtomicFile | None = None
+        self._gzip: gzip.GzipFile | None = None  # between the CSV text and the file
+        self._text: io.TextIOWrapper | None = None  # CSV text on the file (or its gzip)
         self._parquet: pq.ParquetWriter | None = None
         self._header = True
         if self.path == "-":
-            self._handle = sys.stdout.buffer if self.fmt == "parquet" else sys.stdout
+            self._handle: IO[Any] = sys.stdout.buffer if self.fmt == "parquet" else sys.stdout
             return
-        target = Path(self.path)
-        folder = target.parent
-        try:
-            fd, self._tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-        except FileNotFoundError:
-            raise OutputError(f"{self.path}: cannot write: no folder {str(folder)!r}") from None
-        except PermissionError:
-            raise OutputError(f"{self.path}: cannot write: permission denied") from None
-        except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
-        default_file_mode(self._tmp)
-        raw = os.fdopen(fd, "wb")
-        if self.fmt == "csv" and self.path.lower().endswith(".gz"):
-            self._handle = io.TextIOWrapper(gzip.GzipFile(fileobj=raw, mode="wb"), newline="")
-            self._raw = raw
-        elif self.fmt == "csv":
-            self._handle = io.TextIOWrapper(raw, newline="")
-            self._raw = raw
-        else:
-            self._handle = raw
-            self._raw = raw
+        self._file = AtomicFile(self.path)
+        if self.fmt == "parquet":
+            self._handle = self._file.handle
+            return
+        if self.path.lower().endswith(".gz"):
+            self._gzip = gzip.GzipFile(fileobj=self._file.handle, mode="wb")
+        self._text = io.TextIOWrapper(self._gzip or self._file.handle, newline="")
+        self._handle = self._text
 
     def write(self, df: pd.DataFrame) -> None:
         """Append ``df``; every chunk must have the same columns.
@@ -214,7 +200,6 @@ class TableWriter:
         """
         try:
             if self.fmt == "csv":
-                assert self._handle is not None
                 df.to_csv(self._handle, index=False, header=self._header)
                 self._header = False
                 self._handle.flush()
@@ -226,8 +211,8 @@ class TableWriter:
         except OSError as exc:
             if isinstance(exc, BrokenPipeError):
                 raise
-            raise OutputError(f"{display_name(self.path)}: cannot write: "
-                              f"{exc.strerror or exc}") from None
+            raise OutputError(f"cannot write: {exc.strerror or exc}",
+                              source=display_name(self.path)) from None
         self.rows += len(df)
 
     def close(self) -> None:
@@ -235,34 +220,39 @@ class TableWriter:
         try:
             if self._parquet is not None:
                 self._parquet.close()
-            if self._tmp is None:
-                if self._handle is not None:
-                    self._handle.flush()
+            if self._file is None:
+                self._handle.flush()
                 return
-            assert self._handle is not None
-            self._handle.flush()
-            if self._handle is not self._raw:
-                self._handle.close()  # closes the gzip stream and the file below it
-            else:
-                self._raw.flush()
-                os.fsync(self._raw.fileno())
-                self._raw.close()
-            os.replace(self._tmp, self.path)
-            self._tmp = None
+            if self._text is not None:  # the text and gzip layers end; the file stays open
+                self._text.flush()
+                self._text.detach()
+                self._text = None
+            if self._gzip is not None:
+                self._gzip.close()  # writes the gzip trailer
+                self._gzip = None
         except OSError as exc:
             if isinstance(exc, BrokenPipeError):
                 raise
             self.abort()
-            raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot write: {exc.strerror or exc}", source=self.path) from None
+        file, self._file = self._file, None
+        file.commit()  # an OutputError naming the path if it fails, the target left as it was
 
     def abort(self) -> None:
         """Drop the temporary file; the target is left as it was."""
-        if self._tmp is not None:
-            with contextlib.suppress(OSError):
-                self._raw.close()
-            with contextlib.suppress(OSError):
-                os.unlink(self._tmp)
-            self._tmp = None
+        if self._file is None:
+            return
+        # the layers on the file are closed first, so that none writes to it when collected
+        if self._parquet is not None:
+            with contextlib.suppress(OSError, ValueError, pa.ArrowException):
+                self._parquet.close()
+        for layer in (self._text, self._gzip):
+            if layer is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    layer.close()
+        self._parquet = self._text = self._gzip = None
+        self._file.abort()
+        self._file = None
 
     def __enter__(self) -> TableWriter:
         return self

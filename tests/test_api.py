@@ -9,7 +9,7 @@ import torch
 
 from flowcli import FitConfig, FlowModel
 from flowcli.errors import DataError, SchemaError, UsageError
-from flowcli.train import TrainConfig, train
+from flowcli.training import TrainConfig, train
 
 
 def test_score_is_per_row_nats_aligned_to_the_index(fitted_model) -> None:
@@ -118,10 +118,12 @@ def test_interrupt_keeps_the_best_weights(gaussian_table: pd.DataFrame, fast: di
 
 
 def test_bad_configs_and_tables_are_refused(gaussian_table: pd.DataFrame) -> None:
-    with pytest.raises(UsageError, match="unknown model 'glow'"):
+    with pytest.raises(UsageError, match="^model must be one of auto, maf, realnvp, nsf, "
+                                         "not 'glow'$"):
         FlowModel.fit(gaussian_table, model="glow")
-    with pytest.raises(UsageError, match="--val-fraction"):
+    with pytest.raises(UsageError, match=r"^val_fraction must be in \[0, 0.9\]$") as info:
         FlowModel.fit(gaussian_table, val_fraction=1.5)
+    assert info.value.field == "val_fraction"
     with pytest.raises(DataError, match="too few"):
         FlowModel.fit(gaussian_table.iloc[:2], seed=0)
     with pytest.raises(TypeError):
@@ -157,7 +159,7 @@ def test_auto_keeps_the_better_candidate_on_validation(gaussian_table: pd.DataFr
 
 
 def test_a_later_candidate_must_win_by_more_than_noise() -> None:
-    from flowcli.api import _clearly_better
+    from flowcli.fitting import clearly_better as _clearly_better
 
     rng = np.random.default_rng(0)
     old = rng.normal(-5.0, 1.0, 400)
@@ -236,7 +238,7 @@ def test_unknown_columns_are_named_against_the_whole_table(gaussian_table: pd.Da
 
 
 def test_candidates_follow_the_model_and_the_table_size() -> None:
-    from flowcli.api import candidates
+    from flowcli.fitting import candidates
 
     assert candidates("auto", None, 5000) == [("maf", False, False), ("nsf", False, False),
                                               ("maf", False, True)]
@@ -328,7 +330,7 @@ def test_ctrl_c_outside_a_later_candidates_loop_keeps_the_first(monkeypatch) -> 
 
 
 def test_auto_fits_the_categories_once_and_shares_them(monkeypatch) -> None:
-    import flowcli.api as api
+    import flowcli.fitting.start as api
 
     fits = []
     real = api.fit_chain
@@ -544,7 +546,7 @@ def test_without_validation_rows_the_mixture_size_is_not_simply_the_largest() ->
 
 def test_the_mixture_auto_adds_stays_given_up_under_a_time_limit(gaussian_table,
                                                                   monkeypatch) -> None:
-    import flowcli.api as api
+    import flowcli.fitting.start as api
     from flowcli.engine import GaussianMixture
 
     def far_off(z_train, z_val, **kwargs):  # a mixture that is certainly behind the flows
@@ -564,21 +566,22 @@ def test_the_mixture_auto_adds_stays_given_up_under_a_time_limit(gaussian_table,
 
 def test_ctrl_c_while_the_time_left_is_shared_out_stops_the_fit(gaussian_table, monkeypatch
                                                                 ) -> None:
-    calls = []
-    real = FlowModel._train
+    from flowcli.fitting import Candidate
 
-    def interrupt_the_second_round(self, encoded, callback, resume=None, **kw):
-        calls.append(resume is not None)
+    calls = []
+    real = Candidate.run
+
+    def interrupt_the_second_round(self, data, callback, seconds, *args, **kw):
+        calls.append(self.resume is not None)
         if calls.count(True) == 1:  # the first candidate carrying on with the time left
-            callback = None
 
             def stop(report):
                 raise KeyboardInterrupt
 
-            return real(self, encoded, stop, resume, **kw)
-        return real(self, encoded, callback, resume, **kw)
+            return real(self, data, stop, seconds, *args, **kw)
+        return real(self, data, callback, seconds, *args, **kw)
 
-    monkeypatch.setattr(FlowModel, "_train", interrupt_the_second_round)
+    monkeypatch.setattr(Candidate, "run", interrupt_the_second_round)
     model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
                           max_seconds=3.0, patience=2)
     assert calls.count(True) == 1  # nobody carried on after the interrupt
@@ -586,7 +589,7 @@ def test_ctrl_c_while_the_time_left_is_shared_out_stops_the_fit(gaussian_table, 
 
 
 def test_ctrl_c_during_em_keeps_an_interrupted_model(monkeypatch) -> None:
-    import flowcli.api as api
+    import flowcli.fitting.start as api
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -599,43 +602,54 @@ def test_ctrl_c_during_em_keeps_an_interrupted_model(monkeypatch) -> None:
     assert np.isfinite(model.score(df)).all()
 
 
-def test_training_that_does_not_clearly_beat_its_start_is_undone(fast: dict) -> None:
+def test_training_that_does_not_clearly_beat_its_start_is_undone(fast: dict,
+                                                                  monkeypatch) -> None:
     """Once a candidate's training is over, its weights replace the start (here a fitted
     Gaussian mixture) only when their validation gain is more than noise; else the start
     comes back, with its scores, and Adam's moments leave the resume state."""
-    from flowcli.api import _Start
+    from flowcli.fitting import Candidate
+    from flowcli.fitting.start import Start
 
+    settled = []
+    real_settle = Candidate.settle
+    monkeypatch.setattr(Candidate, "settle",
+                        lambda self: (settled.append(self.start), real_settle(self))[1])
     rng = np.random.default_rng(3)
     centres = np.array([[-4.0, 0.0], [4.0, 1.0], [0.0, 5.0]])
     df = pd.DataFrame(centres[rng.integers(0, 3, 3000)] + rng.normal(size=(3000, 2)),
                       columns=["a", "b"])
     model = FlowModel.fit(df, model="maf", mixture=True, seed=0, device="cpu", **fast)
-    assert model._start_point is None  # settled by fit
+    assert len(settled) == 1 and settled[0] is not None  # settled by fit, from its start
     trained = {k: v.clone() for k, v in model.density.state_dict().items()}
-    scores = model._held_out.copy()
-    training, resume = dict(model.training), dict(model.resume)
-    assert resume["optimizer"]["state"] and training["best_epoch"] > 0
-    assert resume["average"]["steps"] > 0
+    scores = model.score(df.iloc[:300]).to_numpy()
+    training, resume = dict(model.training), model.resume
+    assert resume.optimizer["state"] and training["best_epoch"] > 0
+    assert resume.average["steps"] > 0
 
-    def settle(shift: np.ndarray | float, kept: bool) -> None:
+    def settle(shift: np.ndarray | float, kept: bool) -> Candidate:
         model.density.load_state_dict(trained)
-        model._held_out, model.training, model.resume = scores, dict(training), dict(resume)
+        c = Candidate(model.preprocessor, model.density, dict(training), model.fit_config,
+                      resume=resume)
+        c.held_out = scores
         start = {k: v + 0.01 if v.is_floating_point() else v for k, v in trained.items()}
-        model._start_point = _Start(start, scores + shift, float(np.mean(scores + shift)))
-        model._settle()
-        assert model._start_point is None
+        c.start = Start(start, scores + shift, float(np.mean(scores + shift)))
+        real_settle(c)
+        assert c.start is None
         state = model.density.state_dict()
         assert all(torch.equal(v, state[k]) for k, v in (trained if kept else start).items())
+        return c
 
-    settle(-1.0, kept=True)  # the trained flow is clearly better
-    assert model.training == training and model.resume == resume
+    c = settle(-1.0, kept=True)  # the trained flow is clearly better
+    assert c.training == training and c.resume == resume
     # level with the trained flow; behind by less than noise; ahead
     noise = np.random.default_rng(0).normal(0.0, 0.1, scores.size)
     for shift in (0.0, noise - noise.mean() - 0.001, 1.0):
-        settle(shift, kept=False)
-        assert model.training["best_epoch"] == 0
-        assert model.training["val_log_likelihood"] == pytest.approx(np.mean(scores + shift))
-        assert model.resume["optimizer"]["state"] == {}
-        assert "average" not in model.resume  # it averaged the weights given up
-        assert model.resume["optimizer"]["param_groups"] == resume["optimizer"]["param_groups"]
-        np.testing.assert_array_equal(model._held_out, scores + shift)
+        c = settle(shift, kept=False)
+        assert c.training["best_epoch"] == 0
+        assert c.training["val_log_likelihood"] == pytest.approx(np.mean(scores + shift))
+        assert c.resume.optimizer["state"] == {}
+        assert c.resume.average is None  # it averaged the weights given up
+        assert c.resume.best_epoch == 0
+        assert c.resume.best_val == pytest.approx(np.mean(scores + shift))
+        assert c.resume.optimizer["param_groups"] == resume.optimizer["param_groups"]
+        np.testing.assert_array_equal(c.held_out, scores + shift)

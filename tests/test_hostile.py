@@ -12,8 +12,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from flowcli.checkpoint import FORMAT, plain
 from flowcli.cli import app
+from flowcli.modelfile import FORMAT, plain
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -10,6 +10,12 @@ import pytest
 from flowcli.errors import DataError, OutputError
 from flowcli.io import TableWriter, detect_format, iter_tables, read_table, write_table
 
+
+def cli_spelling(field: str, value: str | None) -> str:
+    """Options as the command line writes them (``--format``)."""
+    return f"--{field.replace('_', '-')}" + (f" {value}" if value is not None else "")
+
+
 DF = pd.DataFrame({"a": [1.5, 2.5, 3.5], "n": [1, 2, 3]})
 
 
@@ -33,8 +39,18 @@ def test_format_detection() -> None:
     assert detect_format("-") == "csv"
     assert detect_format("x.PARQUET") == "parquet"
     assert detect_format("x.txt", "csv") == "csv"
-    with pytest.raises(DataError, match=r"x.txt: cannot tell the format from the extension"):
+    with pytest.raises(DataError, match=r"^x.txt: cannot tell the format from the extension; "
+                                        r"use .csv, .csv.gz, .parquet or .pq, or pass format$"
+                       ) as info:
         detect_format("x.txt")
+    err = info.value
+    assert (err.source, err.advice.field, err.advice.value) == ("x.txt", "format", None)
+    assert err.render(cli_spelling) == ("x.txt: cannot tell the format from the extension; use "
+                                        ".csv, .csv.gz, .parquet or .pq, or pass --format")
+    with pytest.raises(DataError, match=r"^unknown format 'xml'; use one of csv, parquet$"
+                       ) as info:
+        detect_format("x.csv", "xml")
+    assert info.value.value == "xml"
 
 
 def test_read_errors_are_one_line_and_name_the_file(tmp_path: Path) -> None:
@@ -53,6 +69,7 @@ def test_read_errors_are_one_line_and_name_the_file(tmp_path: Path) -> None:
         with pytest.raises(DataError, match=message) as info:
             list(iter_tables(tmp_path / name))
         assert str(info.value).startswith(str(tmp_path / name))
+        assert info.value.source == str(tmp_path / name)
         assert "\n" not in str(info.value)
 
 
@@ -74,7 +91,7 @@ def test_writer_leaves_nothing_when_the_run_fails(tmp_path: Path) -> None:
 
 
 def test_writer_refuses_unwritable_targets(tmp_path: Path) -> None:
-    with pytest.raises(OutputError, match="is a folder"):
+    with pytest.raises(OutputError, match=r"^.*: is a folder; give a file name$"):
         TableWriter(tmp_path)
     with pytest.raises(OutputError, match="no folder"):
         TableWriter(tmp_path / "nope" / "out.csv")
@@ -97,3 +114,36 @@ def test_empty_output_still_has_the_columns(tmp_path: Path) -> None:
     for name in ("e.csv", "e.parquet"):
         write_table(DF.iloc[:0], tmp_path / name)
         assert list(read_table(tmp_path / name).columns) == ["a", "n"]
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz", "t.parquet"])
+def test_writer_output_is_complete_when_close_returns(tmp_path: Path, name: str) -> None:
+    target = tmp_path / name
+    writer = TableWriter(target)
+    writer.write(DF.iloc[:2])
+    writer.write(DF.iloc[2:])
+    assert not target.exists()
+    writer.close()
+    pd.testing.assert_frame_equal(read_table(target), DF)  # while ``writer`` is still alive
+    assert os.listdir(tmp_path) == [name]
+    assert writer.rows == len(DF)
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz", "t.parquet"])
+def test_writer_abort_leaves_the_old_file(tmp_path: Path, name: str) -> None:
+    target = tmp_path / name
+    target.write_bytes(b"old")
+    writer = TableWriter(target)
+    writer.write(DF)
+    writer.abort()
+    writer.abort()  # repeating it does no harm
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == [name]
+
+
+def test_writer_to_stdout_streams_csv(capsys: pytest.CaptureFixture[str]) -> None:
+    with TableWriter("-") as writer:
+        writer.write(DF.iloc[:1])
+        assert capsys.readouterr().out == "a,n\n1.5,1\n"
+        writer.write(DF.iloc[1:])
+    assert capsys.readouterr().out == "2.5,2\n3.5,3\n"

@@ -16,7 +16,7 @@ import torch
 
 from flowcli import FlowModel
 from flowcli.engine import maf
-from flowcli.train import TrainConfig, TrainResult, evaluate, train
+from flowcli.training import TrainConfig, TrainResult, evaluate, train
 
 
 def _rows() -> torch.Tensor:
@@ -62,9 +62,9 @@ def test_a_resumed_run_is_the_run_it_continues() -> None:
     def check(halves: torch.nn.Module, first: TrainResult) -> None:
         state = first.resume_state()
         params = list(halves.parameters())
-        assert sorted(state["optimizer"]["state"]) == list(range(len(params)))
+        assert sorted(state.optimizer["state"]) == list(range(len(params)))
         for i, p in enumerate(params):
-            assert state["optimizer"]["state"][i]["exp_avg"].shape == p.shape
+            assert state.optimizer["state"][i]["exp_avg"].shape == p.shape
 
     x = _rows()
     whole, halves = _four_epochs_and_two_halves(x, x[:0], check, batch_size=64)
@@ -96,7 +96,7 @@ def test_an_optimizer_state_for_other_parameters_is_refused() -> None:
 def test_saved_optimizer_states_cross_the_buffer_unchanged() -> None:
     """One entry per parameter -> the buffer -> one entry per parameter gives back the saved
     moments; a parameter without state gets zeros, and the step count is the largest."""
-    from flowcli.train import _Flat
+    from flowcli.training import ParameterBuffer as _Flat
 
     torch.manual_seed(0)
     flow = maf(3, 2, 16)
@@ -144,12 +144,12 @@ def test_a_format_1_model_file_resumes(tmp_path: Path) -> None:
     model = FlowModel.load(str(data / "format1_maf.flow"))
     rows = pd.read_csv(data / "format1_scores.csv")[["a", "b"]]
     before = model.training["epochs"]
-    steps = float(model.resume["optimizer"]["state"][0]["step"])
+    steps = float(model.resume.optimizer["state"][0]["step"])
     assert steps > 0
     model.resume_fit(pd.concat([rows] * 20, ignore_index=True), epochs=before + 2)
     # Adam's step count carried on from the saved one, on every parameter
     batches = -(-model.training["train_rows"] // model.fit_config.batch_size)
-    after = model.resume["optimizer"]["state"]
+    after = model.resume.optimizer["state"]
     assert {float(v["step"]) for v in after.values()} == {steps + 2 * batches}
     assert model.training["epochs"] == before + 2
     assert np.isfinite(model.score(rows).to_numpy()).all()
@@ -198,7 +198,7 @@ def test_a_start_score_from_the_caller_is_not_recomputed() -> None:
 
 
 def test_the_clip_is_torchs() -> None:
-    from flowcli.train import _clip
+    from flowcli.training.params import clip_ as _clip
 
     for scale in (0.01, 10.0):  # under and over the bound
         g = torch.randn(1000, generator=torch.Generator().manual_seed(3)) * scale
@@ -273,7 +273,9 @@ def test_the_average_weighs_the_steps_polynomially() -> None:
     """After K steps the average is sum_k w_k v_k over the start (k = 0) and the K iterates,
     with weights proportional to (k+1)(k+2)...(k+8) (the product of the per-step weights
     9 / (k + 9)); far into training the per-step weight stops at ``AVERAGE_FLOOR``."""
-    from flowcli.train import AVERAGE_FLOOR, _Average, _Flat
+    from flowcli.training import AVERAGE_FLOOR
+    from flowcli.training import ParameterBuffer as _Flat
+    from flowcli.training import WeightAverage as _Average
 
     p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     flat = _Flat([p])
@@ -360,7 +362,7 @@ def test_a_resumed_run_with_validation_rows_is_the_run_it_continues() -> None:
     the trained weights and the average as they were, so training carries on exactly."""
 
     def check(halves: torch.nn.Module, first: TrainResult) -> None:
-        average = first.resume_state()["average"]
+        average = first.resume_state().average
         assert first.best_epoch == 2
         assert _holds(halves, average["weights"]) and not _holds(halves, average["trained"])
 
@@ -387,7 +389,8 @@ def test_a_ctrl_c_anywhere_ends_on_the_best_weights(at: int) -> None:
     if at > 1:  # the start was scored
         score = float(evaluate(flow, x[500:]).mean())
         assert score == pytest.approx(result.best_val_ll, abs=1e-5)
-    assert "average" not in result.resume_state()
+    assert result.resume_state().average is None
+    assert "average" not in result.resume_state().to_dict()
 
 
 def test_a_ctrl_c_right_after_an_average_became_the_best_ends_on_it() -> None:
@@ -397,15 +400,17 @@ def test_a_ctrl_c_right_after_an_average_became_the_best_ends_on_it() -> None:
     import inspect
     import sys
 
-    from flowcli import train as train_module
+    from flowcli.training import Trainer
 
-    lines, first_line = inspect.getsourcelines(train_module.train)
+    code = Trainer._track.__code__
+    lines, first_line = inspect.getsourcelines(Trainer._track)
     target = first_line + next(i for i, line in enumerate(lines)
-                               if "if average is not None and average.holding:" in line)
+                               if "if self.average is not None and self.average.holding:"
+                               in line)
     hits = []
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
-        if frame.f_code is not train_module.train.__code__:
+        if frame.f_code is not code:
             return None
 
         def local(frame: Any, event: str, arg: Any) -> Any:
@@ -443,8 +448,8 @@ def test_a_saved_average_for_other_parameters_is_refused() -> None:
     state = train(maf(3, 2, 16), x, x[:0], config=TrainConfig(epochs=1, batch_size=64)
                   ).resume_state()
     other = maf(3, 2, 16)
-    state["optimizer"] = None
-    state["average"]["weights"] = state["average"]["weights"][:-1]
+    state.optimizer = None
+    state.average["weights"] = state.average["weights"][:-1]
     with pytest.raises(ValueError, match="weight average does not match"):
         train(other, x, x[:0], config=TrainConfig(epochs=2, batch_size=64), resume=state)
     params = list(other.parameters())

@@ -223,9 +223,9 @@ def select_mixture(
     fitted, the result is the standard normal. With a ``target`` score (what another model
     reaches on ``x_val``), the search also stops once the mixture is further below the target
     than twice what the last step up in size gained, times the steps left: larger mixtures
-    would not get there, and EM costs time. (Counting the steps left matters on lattice-valued
-    tables, where each step up gains more than the one before as components settle on
-    values: on the benchmark's pol, 1 to 2 components gained 17 nats, 2 to 5 gained 72.)
+    would not get there, and EM costs time. (The steps left are counted because on
+    lattice-valued tables a step up can gain more than the one before, as components settle
+    on values; benchmarks/README.md.)
     Returns the mixture and the validation score of each size tried.
     """
     start = time.perf_counter()

@@ -153,8 +153,9 @@ def realnvp(
 
 
 def _base(mixture: int) -> dict[str, int]:
-    """The config entry of the base: none for the standard normal, as in files written before
-    mixture bases, else ``mixture`` (the number of components)."""
+    """The config entry of the base: none for the standard normal (so that such model files
+    stay readable by releases without mixture bases), else ``mixture`` (the number of
+    components)."""
     if mixture < 0:
         raise ValueError(f"mixture must be 0 (standard normal) or a component count, "
                          f"got {mixture}")
@@ -162,8 +163,8 @@ def _base(mixture: int) -> dict[str, int]:
 
 
 def _tails(tails: bool) -> dict[str, bool]:
-    """The config entry of the heavy-tail layer: none without it, as in files written
-    before it."""
+    """The config entry of the heavy-tail layer: none without it (so that such model files
+    stay readable by releases without the layer)."""
     return {"tails": True} if tails else {}
 
 
@@ -186,8 +187,8 @@ def _stack(config: dict[str, Any], single: Callable[[], Transform],
     the data directly, which the layers after it would learn slowly for rare contexts. With
     ``config["tails"]``, a :class:`Tails` layer follows (after the per-context layer, so that
     a column whose spread differs between categories does not look heavy-tailed); with
-    ``config["whiten"]``, a :class:`Whiten` layer. A lone one-feature layer is not
-    wrapped, as in model files written before whitening.
+    ``config["whiten"]``, a :class:`Whiten` layer. A lone one-feature layer is not wrapped
+    (see :func:`_chain`).
     """
     features, context = config["features"], config["context_features"]
     first: list[Transform] = []
@@ -201,8 +202,8 @@ def _stack(config: dict[str, Any], single: Callable[[], Transform],
 
 
 def _chain(steps: list[Transform], features: int) -> Transform:
-    """``steps`` as one transform; a lone one-feature layer is not wrapped, as in model files
-    written before whitening."""
+    """``steps`` as one transform; a lone one-feature layer is not wrapped in :class:`Compose`,
+    so that its weights keep the state-dict keys that model files of one-column flows hold."""
     return steps[0] if len(steps) == 1 and features == 1 else Compose(*steps)
 
 

@@ -187,9 +187,8 @@ def stack_backward(grad: Tensor, saved: Sequence[Tensor], needs: Sequence[bool]
 def _weight_grad(grad: Tensor, inputs: Tensor) -> Tensor:
     """``grad.T @ inputs``, computed as the transpose of ``inputs.T @ grad`` when that is wider.
 
-    On x86 CPU BLAS a product with a handful of columns runs 3 to 4 times slower than its
-    transpose (measured: 78 against 18 microseconds for 128 x 512 @ 512 x 8), so the narrow
-    side goes first.
+    The narrow side goes first: on x86 CPU BLAS a product with a handful of columns runs 3 to
+    4 times slower than its transpose (benchmarks/README.md, micro-benchmark).
     """
     if inputs.shape[1] < grad.shape[1]:
         return inputs.t().mm(grad).t()

@@ -132,8 +132,8 @@ def fit_tails(x: Tensor, iterations: int = 100) -> tuple[Tensor, Tensor, Tensor]
 
     Each column's centre and two tail scales maximize its Gaussian log-likelihood after the
     transform (the log-determinant included), by L-BFGS in float64 on the standardized
-    column, one column at a time (fitting all at once shares one line search, which left
-    wide tables short of the optimum); the scales stay within 0.05 to 1,000 standard
+    column, one column at a time (fitting all at once would share one line search, which
+    leaves wide tables short of the optimum); the scales stay within 0.05 to 1,000 standard
     deviations. NaN values are left out. ``gain`` is the rise in nats per value over the
     Gaussian fit of the column as it is (0 when nothing helps, or with fewer than 2 values).
     """

@@ -2,7 +2,7 @@
 
 from .encoders import CategoricalEncoder, Encoder, NumericEncoder, make_encoder
 from .preprocessor import Preprocessor
-from .schema import KINDS, MISSING, ColumnSpec, Overrides, Schema
+from .schema import KINDS, MISSING, ColumnSpec, Notice, Overrides, Schema
 
-__all__ = ["KINDS", "MISSING", "CategoricalEncoder", "ColumnSpec", "Encoder", "NumericEncoder",
-           "Overrides", "Preprocessor", "Schema", "make_encoder"]
+__all__ = ["KINDS", "MISSING", "CategoricalEncoder", "ColumnSpec", "Encoder", "Notice",
+           "NumericEncoder", "Overrides", "Preprocessor", "Schema", "make_encoder"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import Advice, DataError
 from .schema import ColumnSpec, first
 
 __all__ = ["CategoricalEncoder", "Encoder", "NumericEncoder", "make_encoder"]
@@ -123,19 +123,23 @@ class NumericEncoder(Encoder):
             bad = numeric.isna().to_numpy() & series.notna().to_numpy()
             if bad.any():
                 i = first(bad)
-                raise DataError(f"{source}: column '{name}' is not numeric: "
-                                f"{series.iloc[i]!r} in row {row_offset + i + 1}")
+                value, row = series.iloc[i], row_offset + i + 1
+                raise DataError(f"column '{name}' is not numeric: {value!r} in row {row}",
+                                source=source, column=name, row=row, value=value)
             series = numeric
         x = series.to_numpy(dtype=np.float64, na_value=np.nan)
         missing = np.isnan(x)
         if missing.any() and not self.spec.missing:
-            raise DataError(f"{source}: column '{name}' has a missing value in row "
-                            f"{row_offset + first(missing) + 1}")
+            row = row_offset + first(missing) + 1
+            raise DataError(f"column '{name}' has a missing value in row {row}", source=source,
+                            column=name, row=row)
         present = ~missing
         bad = present & ~np.isfinite(x)
         if bad.any():
             i = first(bad)
-            raise DataError(f"{source}: column '{name}' holds {x[i]} in row {row_offset + i + 1}")
+            row = row_offset + i + 1
+            raise DataError(f"column '{name}' holds {x[i]} in row {row}", source=source,
+                            column=name, row=row, value=float(x[i]))
         kind = self.spec.kind
         if kind == "integer":
             bad = present & (x != np.round(x))
@@ -152,8 +156,9 @@ class NumericEncoder(Encoder):
             else:
                 what = {"integer": "holds whole numbers in the model",
                         "positive": "is positive in the model"}[kind]
-            raise DataError(f"{source}: column '{name}' {what} but {float(x[i])!r} in row "
-                            f"{row_offset + i + 1}")
+            value, row = float(x[i]), row_offset + i + 1
+            raise DataError(f"column '{name}' {what} but {value!r} in row {row}", source=source,
+                            column=name, row=row, value=value)
         return x, missing
 
     def encode(self, series: pd.Series, source: str, row_offset: int, position: float,
@@ -224,16 +229,16 @@ class CategoricalEncoder(Encoder):
         bad = np.isnan(codes)
         if bad.any():
             i = first(bad)
-            value = series.iloc[i]
+            name, value, row = self.spec.name, series.iloc[i], row_offset + i + 1
             if pd.isna(value):
-                raise DataError(f"{source}: column '{self.spec.name}' has a missing value in "
-                                f"row {row_offset + i + 1}")
+                raise DataError(f"column '{name}' has a missing value in row {row}",
+                                source=source, column=name, row=row)
             if unseen != "floor":
                 raise DataError(
-                    f"{source}: column '{self.spec.name}' holds {value!r} in row "
-                    f"{row_offset + i + 1}, a value never seen in training; use --unseen floor "
-                    f"to score such rows as the rarest training value"
-                )
+                    f"column '{name}' holds {value!r} in row {row}, a value never seen in "
+                    f"training", source=source, column=name, row=row, value=value,
+                    advice=Advice("unseen", "floor",
+                                  purpose="to score such rows as the rarest training value"))
             codes = np.where(bad, float(np.argmin(self.counts)), codes)
         return np.zeros((len(codes), 0)), codes[:, None], np.zeros(len(codes))
 

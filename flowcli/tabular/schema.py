@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, SchemaError
+from ..config import MISSING
+from ..errors import Advice, DataError, SchemaError, Spelling, python_spelling
 
-__all__ = ["KINDS", "MISSING", "ColumnSpec", "Overrides", "Schema"]
+__all__ = ["KINDS", "MISSING", "ColumnSpec", "Notice", "Overrides", "Schema"]
 
 KINDS = ("continuous", "integer", "positive", "bounded", "categorical", "boolean")
-MISSING = ("error", "drop", "model")
 MAX_CATEGORIES = 100
 LATTICE = 50  # a continuous column with at most this many distinct values gets a warning
 
@@ -31,6 +31,32 @@ def show(names: list[str], limit: int = 5) -> str:
 def first(mask: np.ndarray) -> int:
     """Index of the first true entry."""
     return int(np.flatnonzero(mask)[0])
+
+
+def _exclude(name: str, verb: str = "leave it out with") -> Advice:
+    """Advice to leave column ``name`` out of the model."""
+    return Advice("exclude", name, verb=verb)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A note about a column that is not an error: ``problem``, then after a semicolon
+    ``advice`` naming an option, as in :class:`~flowcli.errors.FlowcliError`.
+
+    ``str(notice)`` writes options as Python keyword arguments (``categorical=['x']``);
+    :meth:`render` takes another spelling (the command line's ``--categorical x``).
+    """
+
+    problem: str
+    column: str | None = None
+    advice: Advice | None = None
+
+    def render(self, spell: Spelling) -> str:
+        """The note with options written by ``spell``."""
+        return f"{self.problem}; {self.advice.render(spell)}" if self.advice else self.problem
+
+    def __str__(self) -> str:
+        return self.render(python_spelling)
 
 
 @dataclass(frozen=True)
@@ -59,13 +85,15 @@ class ColumnSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def warning(self, rows: int) -> str | None:
+    def warning(self, rows: int) -> Notice | None:
         """A note when a continuous column takes few distinct values (a lattice)."""
         if self.kind in ("continuous", "positive", "bounded") and self.distinct is not None \
                 and self.distinct <= LATTICE and rows >= 20 * self.distinct:
-            return (f"column '{self.name}' takes only {self.distinct} distinct values in "
-                    f"{rows:,} rows: a continuous density spikes on them and its likelihood "
-                    f"means little; declare it --categorical {self.name} if they are codes")
+            return Notice(f"column '{self.name}' takes only {self.distinct} distinct values in "
+                          f"{rows:,} rows: a continuous density spikes on them and its "
+                          f"likelihood means little", self.name,
+                          Advice("categorical", self.name, verb="declare it",
+                                 purpose="if they are codes"))
         return None
 
     @classmethod
@@ -143,23 +171,27 @@ class Schema:
         names = [str(c) for c in df.columns]
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
-            raise SchemaError(f"{source}: column {show(dupes)} appears more than once")
+            raise SchemaError(f"column {show(dupes)} appears more than once", source=source,
+                              column=dupes[0])
         if columns is None:
             columns = names
         if len(set(columns)) != len(columns):
-            raise SchemaError(f"{source}: --columns names a column twice")
+            twice = next(c for i, c in enumerate(columns) if c in columns[:i])
+            raise SchemaError("names a column twice", source=source, column=twice,
+                              field="columns")
         unknown = [c for c in list(columns) + sorted(overrides.names()) if c not in df.columns]
         if unknown:
-            raise SchemaError(f"{source}: no column {show(unknown)}; the columns are "
-                              f"{show(names, 10)}")
+            raise SchemaError(f"no column {show(unknown)}; the columns are {show(names, 10)}",
+                              source=source, column=unknown[0])
         outside = sorted(overrides.names() - set(columns))
         if outside:
-            raise SchemaError(f"{source}: {show(outside)} is declared but left out of the model")
+            raise SchemaError(f"{show(outside)} is declared but left out of the model",
+                              source=source, column=outside[0])
         if len(df) == 0:
-            raise DataError(f"{source}: no data rows (only a header)")
+            raise DataError("no data rows (only a header)", source=source)
         return cls([_infer_column(df[name], name, source, overrides) for name in columns])
 
-    def warnings(self, rows: int) -> list[str]:
+    def warnings(self, rows: int) -> list[Notice]:
         """Notes about columns that a continuous density fits poorly."""
         return [w for c in self.columns if (w := c.warning(rows)) is not None]
 
@@ -169,11 +201,13 @@ class Schema:
         if missing:
             unexpected = [str(c) for c in df.columns if c not in self.names]
             hint = f"; columns not seen in training: {show(unexpected)}" if unexpected else ""
-            raise SchemaError(f"{source}: missing model column {show(missing)}{hint}")
+            raise SchemaError(f"missing model column {show(missing)}{hint}", source=source,
+                              column=missing[0])
         names = [str(c) for c in df.columns]
         dupes = sorted({n for n in self.names if names.count(n) > 1})
         if dupes:
-            raise SchemaError(f"{source}: column {show(dupes)} appears more than once")
+            raise SchemaError(f"column {show(dupes)} appears more than once", source=source,
+                              column=dupes[0])
 
 
 def _infer_column(series: pd.Series, name: str, source: str, overrides: Overrides) -> ColumnSpec:
@@ -182,10 +216,12 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
     missing = 1.0 - float(present.mean())
     if missing and overrides.missing != "model":
         row = first(~present) + 1
-        raise DataError(f"{source}: column '{name}' has a missing value in row {row}; "
-                        f"use --missing model (or drop) to fit on rows with gaps")
+        raise DataError(f"column '{name}' has a missing value in row {row}", source=source,
+                        column=name, row=row,
+                        advice=Advice("missing", "model", others=("drop",),
+                                      purpose="to fit on rows with gaps"))
     if not present.any():
-        raise DataError(f"{source}: column '{name}' has no values")
+        raise DataError(f"column '{name}' has no values", source=source, column=name)
     values = series[present]
     rows = np.flatnonzero(present) + 1  # file row of each present value
 
@@ -203,8 +239,15 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
         if missing:
             labels.append(None)
         return ColumnSpec(name, kind, dtype, categories=labels, missing=missing)
-
     numeric = _numeric(values, rows, name, source)
+    return _numeric_spec(numeric, rows, name, dtype, missing, source, overrides,
+                         pd.api.types.is_integer_dtype(series.dtype))
+
+
+def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, missing: float,
+                  source: str, overrides: Overrides, integer_dtype: bool) -> ColumnSpec:
+    """The spec of a numeric column from its present values ``numeric`` (file rows ``rows``):
+    bounded, positive, integer or continuous, after checking the values fit that kind."""
     lo, hi = float(numeric.min()), float(numeric.max())
     integral = bool(np.all(numeric == np.round(numeric)))
     n_unique = len(np.unique(numeric))
@@ -214,30 +257,36 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
         bad = (numeric < low) | (numeric > high)
         if bad.any():
             i = first(bad)
-            raise DataError(f"{source}: column '{name}' is bounded to [{low:g}, {high:g}] but "
-                            f"holds {numeric[i]:g} in row {rows[i]}")
+            value, row = float(numeric[i]), int(rows[i])
+            raise DataError(f"column '{name}' is bounded to [{low:g}, {high:g}] but holds "
+                            f"{value:g} in row {row}", source=source, column=name, row=row,
+                            value=value)
         return ColumnSpec(name, "bounded", dtype, lo, hi, low=low, high=high, missing=missing,
                           distinct=distinct)
     if name in overrides.positive:
         bad = numeric <= 0
         if bad.any():
             i = first(bad)
-            raise DataError(f"{source}: column '{name}' is declared positive but holds "
-                            f"{numeric[i]:g} in row {rows[i]}")
+            value, row = float(numeric[i]), int(rows[i])
+            raise DataError(f"column '{name}' is declared positive but holds {value:g} in row "
+                            f"{row}", source=source, column=name, row=row, value=value)
         return ColumnSpec(name, "positive", dtype, lo, hi, missing=missing, distinct=distinct)
-    if name in overrides.integer or pd.api.types.is_integer_dtype(series.dtype) or integral:
+    if name in overrides.integer or integer_dtype or integral:
         if not integral:
             i = first(numeric != np.round(numeric))
-            raise DataError(f"{source}: column '{name}' is declared integer but holds "
-                            f"{float(numeric[i])!r} in row {rows[i]}")
+            value, row = float(numeric[i]), int(rows[i])
+            raise DataError(f"column '{name}' is declared integer but holds {value!r} in row "
+                            f"{row}", source=source, column=name, row=row, value=value)
         if len(numeric) >= 20 and n_unique == len(numeric) and \
                 hi - lo + 1 == len(numeric):
-            raise DataError(f"{source}: column '{name}' counts 1 by 1 through the rows (an id?), "
-                            f"so it has no useful density; leave it out with --exclude {name}")
+            raise DataError(f"column '{name}' counts 1 by 1 through the rows (an id?), so it "
+                            f"has no useful density", source=source, column=name,
+                            advice=_exclude(name))
         return ColumnSpec(name, "integer", dtype, lo, hi, missing=missing)
     if lo == hi:
-        raise DataError(f"{source}: column '{name}' is constant ({lo:g} in every row), so it "
-                        f"has no density; leave it out with --exclude {name}")
+        raise DataError(f"column '{name}' is constant ({lo:g} in every row), so it has no "
+                        f"density", source=source, column=name, value=lo,
+                        advice=_exclude(name))
     return ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
 
 
@@ -253,30 +302,37 @@ def _labels(values: pd.Series) -> list[Any]:
 def _is_categorical(values: pd.Series, rows: np.ndarray, name: str, source: str) -> bool:
     """Text columns are categories, unless they are numbers with typos, dates or free text."""
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        raise DataError(f"{source}: column '{name}' holds dates; encode them as numbers "
-                        f"(day of week, hour, ...) or leave it out with --exclude {name}")
+        raise _dates(name, source)
     numeric = pd.to_numeric(values, errors="coerce")
     parsed = numeric.notna().to_numpy()
     if parsed.all():  # numbers kept as text on purpose (zip codes, codes with leading zeros)
         if values.nunique() > MAX_CATEGORIES:
-            raise DataError(f"{source}: column '{name}' holds numbers stored as text (such as "
-                            f"{values.iloc[0]!r}); convert it to numbers, or leave it out with "
-                            f"--exclude {name}")
+            example = values.iloc[0]
+            raise DataError(f"column '{name}' holds numbers stored as text (such as "
+                            f"{example!r})", source=source, column=name, value=example,
+                            advice=_exclude(name, "convert it to numbers, or leave it out with"))
         return True
     if parsed.mean() >= 0.5:  # numbers with a few typos, not labels
         i = first(~parsed)
-        raise DataError(f"{source}: column '{name}' is not numeric: {values.iloc[i]!r} in "
-                        f"row {rows[i]}; fix the value, or declare it --categorical {name}")
+        value, row = values.iloc[i], int(rows[i])
+        raise DataError(f"column '{name}' is not numeric: {value!r} in row {row}",
+                        source=source, column=name, row=row, value=value,
+                        advice=Advice("categorical", name, verb="fix the value, or declare it"))
     distinct = values.nunique()
     if distinct > MAX_CATEGORIES:
         sample = values.astype(str).head(200)
         if pd.to_datetime(sample, errors="coerce", format="mixed").notna().mean() > 0.9:
-            raise DataError(f"{source}: column '{name}' holds dates; encode them as numbers "
-                            f"(day of week, hour, ...) or leave it out with --exclude {name}")
-        raise DataError(f"{source}: column '{name}' has {distinct:,} distinct text values "
-                        f"(free text or an id?), too many to model as categories; leave it "
-                        f"out with --exclude {name}")
+            raise _dates(name, source)
+        raise DataError(f"column '{name}' has {distinct:,} distinct text values (free text or "
+                        f"an id?), too many to model as categories", source=source,
+                        column=name, advice=_exclude(name))
     return True
+
+
+def _dates(name: str, source: str) -> DataError:
+    return DataError(f"column '{name}' holds dates", source=source, column=name,
+                     advice=_exclude(name, "encode them as numbers (day of week, hour, ...) or "
+                                           "leave it out with"))
 
 
 def _numeric(values: pd.Series, rows: np.ndarray, name: str, source: str) -> np.ndarray:
@@ -284,5 +340,7 @@ def _numeric(values: pd.Series, rows: np.ndarray, name: str, source: str) -> np.
     bad = ~np.isfinite(out)
     if bad.any():
         i = first(bad)
-        raise DataError(f"{source}: column '{name}' holds {out[i]} in row {rows[i]}")
+        row = int(rows[i])
+        raise DataError(f"column '{name}' holds {out[i]} in row {row}", source=source,
+                        column=name, row=row, value=float(out[i]))
     return out

@@ -13,6 +13,11 @@ from flowcli.errors import DataError
 from flowcli.tabular import Overrides, Preprocessor, Schema
 
 
+def cli_spelling(field: str, value: str | None) -> str:
+    """Options as the command line writes them (``--unseen floor``)."""
+    return f"--{field.replace('_', '-')}" + (f" {value}" if value is not None else "")
+
+
 def fitted(df: pd.DataFrame, overrides: Overrides | None = None) -> Preprocessor:
     return Preprocessor.fit(Schema.infer(df, overrides=overrides), df)
 
@@ -109,8 +114,15 @@ def test_unseen_category_is_an_error_or_the_rarest_label() -> None:
     pre = fitted(df)
     new = pd.DataFrame({"c": ["a", "q"]})
     with pytest.raises(DataError, match=r"^new.csv: column 'c' holds 'q' in row 12, a value "
-                                        r"never seen in training; use --unseen floor"):
+                                        r"never seen in training; use unseen='floor' to score "
+                                        r"such rows as the rarest training value$") as info:
         pre.encode(new, "new.csv", row_offset=10)
+    err = info.value
+    assert (err.source, err.column, err.row, err.value) == ("new.csv", "c", 12, "q")
+    assert (err.advice.field, err.advice.value) == ("unseen", "floor")
+    assert err.render(cli_spelling) == (
+        "new.csv: column 'c' holds 'q' in row 12, a value never seen in training; use --unseen "
+        "floor to score such rows as the rarest training value")
     x, _ = pre.encode(new, unseen="floor")
     assert x[:, 0].tolist() == [0.0, 1.0]  # 'b' is the rarest
 
@@ -119,13 +131,37 @@ def test_bad_values_name_column_and_row() -> None:
     pre = fitted(mixed_table().dropna(), OVERRIDES)
     cases = {"rate": (1.5, r"column 'rate' is bounded to \[0, 1\] but 1.5 in row 3"),
              "amount": (-2.0, r"column 'amount' is positive in the model but -2.0 in row 3"),
-             "n": (2.5, r"column 'n' holds whole numbers in the model but 2.5 in row 3")}
+             "n": (2.5, r"column 'n' holds whole numbers in the model but 2.5 in row 3"),
+             "x": (np.inf, r"column 'x' holds inf in row 3")}
     for column, (value, message) in cases.items():
         df = mixed_table().dropna().head(5).reset_index(drop=True)
         df[column] = df[column].astype("float64")
         df.loc[2, column] = value
-        with pytest.raises(DataError, match=message):
+        with pytest.raises(DataError, match=message) as info:
             pre.encode(df)
+        err = info.value
+        assert (err.source, err.column, err.row, err.value) == ("data", column, 3, value)
+        assert err.advice is None and err.render(cli_spelling) == str(err)
+
+
+def test_text_and_gaps_in_scored_rows_name_column_and_row() -> None:
+    pre = fitted(mixed_table().dropna(), OVERRIDES)
+    df = mixed_table().dropna().head(5).reset_index(drop=True)
+    text = df.assign(x=df["x"].astype(object))
+    text.loc[1, "x"] = "oops"
+    with pytest.raises(DataError, match=r"^new.csv: column 'x' is not numeric: 'oops' in row "
+                                        r"12$") as info:
+        pre.encode(text, "new.csv", row_offset=10)
+    assert (info.value.column, info.value.row, info.value.value) == ("x", 12, "oops")
+    gaps = df.assign(x=df["x"].where(df.index != 3), city=df["city"].where(df.index != 1))
+    with pytest.raises(DataError, match=r"^new.csv: column 'x' has a missing value in row "
+                                        r"14$") as info:
+        pre.encode(gaps, "new.csv", row_offset=10)
+    assert (info.value.column, info.value.row, info.value.value) == ("x", 14, None)
+    with pytest.raises(DataError, match=r"^new.csv: column 'city' has a missing value in row "
+                                        r"12$") as info:
+        pre.encode(gaps.assign(x=df["x"]), "new.csv", row_offset=10)
+    assert (info.value.column, info.value.row) == ("city", 12)
 
 
 def test_serialization_round_trip() -> None:

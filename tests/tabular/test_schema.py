@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from flowcli.errors import DataError, SchemaError
-from flowcli.tabular import Overrides, Schema
+from flowcli.errors import Advice, DataError, SchemaError
+from flowcli.tabular import Notice, Overrides, Schema
+
+
+def cli_spelling(field: str, value: str | None) -> str:
+    """Options as the command line writes them (``--missing model``)."""
+    return f"--{field.replace('_', '-')}" + (f" {value}" if value is not None else "")
 
 
 def table() -> pd.DataFrame:
@@ -33,15 +41,19 @@ def test_text_columns_are_categories_and_whole_floats_integers() -> None:
 def test_text_among_numbers_names_the_first_bad_row() -> None:
     df = pd.DataFrame({"x": ["1.0", "2.0", "oops", "4"]})
     with pytest.raises(DataError, match=r"column 'x' is not numeric: 'oops' in row 3; fix the "
-                                        r"value, or declare it --categorical x"):
+                                        r"value, or declare it categorical=\['x'\]$") as info:
         Schema.infer(df)
+    err = info.value
+    assert (err.column, err.row, err.value, err.advice.field) == ("x", 3, "oops", "categorical")
+    assert err.render(cli_spelling) == ("data: column 'x' is not numeric: 'oops' in row 3; fix "
+                                        "the value, or declare it --categorical x")
 
 
 def test_free_text_ids_and_dates_are_refused_with_the_reason() -> None:
     n = 300
     words = pd.DataFrame({"note": [f"note number {i}" for i in range(n)]})
     with pytest.raises(DataError, match=r"column 'note' has 300 distinct text values \(free text "
-                                        r"or an id\?\).*--exclude note"):
+                                        r"or an id\?\).*exclude=\['note'\]$"):
         Schema.infer(words)
     dates = pd.DataFrame({"day": pd.date_range("2024-01-01", periods=n).astype(str)})
     with pytest.raises(DataError, match=r"column 'day' holds dates"):
@@ -54,21 +66,30 @@ def test_free_text_ids_and_dates_are_refused_with_the_reason() -> None:
 def test_missing_values_are_refused_unless_modelled() -> None:
     df = pd.DataFrame({"x": [1.0, 2.0, np.nan, np.nan], "y": [1.0, 2.0, 3.0, 4.0]})
     with pytest.raises(DataError, match=r"^d.csv: column 'x' has a missing value in row 3; use "
-                                        r"--missing model"):
+                                        r"missing='model' \(or drop\) to fit on rows with "
+                                        r"gaps$") as info:
         Schema.infer(df, source="d.csv")
+    err = info.value
+    assert (err.source, err.column, err.row, err.advice) == (
+        "d.csv", "x", 3, Advice("missing", "model", purpose="to fit on rows with gaps",
+                                others=("drop",)))
+    assert err.render(cli_spelling) == ("d.csv: column 'x' has a missing value in row 3; use "
+                                        "--missing model (or drop) to fit on rows with gaps")
     spec = Schema.infer(df, overrides=Overrides(missing="model")).columns[0]
     assert spec.missing == 0.5
 
 
 def test_infinity_is_refused() -> None:
     df = pd.DataFrame({"x": [1.0, np.inf, 2.0]})
-    with pytest.raises(DataError, match=r"column 'x' holds inf in row 2"):
+    with pytest.raises(DataError, match=r"column 'x' holds inf in row 2") as info:
         Schema.infer(df)
+    assert (info.value.column, info.value.row, info.value.value) == ("x", 2, np.inf)
 
 
 def test_constant_continuous_column_is_refused() -> None:
     df = pd.DataFrame({"x": [1.0, 2.0, 3.5], "c": [7.5, 7.5, 7.5]})
-    with pytest.raises(DataError, match=r"column 'c' is constant \(7.5 in every row\)"):
+    with pytest.raises(DataError, match=r"column 'c' is constant \(7.5 in every row\), so it "
+                                        r"has no density; leave it out with exclude=\['c'\]$"):
         Schema.infer(df)
 
 
@@ -106,9 +127,104 @@ def test_lattice_columns_get_a_warning() -> None:
     df = pd.DataFrame({"level": rng.choice([0.25, 0.5, 0.75, 1.5], 400),
                        "x": rng.normal(size=400)})
     schema = Schema.infer(df)
-    assert schema.warnings(400) == [
+    notes = schema.warnings(400)
+    assert len(notes) == 1 and isinstance(notes[0], Notice)
+    assert str(notes[0]) == (
+        "column 'level' takes only 4 distinct values in 400 rows: a continuous density spikes "
+        "on them and its likelihood means little; declare it categorical=['level'] if they are "
+        "codes"
+    )
+    assert notes[0].render(cli_spelling) == (
         "column 'level' takes only 4 distinct values in 400 rows: a continuous density spikes "
         "on them and its likelihood means little; declare it --categorical level if they are "
         "codes"
-    ]
+    )
+    assert (notes[0].column, notes[0].advice.field, notes[0].advice.value) == (
+        "level", "categorical", "level")
     assert schema.columns[1].warning(400) is None
+
+
+# Each case: a table, the arguments to Schema.infer, the command line's message (which names
+# flags), and the fields the error carries.
+REFUSALS = [
+    (pd.DataFrame({"a": [1.0, np.nan]}), {},
+     "s.csv: column 'a' has a missing value in row 2; use --missing model (or drop) to fit on "
+     "rows with gaps", {"column": "a", "row": 2, "advice": "missing"}),
+    (pd.DataFrame({"x": ["1.0", "2.0", "oops", "4"]}), {},
+     "s.csv: column 'x' is not numeric: 'oops' in row 3; fix the value, or declare it "
+     "--categorical x", {"column": "x", "row": 3, "value": "oops", "advice": "categorical"}),
+    (pd.DataFrame({"id": np.arange(100, 130)}), {},
+     "s.csv: column 'id' counts 1 by 1 through the rows (an id?), so it has no useful density; "
+     "leave it out with --exclude id", {"column": "id", "advice": "exclude"}),
+    (pd.DataFrame({"c": [7.5, 7.5]}), {},
+     "s.csv: column 'c' is constant (7.5 in every row), so it has no density; leave it out "
+     "with --exclude c", {"column": "c", "value": 7.5, "advice": "exclude"}),
+    (pd.DataFrame({"d": pd.to_datetime(["2024-01-01", "2024-01-02"])}), {},
+     "s.csv: column 'd' holds dates; encode them as numbers (day of week, hour, ...) or leave "
+     "it out with --exclude d", {"column": "d", "advice": "exclude"}),
+    (pd.DataFrame({"day": pd.date_range("2024-01-01", periods=300).astype(str)}), {},
+     "s.csv: column 'day' holds dates; encode them as numbers (day of week, hour, ...) or "
+     "leave it out with --exclude day", {"column": "day", "advice": "exclude"}),
+    (pd.DataFrame({"z": [f"{i:05d}" for i in range(200)]}), {},
+     "s.csv: column 'z' holds numbers stored as text (such as '00000'); convert it to numbers, "
+     "or leave it out with --exclude z", {"column": "z", "value": "00000", "advice": "exclude"}),
+    (pd.DataFrame({"note": [f"note number {i}" for i in range(300)]}), {},
+     "s.csv: column 'note' has 300 distinct text values (free text or an id?), too many to "
+     "model as categories; leave it out with --exclude note",
+     {"column": "note", "advice": "exclude"}),
+    (pd.DataFrame({"a": [1.0, 2.0]}), {"columns": ["a", "a"]},
+     "s.csv: --columns names a column twice", {"column": "a", "field": "columns"}),
+    (pd.DataFrame({"r": [0.1, 1.2]}), {"overrides": Overrides(bounds={"r": (0.0, 1.0)})},
+     "s.csv: column 'r' is bounded to [0, 1] but holds 1.2 in row 2",
+     {"column": "r", "row": 2, "value": 1.2}),
+    (pd.DataFrame({"r": [0.1, -1.5]}), {"overrides": Overrides(positive={"r"})},
+     "s.csv: column 'r' is declared positive but holds -1.5 in row 2",
+     {"column": "r", "row": 2, "value": -1.5}),
+    (pd.DataFrame({"r": [1.0, 2.5]}), {"overrides": Overrides(integer={"r"})},
+     "s.csv: column 'r' is declared integer but holds 2.5 in row 2",
+     {"column": "r", "row": 2, "value": 2.5}),
+    (pd.DataFrame({"x": [1.0, 3.0, -np.inf]}), {},
+     "s.csv: column 'x' holds -inf in row 3", {"column": "x", "row": 3, "value": -np.inf}),
+    (pd.DataFrame({"a": [np.nan, np.nan]}), {"overrides": Overrides(missing="model")},
+     "s.csv: column 'a' has no values", {"column": "a"}),
+    (pd.DataFrame([[1.0, 2.0]], columns=["a", "a"]), {},
+     "s.csv: column 'a' appears more than once", {"column": "a"}),
+    (pd.DataFrame({"a": [1.0, 2.0]}), {"columns": ["a", "zz", "yy"]},
+     "s.csv: no column 'zz', 'yy'; the columns are 'a'", {"column": "zz"}),
+    (pd.DataFrame({"a": [1.0, 2.0], "b": [1.0, 3.0]}),
+     {"columns": ["a"], "overrides": Overrides(positive={"b"})},
+     "s.csv: 'b' is declared but left out of the model", {"column": "b"}),
+]
+
+
+@pytest.mark.parametrize(("df", "kwargs", "cli", "fields"), REFUSALS)
+def test_refusals_carry_their_fields_and_name_no_flag(
+        df: pd.DataFrame, kwargs: dict, cli: str, fields: dict) -> None:
+    with pytest.raises(DataError) as info:
+        Schema.infer(df, source="s.csv", **kwargs)
+    err = info.value
+    assert err.render(cli_spelling) == cli
+    assert "--" not in str(err)
+    assert err.source == "s.csv"
+    expected = {"column": None, "row": None, "value": None, "field": None, "advice": None,
+                **fields}
+    got = {"column": err.column, "row": err.row, "value": err.value, "field": err.field,
+           "advice": err.advice.field if err.advice else None}
+    assert got == expected
+    assert err.row is None or type(err.row) is int
+
+
+def test_check_columns_carries_the_first_missing_column() -> None:
+    schema = Schema.infer(table(), ["x", "n"])
+    with pytest.raises(SchemaError) as info:
+        schema.check_columns(pd.DataFrame({"n": [1]}), "new.csv")
+    assert (info.value.source, info.value.column) == ("new.csv", "x")
+
+
+def test_tabular_loads_neither_torch_nor_the_engine() -> None:
+    code = ("import sys, flowcli.tabular, flowcli.io; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or "
+            "m.startswith('flowcli.engine')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from flowcli import checkpoint
+from flowcli import modelfile
 from flowcli.errors import ModelFileError, OutputError
 
 
@@ -23,10 +23,10 @@ def payload() -> dict:
 def test_save_load_round_trip_with_plain_types(tmp_path: Path) -> None:
     path = tmp_path / "m.flow"
     data = payload()
-    checkpoint.save(data, path)
-    back = checkpoint.load(path)
-    assert back["format"] == checkpoint.FORMAT
-    assert back["format_version"] == checkpoint.FORMAT_VERSION
+    modelfile.save(data, path)
+    back = modelfile.load(path)
+    assert back["format"] == modelfile.FORMAT
+    assert back["format_version"] == modelfile.FORMAT_VERSION
     assert back["preprocessor"] == {"mean": 1.5, "shape": [1, 2]}
     assert type(back["training"]["version"]) is str
     assert torch.equal(back["flow"]["state_dict"]["w"], data["flow"]["state_dict"]["w"])
@@ -38,12 +38,12 @@ def test_save_load_round_trip_with_plain_types(tmp_path: Path) -> None:
 
 def test_plain_refuses_objects() -> None:
     with pytest.raises(TypeError, match="cannot hold a object"):
-        checkpoint.plain({"x": object()})
+        modelfile.plain({"x": object()})
 
 
 def test_truncated_and_corrupted_files_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.flow"
-    checkpoint.save(payload(), path)
+    modelfile.save(payload(), path)
     raw = path.read_bytes()
     (tmp_path / "half.flow").write_bytes(raw[: len(raw) // 2])
     corrupted = bytearray(raw)
@@ -54,24 +54,24 @@ def test_truncated_and_corrupted_files_are_refused(tmp_path: Path) -> None:
     for name, message in [("half.flow", "damaged or truncated"), ("bad.flow", "damaged"),
                           ("empty.flow", "empty"), ("text.flow", "damaged or truncated")]:
         with pytest.raises(ModelFileError, match=message):
-            checkpoint.load(tmp_path / name)
+            modelfile.load(tmp_path / name)
 
 
 def test_newer_format_version_is_refused(tmp_path: Path) -> None:
-    data = {**payload(), "format": checkpoint.FORMAT, "format_version": 99}
-    torch.save(checkpoint.plain(data), tmp_path / "new.flow")
+    data = {**payload(), "format": modelfile.FORMAT, "format_version": 99}
+    torch.save(modelfile.plain(data), tmp_path / "new.flow")
     with pytest.raises(ModelFileError, match=r"newer flowcli \(model format 99; this version "
                                              r"reads up to 4\); upgrade flowcli"):
-        checkpoint.load(tmp_path / "new.flow")
+        modelfile.load(tmp_path / "new.flow")
 
 
 def test_other_torch_files_are_not_models(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ModelFileError, match="not a flowcli model file"):
-        checkpoint.load(tmp_path / "other.pt")
-    torch.save({"format": checkpoint.FORMAT, "format_version": 1}, tmp_path / "partial.flow")
+        modelfile.load(tmp_path / "other.pt")
+    torch.save({"format": modelfile.FORMAT, "format_version": 1}, tmp_path / "partial.flow")
     with pytest.raises(ModelFileError, match="missing preprocessor, flow, training"):
-        checkpoint.load(tmp_path / "partial.flow")
+        modelfile.load(tmp_path / "partial.flow")
 
 
 class _Exploit:
@@ -87,7 +87,7 @@ class _Exploit:
 @pytest.mark.parametrize("zipped", [True, False])
 def test_crafted_pickle_never_runs(tmp_path: Path, zipped: bool) -> None:
     marker = tmp_path / "pwned"
-    evil = {"format": checkpoint.FORMAT, "format_version": 1, "flow": _Exploit(marker)}
+    evil = {"format": modelfile.FORMAT, "format_version": 1, "flow": _Exploit(marker)}
     path = tmp_path / "evil.flow"
     if zipped:
         torch.save(evil, path)  # torch's own container around a malicious pickle
@@ -95,26 +95,26 @@ def test_crafted_pickle_never_runs(tmp_path: Path, zipped: bool) -> None:
         path.write_bytes(pickle.dumps(evil))
     assert not marker.exists()
     with pytest.raises(ModelFileError, match="refused|damaged"):
-        checkpoint.load(path)
+        modelfile.load(path)
     assert not marker.exists()
 
 
 def test_missing_folder_and_directory(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="no such model file"):
-        checkpoint.load(tmp_path / "nope.flow")
+        modelfile.load(tmp_path / "nope.flow")
     with pytest.raises(ModelFileError, match="is a folder"):
-        checkpoint.load(tmp_path)
+        modelfile.load(tmp_path)
     with pytest.raises(OutputError, match="no folder"):
-        checkpoint.save(payload(), tmp_path / "no" / "m.flow")
+        modelfile.save(payload(), tmp_path / "no" / "m.flow")
     with pytest.raises(OutputError, match="is a folder"):
-        checkpoint.save(payload(), tmp_path)
+        modelfile.save(payload(), tmp_path)
 
 
 def test_failed_save_keeps_the_old_file(tmp_path: Path) -> None:
     path = tmp_path / "m.flow"
-    checkpoint.save(payload(), path)
+    modelfile.save(payload(), path)
     before = path.read_bytes()
     with pytest.raises(TypeError):
-        checkpoint.save({"x": object()}, path)
+        modelfile.save({"x": object()}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.flow"]

@@ -1,0 +1,142 @@
+"""``flowcli fit``: learn the density of a table and write a model file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from .guard import guard, reraise_interrupt, sigterm_waits
+from .options import DataPath, Device, InputFormatOpt, Missing, ModelKind, QuietOpt, SeedOpt, spell
+from .options import option as opt
+from .render import Progress, columns_table, console, model_summary
+
+__all__ = ["fit"]
+
+
+def split_names(value: str | None, flag: str) -> list[str] | None:
+    """A comma-separated list of column names; None when the option was not given."""
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one column name", param_hint=flag)
+    return names
+
+
+def parse_bounds(value: str | None) -> dict[str, tuple[float, float]] | None:
+    """``COL=LO:HI,...`` as ``{COL: (LO, HI)}``."""
+    out = {}
+    for item in split_names(value, "--bounds") or []:
+        name, _, rng = item.rpartition("=")
+        low, _, high = rng.partition(":")
+        try:
+            lo, hi = float(low), float(high)
+        except ValueError:
+            lo = hi = float("nan")
+        if not name or not lo < hi:
+            raise typer.BadParameter(f"expected COLUMN=LOW:HIGH with LOW < HIGH, got {item!r}",
+                                     param_hint="--bounds")
+        out[name] = (lo, hi)
+    return out or None
+
+
+def fit(
+    data: DataPath,
+    output: Annotated[str, typer.Option("--output", "-o", metavar="MODEL",
+                                        help="Where to write the model file.")],
+    model: Annotated[ModelKind | None, opt("model")] = None,  # type: ignore[valid-type]
+    whiten: Annotated[bool | None, opt("whiten", "--whiten/--no-whiten")] = None,
+    mixture: Annotated[bool | None, opt("mixture", "--mixture/--no-mixture")] = None,
+    tails: Annotated[bool | None, opt("tails", "--tails/--no-tails")] = None,
+    layers: Annotated[int | None, opt("layers")] = None,
+    hidden: Annotated[int | None, opt("hidden")] = None,
+    epochs: Annotated[int | None, opt("epochs")] = None,
+    batch_size: Annotated[int | None, opt("batch_size")] = None,
+    lr: Annotated[float | None, opt("lr")] = None,
+    val_fraction: Annotated[float | None, opt("val_fraction")] = None,
+    patience: Annotated[int | None, opt("patience")] = None,
+    max_time: Annotated[float | None, opt("max_seconds")] = None,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", metavar="MODEL",
+        help="Carry on training this model file on the same DATA (epochs, early stopping and "
+             "optimizer state continue; --epochs, --patience, --max-time and --lr may change, "
+             "the rest is taken from it).")] = None,
+    columns: Annotated[str | None, opt("columns")] = None,
+    exclude: Annotated[str | None, opt("exclude")] = None,
+    categorical: Annotated[str | None, opt("categorical")] = None,
+    integer: Annotated[str | None, opt("integer")] = None,
+    positive: Annotated[str | None, opt("positive")] = None,
+    bounds: Annotated[str | None, opt("bounds", metavar="COL=LO:HI,...")] = None,
+    missing: Annotated[Missing | None, opt("missing")] = None,  # type: ignore[valid-type]
+    fmt: InputFormatOpt = None,
+    device: Annotated[Device, opt("device")] = Device.auto,  # type: ignore[valid-type]
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print a JSON summary on stdout.")] = False,
+) -> None:
+    """Learn the density of a table and write a model file."""
+    settings = {k: v.value if hasattr(v, "value") else v for k, v in (
+        ("model", model), ("whiten", whiten), ("mixture", mixture), ("tails", tails),
+        ("layers", layers), ("hidden", hidden), ("epochs", epochs),
+        ("batch_size", batch_size), ("lr", lr), ("val_fraction", val_fraction),
+        ("patience", patience), ("max_seconds", max_time), ("missing", missing))
+        if v is not None}
+    declared = {"columns": split_names(columns, "--columns"),
+                "exclude": split_names(exclude, "--exclude"),
+                "categorical": split_names(categorical, "--categorical"),
+                "integer": split_names(integer, "--integer"),
+                "positive": split_names(positive, "--positive"),
+                "bounds": parse_bounds(bounds)}
+    out = console(quiet)
+    with guard():
+        fitted = _train(data, output, resume, settings, declared, fmt, device.value, seed,
+                        out, quiet)
+        with sigterm_waits():  # the save is atomic; a signal must not cut it short
+            fitted.save(output)
+        _report(fitted, output, out, quiet, as_json)
+        if fitted.interrupted:
+            reraise_interrupt()
+
+
+def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
+           declared: dict[str, Any], fmt: Any, device: str, seed: int | None, out: Any,
+           quiet: bool) -> Any:
+    """The fitted (or further trained) model; nothing written yet."""
+    from ..config import default
+    from ..files import check_target
+    from ..io import display_name, read_table
+    from ..model import FlowModel
+
+    check_target(output, "the model")
+    previous = FlowModel.load(resume, device) if resume is not None else None
+    if previous is not None and any(v is not None for v in declared.values()):
+        from ..errors import UsageError
+
+        field = next(k for k, v in declared.items() if v is not None)
+        raise UsageError("cannot be changed when resuming", field=field)
+    table = read_table(data, fmt.value if fmt is not None else None)
+    source = display_name(data)
+    epochs = settings.get("epochs") or (previous.fit_config.epochs if previous is not None
+                                        else default("epochs"))
+    progress = Progress(out, epochs, enabled=not quiet)
+    try:
+        if previous is not None:
+            return previous.resume_fit(table, callback=progress, source=source, **settings)
+        return FlowModel.fit(table, seed=seed, device=device, callback=progress,
+                             source=source, **declared, **settings)
+    finally:
+        progress.stop()
+
+
+def _report(fitted: Any, output: str, out: Any, quiet: bool, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"model_file": output, **fitted.info()}, indent=2) + "\n")
+    if not quiet:
+        out.print(columns_table(fitted, "columns", box=None, pad_edge=False))
+        for note in fitted.schema.warnings(fitted.training["rows"]):
+            out.print(f"warning: {note.render(spell)}")
+        out.print(model_summary(fitted, output, detailed=False))

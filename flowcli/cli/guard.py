@@ -1,0 +1,85 @@
+"""How the command line ends: expected failures as one ``error: ...`` line and an exit code.
+
+Exit codes: 0 done; 1 an expected failure (bad input, damaged model file, unwritable output);
+2 a usage error; 3 ``score --fail-on-anomaly`` flagged rows; 130 Ctrl-C; 141 the reader of
+stdout went away; 143 SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from typing import NoReturn
+
+import typer
+
+from ..errors import FlowcliError
+from .options import spell
+
+__all__ = ["Terminated", "fail", "guard", "reraise_interrupt", "sigterm_waits"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an interrupt so that training stops the same way."""
+
+
+_signals: list[int] = []
+
+
+def _on_sigterm(signum: int, frame: object) -> NoReturn:
+    _signals.append(signum)
+    raise Terminated()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    raise typer.Exit(code)
+
+
+def reraise_interrupt() -> NoReturn:
+    """End the command as the signal that interrupted its work would have."""
+    raise Terminated() if _signals else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def sigterm_waits() -> Iterator[None]:
+    """SIGTERM waits until the block is done (a model file being saved)."""
+    handler = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Map expected failures to one stderr line and an exit code.
+
+    SIGTERM is turned into an interrupt for the command's duration, so that a partly written
+    output file is removed and a fit saves its best model, as on Ctrl-C.
+    """
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    except FlowcliError as exc:
+        fail(exc.render(spell), exc.exit_code)
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly, as a tool killed by SIGPIPE would
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(141) from None
+    except Terminated:
+        sys.stderr.write("terminated\n")
+        raise typer.Exit(143) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise typer.Exit(130) from None
+    except MemoryError:
+        fail("out of memory; use a smaller --batch-size")
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,149 @@
+"""What the command line prints on stderr (and ``info`` on stdout): the progress of a fit,
+the table of columns, and the summary of a model that ``fit`` and ``info`` share."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..model import FlowModel
+    from ..training import EpochReport
+
+__all__ = ["Progress", "columns_table", "console", "model_summary"]
+
+
+def console(quiet: bool = False, stderr: bool = True) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, quiet=quiet, highlight=False, soft_wrap=True)
+
+
+class Progress:
+    """Epoch progress on stderr: a Rich bar on a terminal, a line every 10 s otherwise."""
+
+    def __init__(self, out: Console, epochs: int, enabled: bool) -> None:
+        self.out = out
+        self.enabled = enabled
+        self.live = enabled and out.is_terminal
+        self.last = 0.0
+        self.bar: Any = None
+        if self.live:
+            from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(
+                TextColumn("epoch {task.completed:>4.0f}"), BarColumn(),
+                TextColumn("{task.fields[text]}"), TimeElapsedColumn(),
+                console=out, transient=True,
+            )
+            self.task = self.bar.add_task("fit", total=epochs, text="")
+            self.bar.start()
+
+    def __call__(self, r: EpochReport) -> None:
+        text = (f"train {r.train_ll:8.3f}  val {r.val_ll:8.3f}  best {r.best_val_ll:8.3f} "
+                f"(epoch {r.best_epoch})  {r.rows_per_second:,.0f} rows/s")
+        if r.stage:
+            text = f"{r.stage}: {text}"
+        if r.note:
+            self.out.print(f"epoch {r.epoch}: {r.note}")
+        if self.live:
+            self.bar.update(self.task, completed=r.epoch, text=text)
+        elif self.enabled and time.monotonic() - self.last > 10:
+            self.last = time.monotonic()
+            self.out.print(f"epoch {r.epoch}: {text}")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def columns_table(model: FlowModel, title: str, **style: Any) -> Table:
+    """The column / kind / dtype / seen-in-training table of ``fit`` and ``info``."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", **style)
+    for name in ("column", "kind", "dtype", "seen in training"):
+        table.add_column(name)
+    for spec in model.schema.columns:
+        table.add_row(spec.name, spec.kind, spec.dtype, spec.describe())
+    return table
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _flow_note(model: FlowModel) -> str:
+    """What reads after the flow's description: its heavy-tail layer, if any, and its base
+    (nothing for the standard normal)."""
+    flow = model.density.flow
+    config = flow.config if flow is not None else {}
+    note = ""
+    if config.get("tails"):
+        note = f", heavy tails pulled in on {_plural(len(model.tails_columns()), 'column')}"
+    k = int(config.get("mixture", 0))
+    return note + (f", on a mixture of {_plural(k, 'Gaussian')}" if k else "")
+
+
+def _flow_line(model: FlowModel, detailed: bool) -> str:
+    m = model.info()["model"]
+    if not detailed:
+        return (f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
+                f"{m['parameters']:,} parameters{_flow_note(model)}")
+    shape = (f"{m['bins']} spline bins on [-{m['bound']:g}, {m['bound']:g}]" if "bins" in m
+             else f"log-scale bound {m['scale_bound']:g}")
+    return (f"{m['kind']}: {m['layers']} layers, {m['depth']} x {m['hidden']} hidden, "
+            f"{shape}{_flow_note(model)}")
+
+
+def model_summary(model: FlowModel, path: str, detailed: bool) -> Table:
+    """The summary of ``fit`` (``detailed=False``, after training) and of ``info``."""
+    from rich.table import Table
+
+    t = model.training
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    if detailed:
+        _info_rows(table, model)
+    else:
+        _fit_rows(table, model, path)
+    for c in model.tried:
+        table.add_row(f"tried {c.label}",
+                      f"{c.val_log_likelihood:.4f} nats/row, {_plural(c.epochs, 'epoch')} "
+                      f"({c.stopped}), {c.seconds:.1f} s" + (", kept" if c.kept else ""))
+    table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
+    table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
+    table.add_row("time", f"{t['seconds']:.1f} s on {t['device']}")
+    if detailed:
+        v = model.info()["versions"]
+        table.add_row("created", model.created)
+        table.add_row("versions", f"flowcli {v['flowcli']}, torch {v['torch']}, "
+                                  f"model format {v['format']}")
+    return table
+
+
+def _fit_rows(table: Table, model: FlowModel, path: str) -> None:
+    t = model.training
+    rows = f"{t['train_rows']:,} train, {t['val_rows']:,} validation"
+    if t.get("dropped_rows"):
+        rows += f" ({t['dropped_rows']:,} rows with gaps dropped)"
+    table.add_row("model file", path)
+    table.add_row("rows", rows)
+    table.add_row("flow", _flow_line(model, detailed=False))
+
+
+def _info_rows(table: Table, model: FlowModel) -> None:
+    t = model.training
+    table.add_row("flow", _flow_line(model, detailed=True))
+    categories = len(model.density.cardinalities)
+    if categories:
+        table.add_row("categories", f"{categories} categorical variables "
+                                    f"(exact probabilities; the flow is conditioned on them)")
+    table.add_row("parameters", f"{model.info()['model']['parameters']:,}")
+    table.add_row("trained on", f"{t['rows']:,} rows ({t['train_rows']:,} train, "
+                                f"{t['val_rows']:,} validation), seed {t['seed']}")

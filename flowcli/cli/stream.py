@@ -1,0 +1,147 @@
+"""The commands that stream tables through a model: ``sample``, ``score`` and ``invert``.
+
+Each reads its input in chunks and writes its output chunk by chunk to a file that appears
+only when complete (or to stdout as it goes).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from .guard import guard
+from .options import (
+    ChunkOpt,
+    DataPath,
+    Device,
+    DeviceOpt,
+    InputFormatOpt,
+    ModelPath,
+    OutputFormatOpt,
+    OutputOpt,
+    QuietOpt,
+    SeedOpt,
+    Unseen,
+    option,
+)
+from .render import console
+
+__all__ = ["invert", "sample", "score"]
+
+
+def _value(choice: Any) -> str | None:
+    return choice.value if choice is not None else None
+
+
+def _load(path: str, device: Any) -> Any:
+    from ..model import FlowModel
+
+    return FlowModel.load(path, device.value)
+
+
+def sample(
+    model: ModelPath,
+    n: Annotated[int, option("rows", "-n", "--rows", min=None)],
+    output: OutputOpt = "-",
+    output_format: OutputFormatOpt = None,
+    seed: SeedOpt = None,
+    batch_size: ChunkOpt = 65536,
+    device: DeviceOpt = Device.auto,  # type: ignore[valid-type]
+    quiet: QuietOpt = False,
+) -> None:
+    """Draw new rows with the training table's columns and dtypes."""
+    if n < 0:
+        raise typer.BadParameter(f"must be 0 or more, got {n}", param_hint="-n")
+    with guard():
+        from ..io import TableWriter
+
+        fitted = _load(model, device)
+        with TableWriter(output, _value(output_format)) as writer:
+            for chunk in fitted.sample_batches(n, seed, batch_size):
+                writer.write(chunk)
+        if not quiet and output != "-":
+            console().print(f"wrote {writer.rows:,} rows to {output}")
+
+
+def score(
+    model: ModelPath,
+    data: DataPath,
+    output: OutputOpt = "-",
+    percentile: Annotated[bool, typer.Option(
+        "--percentile", help="Add 'percentile': the share (%) of held-out training rows that "
+                             "scored lower.")] = False,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", min=0.0, max=1.0, metavar="Q",
+        help="Add 'anomaly': true for rows scoring below the Q-quantile of held-out training "
+             "rows (0.01 flags the least likely 1 % of typical data).")] = None,
+    only_score: Annotated[bool, typer.Option(
+        "--only-score", help="Write only the score columns, not the input rows.")] = False,
+    unseen: Annotated[Unseen, option("unseen")] = Unseen.error,  # type: ignore[valid-type]
+    fail_on_anomaly: Annotated[bool, typer.Option(
+        "--fail-on-anomaly", help="Exit with code 3 when any row is flagged (needs --threshold).")
+    ] = False,
+    fmt: InputFormatOpt = None,
+    output_format: OutputFormatOpt = None,
+    batch_size: ChunkOpt = 65536,
+    device: DeviceOpt = Device.auto,  # type: ignore[valid-type]
+    quiet: QuietOpt = False,
+) -> None:
+    """Append each row's log-likelihood (nats, in the table's own units) as 'log_prob'.
+
+    Extra input columns pass through untouched; the model's columns must all be present.
+    """
+    if fail_on_anomaly and threshold is None:
+        raise typer.BadParameter("needs --threshold Q", param_hint="--fail-on-anomaly")
+    with guard():
+        from ..errors import AnomalyError
+        from ..io import TableWriter, display_name, iter_tables
+
+        fitted = _load(model, device)
+        source = display_name(data)
+        cutoff = fitted.threshold(threshold) if threshold is not None else None
+        flagged = 0
+        chunks = iter_tables(data, _value(fmt), batch_size)
+        with TableWriter(output, _value(output_format)) as writer:
+            for chunk, scores in fitted.score_batches(chunks, source, unseen.value):
+                out = fitted.scored_table(chunk, scores, percentile=percentile, cutoff=cutoff,
+                                          only_score=only_score)
+                flagged += int(out["anomaly"].sum()) if cutoff is not None else 0
+                writer.write(out)
+        if not quiet and output != "-":
+            console().print(f"scored {writer.rows:,} rows into {output}")
+        if cutoff is not None and (not quiet or fail_on_anomaly):
+            console().print(
+                f"{flagged:,} of {writer.rows:,} rows flagged as anomalies "
+                f"(log_prob below {cutoff:.4g}, the {threshold:g} quantile of held-out rows)")
+        if fail_on_anomaly and flagged:
+            raise AnomalyError(f"{flagged:,} anomalous rows in {source}")
+
+
+def invert(
+    model: ModelPath,
+    data: DataPath,
+    output: OutputOpt = "-",
+    to_data: Annotated[bool, typer.Option(
+        "--to-data", help="Map latent rows (columns z_0, z_1, ...) back to table rows.")] = False,
+    fmt: InputFormatOpt = None,
+    output_format: OutputFormatOpt = None,
+    batch_size: ChunkOpt = 65536,
+    device: DeviceOpt = Device.auto,  # type: ignore[valid-type]
+    quiet: QuietOpt = False,
+) -> None:
+    """Map table rows to latent coordinates z_0, z_1, ... (or back, with --to-data).
+
+    Columns that are not the model's pass through untouched, after the mapped ones.
+    """
+    with guard():
+        from ..io import TableWriter, display_name, iter_tables
+
+        fitted = _load(model, device)
+        source = display_name(data)
+        chunks = iter_tables(data, _value(fmt), batch_size)
+        with TableWriter(output, _value(output_format)) as writer:
+            for out in fitted.invert_batches(chunks, to_data, source):
+                writer.write(out)
+        if not quiet and output != "-":
+            console().print(f"wrote {writer.rows:,} rows to {output}")

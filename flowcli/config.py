@@ -1,0 +1,190 @@
+"""Every default, range and choice list of flowcli, once.
+
+The library checks its arguments against :data:`OPTIONS` and the command line builds its options,
+help texts and shown defaults from it, so the two cannot disagree. This module imports nothing
+heavy: the command line reads it before deciding whether to load torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from .errors import UsageError
+
+__all__ = [
+    "CHUNK_ROWS", "DEVICES", "FORMATS", "MISSING", "MODELS", "OPTIONS", "QUANTILES",
+    "SMALL_TABLE", "UNSEEN", "FitConfig", "Option", "flow_size", "pass_rows",
+]
+
+MODELS = ("auto", "maf", "realnvp", "nsf")
+MISSING = ("error", "drop", "model")
+UNSEEN = ("error", "floor")
+DEVICES = ("auto", "cpu", "cuda")
+FORMATS = ("csv", "parquet")
+
+CHUNK_ROWS = 65536  # rows per chunk read, sampled and written
+# Rows per network pass: on a CPU, small passes keep the activations in cache (2,048 rows score
+# about 3 times faster than 65,536; benchmarks/README.md); a GPU wants large ones.
+CPU_PASS_ROWS, GPU_PASS_ROWS = 2048, 65536
+QUANTILES = 1001  # held-out score quantiles kept in a model, for percentiles and thresholds
+SMALL_TABLE = 1000  # training rows under which the default flow is smaller
+MIXTURE_ROWS = 50000  # training rows a mixture base's EM sees at most
+
+
+def pass_rows(device_type: str) -> int:
+    """Rows per network pass on a device of this type (``cpu``, ``cuda``, ...)."""
+    return CPU_PASS_ROWS if device_type == "cpu" else GPU_PASS_ROWS
+
+
+def flow_size(train_rows: int) -> tuple[int, int]:
+    """Default ``(layers, hidden)``: 5 layers of 128 units, or 3 of 32 for tables under
+    :data:`SMALL_TABLE` training rows, where the larger flow overfits (benchmarks/README.md)."""
+    return (3, 32) if train_rows < SMALL_TABLE else (5, 128)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its field name, its flag, its help, and the values it accepts.
+
+    ``low``/``high`` bound a number (``low_open``: strictly above ``low``); ``choices`` lists
+    the values of a choice; ``shown`` is how help shows a default that is not a plain value.
+    """
+
+    field: str
+    flag: str
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] = ()
+    shown: str | None = None
+
+    def check(self, value: Any) -> None:
+        """Raise :class:`UsageError` naming this option's field when ``value`` is out of range."""
+        if value is None:
+            return
+        if self.choices and value not in self.choices:
+            raise UsageError(f"must be one of {', '.join(self.choices)}, not {value!r}",
+                             field=self.field)
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            raise UsageError(self._range(), field=self.field)
+        if self.high is not None and value > self.high:
+            raise UsageError(self._range(), field=self.field)
+
+    def _range(self) -> str:
+        if self.high is None:
+            return "must be positive" if self.low_open and self.low == 0 else \
+                f"must be at least {self.low:g}"
+        return f"must be in [{self.low:g}, {self.high:g}]"
+
+
+def _options(*options: Option) -> dict[str, Option]:
+    return {o.field: o for o in options}
+
+
+OPTIONS: dict[str, Option] = _options(
+    Option("model", "--model", "auto: fit maf and nsf (and maf on a mixture base when a "
+           "mixture leads), keep the best on the validation rows; maf: affine autoregressive, "
+           "fastest to fit; realnvp: one pass both ways, fastest to sample; nsf: spline "
+           "autoregressive, for skewed, bounded or multi-modal columns.", choices=MODELS),
+    Option("whiten", "--whiten", "Start the flow at the data's full-covariance Gaussian (helps "
+           "small, smooth, correlated tables; hurts lattice-valued ones).",
+           shown=f"off; auto also tries it under {SMALL_TABLE:,} rows"),
+    Option("mixture", "--mixture", "Put the flow on a Gaussian-mixture base fitted by EM, its "
+           "size chosen on the validation rows (MAF-MoG: helps clustered tables and "
+           "lattice-valued columns; the latent rows of invert then follow that mixture, not "
+           "N(0, I)).", shown="off; auto also tries it when a mixture leads"),
+    Option("tails", "--tails", "Start the flow with a fixed per-column asinh layer that pulls "
+           "heavy tails in, fitted to each column that it makes closer to Gaussian.",
+           shown="on for nsf, off for maf and realnvp"),
+    Option("layers", "--layers", "Number of flow layers.", low=1,
+           shown=f"5, or 3 under {SMALL_TABLE:,} rows"),
+    Option("hidden", "--hidden", "Hidden units per network layer.", low=1,
+           shown=f"128, or 32 under {SMALL_TABLE:,} rows"),
+    Option("depth", "--depth", "Hidden layers per network.", low=1),
+    Option("scale_bound", "--scale-bound", "Bound on each affine layer's log-scale.",
+           low=0, low_open=True),
+    Option("epochs", "--epochs", "Most passes over the data (counted across resumes).", low=1),
+    Option("batch_size", "--batch-size", "Rows per step.", low=1),
+    Option("lr", "--lr", "Adam learning rate.", low=0, low_open=True),
+    Option("patience", "--patience",
+           "Stop after this many epochs without a better validation score.", low=1),
+    Option("weight_decay", "--weight-decay", "Adam weight decay.", low=0),
+    Option("val_fraction", "--val-fraction", "Share of rows held out for early stopping.",
+           low=0, high=0.9),
+    Option("max_seconds", "--max-time", "Stop training after this many seconds.", low=0),
+    Option("missing", "--missing", "Rows with gaps: error, drop them, or model the gaps.",
+           choices=MISSING),
+    Option("columns", "--columns", "Comma-separated columns to model (default: all)."),
+    Option("exclude", "--exclude", "Comma-separated columns to leave out."),
+    Option("categorical", "--categorical",
+           "Columns to model as categories (e.g. integer codes)."),
+    Option("integer", "--integer", "Columns to model as integers (counts, ordinals)."),
+    Option("positive", "--positive", "Columns that are > 0 (amounts): modelled on a log scale."),
+    Option("bounds", "--bounds",
+           "Columns bounded to [LO, HI] (rates): modelled on a logit scale."),
+    Option("unseen", "--unseen", "A category never seen in training: an error, or score the "
+           "row as the rarest training category (floor).", choices=UNSEEN),
+    Option("device", "--device", "Where to compute: auto picks CUDA when available.",
+           choices=DEVICES),
+    Option("format", "--format",
+           "Format of the input table, when the extension does not tell (stdin).",
+           choices=FORMATS),
+    Option("seed", "--seed", "Random seed, for reproducible runs."),
+    Option("rows", "-n", "Number of rows to draw.", low=0),
+    Option("chunk_rows", "--batch-size", "Rows per chunk read, computed and written.", low=1),
+)
+
+
+@dataclass
+class FitConfig:
+    """Hyperparameters of ``fit``: architecture and optimization. Plain data only; the field
+    names and their order are part of the model file."""
+
+    model: str = "auto"
+    layers: int | None = None  # None: sized to the table (see ``flow_size``)
+    hidden: int | None = None
+    depth: int = 2
+    scale_bound: float = 5.0
+    epochs: int = 1000
+    batch_size: int = 512
+    lr: float = 1e-3
+    patience: int = 20
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    max_seconds: float | None = None
+    missing: str = "error"
+    whiten: bool | None = None  # None: off, but ``auto`` tries it on small tables
+    mixture: bool | None = None  # None: off, but ``auto`` tries it when the mixture leads
+    tails: bool | None = None  # None: on for spline flows (``fitting.candidate.tails_for``)
+
+    def check(self) -> None:
+        """Raise :class:`UsageError` naming the first field out of its range."""
+        for f in fields(self):
+            if f.name in OPTIONS:
+                OPTIONS[f.name].check(getattr(self, f.name))
+
+    def sized(self, train_rows: int) -> FitConfig:
+        """This config with ``layers`` and ``hidden`` left unset filled in for the table."""
+        layers, hidden = flow_size(train_rows)
+        return replace(self, layers=self.layers or layers, hidden=self.hidden or hidden)
+
+    def updated(self, **changes: Any) -> FitConfig:
+        """A checked copy with ``changes``; an unknown field is a ``TypeError``, as an
+        unknown keyword argument is."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(f"unknown fit option {', '.join(map(repr, unknown))}")
+        config = FitConfig(**{**asdict(self), **changes})
+        config.check()
+        return config
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default(field: str) -> Any:
+    """The default of a :class:`FitConfig` field."""
+    return getattr(FitConfig(), field)

@@ -1,0 +1,71 @@
+"""Turning a table into a fitted density, and carrying on the training of one: the columns
+and their kinds, the split, the encoding, then the search over candidate flows."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..config import FitConfig
+from ..errors import UsageError
+from ..tabular import Overrides, Preprocessor, Schema
+from ..training import EpochReport
+from .candidate import Candidate
+from .data import Encoded, choose_columns, drop_gaps, split
+from .search import search
+
+__all__ = ["RESUMABLE", "fit_table", "resume_training"]
+
+RESUMABLE = ("epochs", "patience", "max_seconds", "lr")  # what a resumed run may change
+
+
+def fit_table(data: pd.DataFrame, config: FitConfig, *, columns: list[str] | None,
+              exclude: list[str] | None, overrides: Overrides, seed: int | None,
+              device: torch.device, callback: Callable[[EpochReport], None] | None,
+              source: str) -> Candidate:
+    """Learn the density of ``data``: the candidate kept, with its preprocessing, density,
+    training record (seed, rows, what was tried) and resume state."""
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    columns = choose_columns(data, columns, exclude, source)
+    table, dropped = drop_gaps(data, columns) if config.missing == "drop" else (data, 0)
+    schema = Schema.infer(table, columns, source, overrides)
+    train_df, val_df = split(table, config.val_fraction, seed, source)
+    config = config.sized(len(train_df))
+    pre = Preprocessor.fit(schema, train_df)
+    training = {"seed": seed, "rows": len(table), "train_rows": len(train_df),
+                "val_rows": len(val_df), "dropped_rows": dropped, "device": str(device),
+                "epochs": 0, "seconds": 0.0}
+    encoded = Encoded.of(pre, train_df, val_df, source)
+    return search(pre, encoded, config, training, device, callback)
+
+
+def resume_training(candidate: Candidate, data: pd.DataFrame, changes: dict[str, Any],
+                    callback: Callable[[EpochReport], None] | None, source: str) -> None:
+    """Carry on training ``candidate`` on ``data`` (the table it was fitted on: its seed
+    gives the same split) where its last run stopped; ``changes`` may set the fields of
+    :data:`RESUMABLE`."""
+    unknown = sorted(set(changes) - set(RESUMABLE))
+    if unknown:
+        raise UsageError("cannot be changed when resuming", field=unknown[0])
+    config = candidate.config.updated(**changes)
+    resume = candidate.resume
+    if resume is None or not resume.optimizer:
+        raise UsageError("this model holds no training state to resume from")
+    schema = candidate.pre.schema
+    schema.check_columns(data, source)
+    table = data[schema.names]
+    if config.missing == "drop":
+        table = table.dropna().reset_index(drop=True)
+    train_df, val_df = split(table, config.val_fraction, candidate.training["seed"], source)
+    candidate.training.update(rows=len(table), train_rows=len(train_df),
+                              val_rows=len(val_df), device=str(candidate.device))
+    candidate.config = config
+    candidate.resume = resume.with_lr(changes["lr"]) if "lr" in changes else resume
+    candidate.staged = False
+    candidate.run(Encoded.of(candidate.pre, train_df, val_df, source), callback,
+                  config.max_seconds)
+

@@ -1,0 +1,384 @@
+"""FlowModel: a fitted density over a table, and what it does: score, sample, invert, save,
+load and describe. What a notebook imports; the command line is a thin shell over it.
+
+Example::
+
+    import pandas as pd
+    from flowcli import FlowModel
+
+    model = FlowModel.fit(pd.read_parquet("data.parquet"), model="maf", seed=0)
+    scores = model.score(df)            # log-likelihood per row, nats, in the table's units
+    synth = model.sample(1000, seed=1)  # new rows with the training columns and dtypes
+    model.save("model.flow")
+    model = FlowModel.load("model.flow")
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__, modelfile
+from .config import CHUNK_ROWS, FitConfig, pass_rows
+from .engine.mixed import MixedDensity, rebuild_mixed
+from .engine.tails import Tails
+from .errors import ModelFileError, UsageError
+from .fitting import Candidate, fit_table, flow_label, label, resume_training
+from .fitting.data import in_passes
+from .latent import LatentMap, latent_columns
+from .tabular import Overrides, Preprocessor, Schema
+from .training import EpochReport, ResumeState, StopReason
+
+__all__ = ["FlowModel", "Tried", "latent_columns", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` is CUDA when available, else CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("cuda: no CUDA device is available", field="device")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UsageError(f"must be auto, cpu or cuda, not {device!r}", field="device")
+    return torch.device(device)
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+
+
+def _overrides(overrides: Overrides | None, missing: str, **declared: Any) -> Overrides:
+    """Column kinds declared as keyword lists, on top of ``overrides``."""
+    base = overrides or Overrides()
+    return Overrides(categorical=set(base.categorical) | set(declared["categorical"] or ()),
+                     integer=set(base.integer) | set(declared["integer"] or ()),
+                     positive=set(base.positive) | set(declared["positive"] or ()),
+                     bounds={**base.bounds, **(declared["bounds"] or {})}, missing=missing)
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One candidate that ``fit`` tried, as its summary shows it."""
+
+    label: str
+    val_log_likelihood: float
+    epochs: int
+    stopped: str
+    seconds: float
+    kept: bool
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Tried:
+        """From a training record's entry in ``candidates``."""
+        name = label(record["model"], record["whiten"], bool(record.get("mixture", 0)),
+                     record.get("tails", False))
+        return cls(name, record["val_log_likelihood"], record["epochs"],
+                   str(record["stopped"]), record["seconds"], bool(record.get("kept")))
+
+
+class FlowModel:
+    """A fitted density over a table: the preprocessing, the model and how it was trained.
+
+    Build one with :meth:`fit` or :meth:`load`. Scores are natural-log likelihoods per row
+    (nats) in the table's own units: the preprocessing's Jacobian is included, categorical
+    columns contribute their exact log-probability, and integer columns a log-probability
+    estimate (the dequantized density at the cell centre).
+    """
+
+    def __init__(self, preprocessor: Preprocessor, density: MixedDensity,
+                 training: dict[str, Any], fit_config: FitConfig,
+                 resume: ResumeState | None = None, created: str | None = None) -> None:
+        self.preprocessor = preprocessor
+        self.density = density.eval()
+        self.training = training
+        self.fit_config = fit_config
+        self.resume = resume
+        self.created = created or _utc_now()
+        self._latent: LatentMap | None = None
+
+    @classmethod
+    def _of(cls, candidate: Candidate) -> FlowModel:
+        return cls(candidate.pre, candidate.density, candidate.training, candidate.config,
+                   candidate.resume)
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def schema(self) -> Schema:
+        return self.preprocessor.schema
+
+    @property
+    def columns(self) -> list[str]:
+        """The model's columns, in order."""
+        return self.schema.names
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.density.parameters()).device
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the last fit or resumed run was stopped by Ctrl-C (or SIGTERM)."""
+        return self.training.get("stopped") == StopReason.INTERRUPTED
+
+    @property
+    def label(self) -> str:
+        """The flow as ``fit`` names candidates: ``maf``, ``nsf+tails``, ``maf+mixture`` ..."""
+        flow = self.density.flow
+        return flow_label(flow.config if flow is not None else None)
+
+    @property
+    def tried(self) -> list[Tried]:
+        """The candidates ``fit`` tried (none when it fitted one flow)."""
+        return [Tried.of(c) for c in self.training.get("candidates", [])]
+
+    def tails_columns(self) -> list[str]:
+        """The columns that the flow's heavy-tail layer compresses (none without one)."""
+        flow = self.density.flow
+        layer = next((t for t in flow.steps if isinstance(t, Tails)), None) if flow else None
+        if layer is None:
+            return []
+        names = [e.spec.name for e in self.preprocessor.encoders if e.cont]
+        return [name for name, on in zip(names, layer.active.tolist(), strict=True) if on]
+
+    def to(self, device: str | torch.device) -> FlowModel:
+        self.density.to(resolve_device(device))
+        self._latent = None
+        return self
+
+    # ------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(
+        cls,
+        data: pd.DataFrame,
+        config: FitConfig | None = None,
+        *,
+        columns: list[str] | None = None,
+        exclude: list[str] | None = None,
+        categorical: Iterable[str] | None = None,
+        integer: Iterable[str] | None = None,
+        positive: Iterable[str] | None = None,
+        bounds: dict[str, tuple[float, float]] | None = None,
+        overrides: Overrides | None = None,
+        seed: int | None = None,
+        device: str | torch.device = "auto",
+        callback: Callable[[EpochReport], None] | None = None,
+        source: str = "data",
+        **options: Any,
+    ) -> FlowModel:
+        """Learn the density of ``data``.
+
+        Arguments:
+            data: the training table.
+            config: hyperparameters; keyword ``options`` replace single fields
+                (``model="realnvp"``, ``layers=8``, ``missing="model"``, ...).
+            columns, exclude: the columns to model (default: all), and those to leave out.
+            categorical, integer, positive: columns declared of that kind (else inferred).
+            bounds: columns bounded to ``(low, high)``, modelled on a logit scale.
+            overrides: the same declarations as one :class:`~flowcli.tabular.Overrides`.
+            seed: makes the split, initialization, shuffling and noise reproducible on one
+                machine (default: a random seed, recorded in the model).
+            device: ``auto``, ``cpu`` or ``cuda``.
+            callback: receives an :class:`~flowcli.training.EpochReport` after each epoch.
+            source: the file name used in error messages.
+
+        A Ctrl-C during training stops it early with the best weights so far; the returned
+        model then says :attr:`interrupted`.
+        """
+        config = (config or FitConfig()).updated(**options)
+        declared = _overrides(overrides, config.missing, categorical=categorical,
+                              integer=integer, positive=positive, bounds=bounds)
+        kept = fit_table(data, config, columns=columns, exclude=exclude, overrides=declared,
+                         seed=seed, device=resolve_device(device), callback=callback,
+                         source=source)
+        return cls._of(kept)
+
+    def resume_fit(self, data: pd.DataFrame, *,
+                   callback: Callable[[EpochReport], None] | None = None,
+                   source: str = "data", **changes: Any) -> FlowModel:
+        """Carry on training this model on ``data`` where its last run stopped.
+
+        The epoch count, early-stopping state and optimizer state continue; the data should be
+        the table the model was fitted on (the same seed gives the same validation split).
+        ``changes`` may set ``epochs``, ``patience``, ``max_seconds`` or ``lr``.
+        """
+        candidate = Candidate(self.preprocessor, self.density, self.training, self.fit_config,
+                              resume=self.resume)
+        resume_training(candidate, data, changes, callback, source)
+        self.fit_config, self.resume = candidate.config, candidate.resume
+        self.density.eval()
+        self._latent = None
+        return self
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0,
+              unseen: str = "error") -> pd.Series:
+        """Log-likelihood of each row in nats, in the table's units; aligned to ``df.index``.
+
+        Extra columns are ignored; missing model columns raise :class:`SchemaError`. With
+        ``unseen="floor"``, a category never seen in training is scored as the rarest one.
+        """
+        x, logdet = self.preprocessor.encode(df, source, row_offset, unseen=unseen)
+        values = in_passes(self.density.log_prob, x, self.device) + logdet
+        return pd.Series(values, index=df.index, name="log_prob")
+
+    def score_batches(
+        self, chunks: Iterable[pd.DataFrame], source: str = "data", unseen: str = "error"
+    ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
+        """Score a stream of chunks; yields each chunk with its scores."""
+        offset = 0
+        for chunk in chunks:
+            yield chunk, self.score(chunk, source, offset, unseen)
+            offset += len(chunk)
+
+    def scored_table(self, chunk: pd.DataFrame, scores: pd.Series, *, percentile: bool = False,
+                     cutoff: float | None = None, only_score: bool = False) -> pd.DataFrame:
+        """What ``flowcli score`` writes: the rows (none with ``only_score``) and ``log_prob``,
+        then ``percentile`` if asked, and ``anomaly`` (score below ``cutoff``) if given."""
+        out = chunk[[]].copy() if only_score else chunk.copy()
+        out["log_prob"] = scores.to_numpy()
+        if percentile:
+            out["percentile"] = self.percentile(scores)
+        if cutoff is not None:
+            out["anomaly"] = scores.to_numpy() < cutoff
+        return out
+
+    def percentile(self, scores: np.ndarray | pd.Series) -> np.ndarray:
+        """Share of held-out training rows (in %) that scored lower than each score."""
+        q = np.asarray(self.training.get("score_quantiles") or [], dtype=np.float64)
+        if q.size == 0:
+            return np.full(len(scores), np.nan)
+        return 100.0 * np.interp(np.asarray(scores, dtype=np.float64), q,
+                                 np.linspace(0.0, 1.0, q.size), left=0.0, right=1.0)
+
+    def threshold(self, quantile: float) -> float:
+        """The held-out score below which a share ``quantile`` of held-out rows fall."""
+        q = np.asarray(self.training["score_quantiles"], dtype=np.float64)
+        return float(np.interp(quantile, np.linspace(0.0, 1.0, q.size), q))
+
+    # ------------------------------------------------------------------ sampling
+    @torch.inference_mode()
+    def sample_batches(self, n: int, seed: int | None = None,
+                       batch_size: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+        """Yield ``n`` new rows in chunks of at most ``batch_size``, with the training schema."""
+        if n < 0:
+            raise UsageError(f"cannot draw {n} rows; give a number >= 0")
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(secrets.randbelow(2**63) if seed is None else int(seed))
+        step = pass_rows(self.device.type)
+        done = 0
+        while True:
+            size = min(batch_size, n - done)
+            parts = [self.density.sample(min(step, size - i), generator)
+                     for i in range(0, size, step)] or [self.density.sample(0, generator)]
+            yield self.preprocessor.decode(torch.cat(parts).double().cpu().numpy())
+            done += size
+            if done >= n:
+                return
+
+    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
+        """``n`` new rows with the training columns, dtypes and labels."""
+        return pd.concat(list(self.sample_batches(n, seed)), ignore_index=True)
+
+    # ------------------------------------------------------------------ latent space
+    @property
+    def _latent_map(self) -> LatentMap:
+        if self._latent is None:
+            self._latent = LatentMap(self.preprocessor, self.density)
+        return self._latent
+
+    def latent_columns(self) -> list[str]:
+        """Columns of a latent table: ``z_0 .. z_{D-1}``, then the discrete columns as is."""
+        return self._latent_map.columns()
+
+    def to_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
+                  ) -> pd.DataFrame:
+        """Latent coordinates ``z_0 ..`` of each row's continuous part, computed in float64.
+
+        Categorical columns come along unchanged (the latent code is conditional on them),
+        and a ``<column>_missing`` flag for each numeric column with modelled gaps.
+        """
+        return self._latent_map.to_latent(df, source, row_offset)
+
+    def from_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
+                    ) -> pd.DataFrame:
+        """Rows of the table from a latent table (see :meth:`to_latent`), in float64."""
+        return self._latent_map.from_latent(df, source, row_offset)
+
+    def invert_batches(
+        self, chunks: Iterable[pd.DataFrame], to_data: bool = False, source: str = "data"
+    ) -> Iterator[pd.DataFrame]:
+        """Map a stream of chunks to latent tables (or back, ``to_data``); columns that are
+        not mapped pass through, after the mapped ones."""
+        used = set(self.latent_columns() if to_data else self.columns)
+        convert = self.from_latent if to_data else self.to_latent
+        offset = 0
+        for chunk in chunks:
+            out = convert(chunk, source, offset)
+            rest = [c for c in chunk.columns if c not in used and c not in out.columns]
+            yield out.join(chunk[rest]) if rest else out
+            offset += len(chunk)
+
+    # ------------------------------------------------------------------ files
+    def _record(self) -> modelfile.ModelRecord:
+        return modelfile.ModelRecord(
+            preprocessor=self.preprocessor.to_dict(),
+            density_config=self.density.config,
+            state_dict={k: v.detach().cpu() for k, v in self.density.state_dict().items()},
+            fit_config=self.fit_config.as_dict(),
+            training=self.training,
+            resume=self.resume.to_dict() if self.resume is not None else {},
+            created=self.created,
+            versions={"flowcli_version": __version__, "torch_version": torch.__version__})
+
+    def save(self, path: str) -> None:
+        """Write the model file atomically."""
+        modelfile.write(self._record(), path)
+
+    @classmethod
+    def load(cls, path: str, device: str | torch.device = "cpu") -> FlowModel:
+        """Read a model file (safely: it can hold no code) onto ``device``."""
+        record = modelfile.read(path)
+        try:
+            pre = Preprocessor.from_dict(record.preprocessor)
+            density = rebuild_mixed(record.density_config)
+            density.load_state_dict(record.state_dict)
+            fit_config = FitConfig(**record.fit_config)
+            resume = ResumeState.from_dict(record.resume)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__})") from None
+        model = cls(pre, density, dict(record.training), fit_config, resume, record.created)
+        return model.to(device)
+
+    # ------------------------------------------------------------------ description
+    def info(self) -> dict[str, Any]:
+        """Columns, architecture, training and versions as plain data."""
+        flow = self.density.flow
+        config = dict(flow.config) if flow is not None else {"kind": "none", "layers": 0,
+                                                             "hidden": 0, "depth": 0,
+                                                             "scale_bound": 0.0}
+        config.pop("orders", None)
+        tails = {"tails_columns": self.tails_columns()} if config.get("tails") else {}
+        return {
+            "columns": [
+                {**spec.to_dict(), **e.to_dict()}
+                for spec, e in zip(self.schema.columns, self.preprocessor.encoders, strict=True)
+            ],
+            "model": {**config, "categorical_variables": len(self.density.cardinalities),
+                      "parameters": sum(p.numel() for p in self.density.parameters()),
+                      **tails},
+            "training": {k: modelfile.plain(v) for k, v in self.training.items()
+                         if k != "score_quantiles"},
+            "fit_config": self.fit_config.as_dict(),
+            "created": self.created,
+            "versions": {"flowcli": __version__, "torch": torch.__version__,
+                         "format": modelfile.format_for(config if flow is not None else None)},
+        }

@@ -1,0 +1,212 @@
+"""The model-file format: one self-describing file of tensors and plain data, its versions,
+migration from older ones, and safe loading.
+
+A model file is written atomically (:class:`~flowcli.files.AtomicFile`) with the lowest format
+version that can read it, so models without newer parts still load in older releases:
+
+=======  ============================================================
+format   adds
+=======  ============================================================
+1        the first release: a bare flow config
+2        categories, spline flows and whitening layers
+3        mixture bases (``fit_config["mixture"]``)
+4        heavy-tail layers (``fit_config["tails"]``)
+=======  ============================================================
+
+Loading uses ``torch.load(weights_only=True)``: the unpickler accepts tensors and plain
+containers only, so a model file can never run code. Every failure becomes a
+:class:`~flowcli.errors.ModelFileError` that names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ModelFileError
+from .files import AtomicFile, check_target
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "check_target", "format_for", "load",
+           "plain", "read", "save", "write"]
+
+FORMAT = "flowcli-model"
+FORMAT_VERSION = 4
+REQUIRED = ("format", "format_version", "preprocessor", "flow", "training")
+# fit config fields that came with a later format: files of earlier formats leave them out,
+# since the releases that read only those refuse a field they do not know
+LATER_FIT_FIELDS = (("mixture", 3), ("tails", 4))
+
+
+@dataclass
+class ModelRecord:
+    """What a model file holds, as plain data and tensors (format 2 and later in memory)."""
+
+    preprocessor: dict[str, Any]
+    density_config: dict[str, Any]  # a MixedDensity config
+    state_dict: dict[str, torch.Tensor]
+    fit_config: dict[str, Any]
+    training: dict[str, Any]
+    resume: dict[str, Any] = field(default_factory=dict)
+    created: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def format(self) -> int:
+        return format_for(self.density_config.get("flow"))
+
+
+def format_for(flow_config: dict[str, Any] | None) -> int:
+    """The lowest format that holds a flow of this config: 4 with a heavy-tail layer, 3 with
+    a mixture base, else 2."""
+    flow_config = flow_config or {}
+    return 4 if flow_config.get("tails") else 3 if flow_config.get("mixture") else 2
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays turned into Python data; refuse anything else.
+
+    Allowed: dict with str keys, list, tuple, str, int, float, bool, None and tensors.
+    """
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, (int, float, str)):  # subclasses: enums, torch's version string
+        return _base(value)
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"model file keys must be str or int, got {type(k).__name__}")
+            out[k] = plain(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    raise TypeError(f"a model file cannot hold a {type(value).__name__}")
+
+
+def _base(value: int | float | str) -> int | float | str:
+    if isinstance(value, str):
+        return str.__str__(value)
+    return bool(value) if isinstance(value, bool) else int(value) if isinstance(value, int) \
+        else float(value)
+
+
+def write(record: ModelRecord, path: str) -> None:
+    """Write ``record`` as a model file of the lowest format that holds it."""
+    version = record.format
+    fit_config = dict(record.fit_config)
+    for name, since in LATER_FIT_FIELDS:
+        if version < since:
+            fit_config.pop(name, None)
+    payload = {
+        **record.versions,
+        "created": record.created,
+        "preprocessor": record.preprocessor,
+        "flow": {"config": record.density_config, "state_dict": record.state_dict},
+        "fit_config": fit_config,
+        "training": record.training,
+        "resume": record.resume,
+    }
+    save(payload, path, version)
+
+
+def read(path: str) -> ModelRecord:
+    """Read a model file safely and bring it to the current layout."""
+    data = load(path)
+    try:
+        config, state = data["flow"]["config"], data["flow"]["state_dict"]
+        if "continuous" not in config:  # format 1: a bare flow config and its weights
+            config = {"continuous": config["features"], "cardinalities": [],
+                      "flow": config, "chain_hidden": 64}
+            state = {f"flow.{k}": v for k, v in state.items()}
+        training = _mark_kept(dict(data["training"]), config.get("flow") or {})
+        return ModelRecord(data["preprocessor"], config, state, data.get("fit_config", {}),
+                           training, data.get("resume") or {}, data.get("created"))
+    except (KeyError, TypeError, AttributeError):
+        raise ModelFileError(f"{path}: damaged model file (unreadable layout)") from None
+
+
+def _mark_kept(training: dict[str, Any], flow: dict[str, Any]) -> dict[str, Any]:
+    """Files written before ``kept`` was recorded: the kept candidate is the one whose
+    architecture is the model's."""
+    tried = training.get("candidates")
+    if not tried or all("kept" in c for c in tried):
+        return training
+    model = (flow.get("kind"), flow.get("whiten", False), flow.get("mixture", 0),
+             flow.get("tails", False))
+    training["candidates"] = [
+        {**c, "kept": (c["model"], c["whiten"], c.get("mixture", 0), c.get("tails", False))
+         == model} for c in tried]
+    return training
+
+
+def save(payload: dict[str, Any], path: str, version: int = FORMAT_VERSION) -> None:
+    """Write ``payload`` to ``path`` atomically, marked as model format ``version``."""
+    data = plain(payload)
+    data["format"] = FORMAT
+    data["format_version"] = version
+    check_target(path, "the model")
+    with AtomicFile(path, "the model") as file:
+        torch.save(data, file.handle)
+
+
+def load(path: str) -> dict[str, Any]:
+    """Read a model file's payload safely; never executes code from it."""
+    _check_source(path)
+    try:
+        with warnings.catch_warnings():  # the refusal below says all a user needs
+            warnings.simplefilter("ignore")
+            data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc).lower()
+        if "global" not in text and "can only build" not in text:
+            raise ModelFileError(f"{path}: damaged or truncated model file") from None
+        raise ModelFileError(
+            f"{path}: refused: the file holds objects other than tensors and plain data, which "
+            f"a flowcli model never does (it may have been crafted to run code)"
+        ) from None
+    except PermissionError:
+        raise ModelFileError(f"{path}: permission denied") from None
+    except Exception:  # arbitrary bytes make the unpickler fail in arbitrary ways
+        raise ModelFileError(f"{path}: damaged or truncated model file") from None
+    _check_payload(data, path)
+    return data
+
+
+def _check_source(path: str) -> None:
+    p = Path(path)
+    if str(path) == "-":
+        raise ModelFileError("a model must be a file, not stdin")
+    if p.is_dir():
+        raise ModelFileError(f"{path}: is a folder, not a model file")
+    if not p.exists():
+        raise ModelFileError(f"{path}: no such model file")
+    if p.stat().st_size == 0:
+        raise ModelFileError(f"{path}: the model file is empty")
+
+
+def _check_payload(data: Any, path: str) -> None:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a flowcli model file")
+    version = data.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFileError(f"{path}: damaged model file (no format version)")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: written by a newer flowcli (model format {version}; this version reads up "
+            f"to {FORMAT_VERSION}); upgrade flowcli to use it"
+        )
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise ModelFileError(f"{path}: damaged model file (missing {', '.join(missing)})")

@@ -1,0 +1,300 @@
+"""The training loop: mini-batch maximum likelihood with early stopping on validation rows.
+
+The loop is a plain loop over batches of a tensor already on the device, calling ``model(x)``
+for the per-row log-likelihood, so ``torch.nn.parallel.DistributedDataParallel`` can wrap the
+model unchanged. It prints nothing: it reports each epoch through a callback.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from enum import Enum
+
+import torch
+from torch import Tensor, nn
+
+from ..config import pass_rows
+from ..errors import FlowcliError
+from .params import ParameterBuffer, WeightAverage, adam, clip_, snapshot
+from .records import EpochReport, ResumeState, StopReason, TrainConfig, TrainResult
+
+__all__ = ["Trainer", "device_generator", "evaluate", "train"]
+
+MAX_ROLLBACKS = 8  # non-finite steps tolerated (each halving the learning rate) in one run
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, batch_size: int | None = None) -> Tensor:
+    """Per-row log-likelihood of ``x`` under ``model`` in eval mode, in passes of
+    ``batch_size`` rows (by default sized for the device: ``config.pass_rows``)."""
+    batch_size = batch_size or pass_rows(x.device.type)
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    model.train(was_training)
+    return out
+
+
+def device_generator(generator: torch.Generator | None, device: torch.device
+                     ) -> torch.Generator | None:
+    """A generator on ``device`` seeded from ``generator``, so runs stay reproducible."""
+    if generator is None:
+        return None
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+class _Where(Enum):
+    """Where the best weights are, besides their snapshot."""
+
+    MODEL = "the model holds them"
+    AVERAGE = "the weight average, as it stands, is them"
+    SNAPSHOT = "only the snapshot"
+
+
+class Trainer:
+    """Fits ``model`` (``model(x)`` returns per-row log-likelihoods) by maximum likelihood.
+
+    Arguments:
+        model: parameters that do not require a gradient are left alone.
+        x_train, x_val: encoded rows on the model's device; ``x_val`` may have no rows, and
+            then the last epoch's weights (their average, with ``config.average``) are kept
+            and no early stopping happens.
+        widths: ``(D,)`` dequantization cell widths; each training batch gets fresh uniform
+            noise ``u * widths`` (``x_train`` holds the lower corners of the cells).
+        generator: drives shuffling and dequantization noise.
+        callback: called after every epoch with an :class:`EpochReport`.
+        stop: asked after every epoch; the run ends (:attr:`StopReason.GIVEN_UP`) when it
+            returns true.
+
+    Rules: the best weights so far, the starting ones included (epoch 0), are kept; training
+    stops after ``patience`` epochs without a validation gain above ``min_delta``, and the
+    learning rate halves halfway through such a plateau. With ``config.average`` each epoch
+    also scores a running average of the weights (:class:`WeightAverage`); the better of the
+    two counts as the epoch's and may become the best, while training carries on from the
+    trained weights. A non-finite loss or gradient rolls back to the best weights and halves
+    the learning rate. Ctrl-C (KeyboardInterrupt) ends the run on the best weights.
+    """
+
+    def __init__(self, model: nn.Module, x_train: Tensor, x_val: Tensor,
+                 widths: Tensor | None = None, config: TrainConfig | None = None,
+                 generator: torch.Generator | None = None,
+                 callback: Callable[[EpochReport], None] | None = None,
+                 stop: Callable[[EpochReport], bool] | None = None) -> None:
+        self.model, self.x_train, self.x_val = model, x_train, x_val
+        self.config = config or TrainConfig()
+        self.generator, self.callback, self.stop = generator, callback, stop
+        self.widths = widths
+        self.noisy = widths is not None and bool((widths > 0).any())
+        self.has_val = x_val.shape[0] > 0
+        self.history: list[dict[str, float]] = []
+        self.rollbacks = 0
+
+    # ------------------------------------------------------------------ the run
+    def run(self, resume: ResumeState | None = None,
+            start_val: float | None = None) -> TrainResult:
+        """Train until a stop rule fires; carry on from ``resume`` (the model must hold that
+        run's best weights). ``start_val``: the starting weights' mean validation score,
+        when the caller has it (a fresh run scores them otherwise)."""
+        state = resume or ResumeState()
+        self._begin(state)
+        stopped, interrupted = StopReason.EPOCHS, False
+        try:
+            self._start_average(state)
+            if resume is None and self.has_val:
+                self._count_start(start_val)
+            for epoch in range(state.epoch + 1, self.config.epochs + 1):
+                reason = self._epoch(epoch)
+                if reason is not None:
+                    stopped = reason
+                    break
+        except KeyboardInterrupt:
+            stopped, interrupted = StopReason.INTERRUPTED, True
+        finally:
+            average_state = self._end(interrupted)
+        if interrupted or self.where is not _Where.MODEL:
+            self.model.load_state_dict(self.best_state)  # whole wherever Ctrl-C came
+        self.model.eval()
+        return TrainResult(
+            epochs=state.epoch + len(self.history), best_epoch=self.best_epoch,
+            best_val_ll=self.best_val, train_ll=self.train_ll,
+            seconds=time.perf_counter() - self.started, stopped=stopped, history=self.history,
+            optimizer_state=self.buffer.split_state(self.optimizer.state_dict()),
+            interrupted=interrupted, bad_epochs=self.bad_epochs, average_state=average_state)
+
+    def _begin(self, state: ResumeState) -> None:
+        """The buffer, the optimizer (with the saved state), the noise and the best so far."""
+        self.buffer = ParameterBuffer([p for p in self.model.parameters() if p.requires_grad])
+        self.optimizer = adam([self.buffer.param], self.config.lr, self.config.weight_decay)
+        if state.optimizer:
+            current = self.optimizer.state_dict()["param_groups"][0]
+            self.optimizer.load_state_dict(self.buffer.join_state(state.optimizer, current))
+        # dequantization noise is drawn where the data lives, so no batch crosses from host
+        self.noise = device_generator(self.generator, self.x_train.device) if self.noisy \
+            else None
+        self.best_state = snapshot(self.model)
+        self.where = _Where.MODEL
+        self.best_val, self.best_epoch = state.best_val, state.best_epoch
+        self.bad_epochs = state.bad_epochs
+        self.started = time.perf_counter()
+        self.train_ll = math.nan
+        self.average: WeightAverage | None = None
+        self.buffer.attach()  # from here on the parameters are views, until _end
+
+    def _start_average(self, state: ResumeState) -> None:
+        if not self.config.average:
+            return
+        if state.average:
+            self.where = _Where.SNAPSHOT  # the model is about to hold the trained weights
+        self.average = WeightAverage(self.buffer, state.average)
+
+    def _count_start(self, start_val: float | None) -> None:
+        """The starting point counts: a model that starts good (on a fitted mixture base,
+        say) is never replaced by worse weights."""
+        if start_val is None:
+            start_val = float(evaluate(self.model, self.x_val).mean())
+        if math.isfinite(start_val):
+            self.best_val = start_val
+
+    def _end(self, interrupted: bool) -> dict | None:
+        """Trained weights back in the model (or the average, when it is the best), each
+        parameter in its own memory; returns the average's state for a resumed run (none
+        after Ctrl-C, which starts over from the best weights)."""
+        average_state = None
+        try:
+            if self.average is not None:
+                self.average.take_out()
+                if not interrupted:
+                    average_state = self.average.state()
+                if self.where is _Where.AVERAGE and not interrupted:
+                    self.average.put_in()  # cheaper than loading the snapshot back
+                    self.where = _Where.MODEL
+        finally:
+            self.buffer.release()
+        return average_state
+
+    # ------------------------------------------------------------------ one epoch
+    def _epoch(self, epoch: int) -> StopReason | None:
+        tick = time.perf_counter()
+        self.model.train()
+        self.where = _Where.SNAPSHOT  # the weights are about to move
+        self.train_ll, note = self._train_pass()
+        val_ll = self._validate()
+        seconds = time.perf_counter() - tick
+        self._track(epoch, val_ll)
+        self._decay_on_plateau()
+        self.history.append({"epoch": epoch, "train_ll": self.train_ll, "val_ll": val_ll,
+                             "seconds": seconds})
+        report = EpochReport(epoch, self.config.epochs, self.train_ll, val_ll, self.best_val,
+                             self.best_epoch, self.x_train.shape[0] / max(seconds, 1e-9),
+                             seconds, self.optimizer.param_groups[0]["lr"], note)
+        if self.callback is not None:
+            self.callback(report)
+        return self._stop_reason(report)
+
+    def _train_pass(self) -> tuple[float, str]:
+        """One shuffled pass of steps; the mean training log-likelihood and a note."""
+        n, size, x = self.x_train.shape[0], self.config.batch_size, self.x_train
+        order = torch.randperm(n, generator=self.generator, device="cpu").to(x.device)
+        total = torch.zeros((), device=x.device)
+        note = ""
+        for i in range(0, n, size):
+            batch = x.index_select(0, order[i : i + size])
+            if self.noisy:
+                u = torch.rand(batch.shape, generator=self.noise, device=batch.device,
+                               dtype=batch.dtype)
+                batch = batch + u * self.widths
+            loss = self._step(batch)
+            if loss is None:
+                note = self._roll_back()
+                continue
+            total += loss * batch.shape[0]
+        return -float(total) / n, note
+
+    def _step(self, batch: Tensor) -> Tensor | None:
+        """One clipped Adam step; None (and no step) when the loss or gradient is not finite."""
+        loss = -self.model(batch).mean()
+        self.buffer.zero_grad()
+        loss.backward()
+        self.buffer.gather()
+        norm = clip_(self.buffer.param.grad, self.config.clip_norm)
+        if not math.isfinite(float(loss.detach() + norm)):  # one host sync a step
+            return None
+        self.optimizer.step()
+        if self.average is not None:
+            self.average.update()
+        return loss.detach()
+
+    def _roll_back(self) -> str:
+        """Back to the best weights with half the learning rate and a fresh Adam."""
+        self.rollbacks += 1
+        if self.rollbacks > MAX_ROLLBACKS:
+            raise FlowcliError(
+                f"training diverged: the loss stayed non-finite after {MAX_ROLLBACKS} restarts "
+                "with a lower learning rate; check the data for extreme values")
+        self.model.load_state_dict(self.best_state)
+        if self.average is not None:
+            self.average.reset()
+        for group in self.optimizer.param_groups:
+            group["lr"] *= 0.5
+        self.optimizer.state.clear()
+        lr = self.optimizer.param_groups[0]["lr"]
+        return f"non-finite loss or gradient: rolled back, lr {lr:.2g}"
+
+    def _validate(self) -> float:
+        """The epoch's validation score: the better of the trained weights and their average,
+        which stays in the model when it wins. Without validation rows, the training score
+        and the average."""
+        val_ll = float(evaluate(self.model, self.x_val).mean()) if self.has_val \
+            else self.train_ll
+        if self.average is None:
+            return val_ll
+        self.average.put_in()
+        averaged = float(evaluate(self.model, self.x_val).mean()) if self.has_val else val_ll
+        if averaged >= val_ll or math.isnan(val_ll):
+            return averaged
+        self.average.take_out()
+        return val_ll
+
+    def _track(self, epoch: int, val_ll: float) -> None:
+        """Keep the best weights on any gain; reset patience only on a real one. Then put the
+        trained weights back, training carries on from them."""
+        if val_ll > self.best_val + self.config.min_delta or not self.has_val:
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        if val_ll > self.best_val or not self.has_val:
+            state = snapshot(self.model)  # first: a Ctrl-C here leaves the old best whole
+            self.best_val, self.best_epoch, self.best_state = val_ll, epoch, state
+            self.where = _Where.MODEL
+        if self.average is not None and self.average.holding:
+            self.where = _Where.AVERAGE if self.where is _Where.MODEL else _Where.SNAPSHOT
+            self.average.take_out()
+
+    def _decay_on_plateau(self) -> None:
+        if self.config.plateau_decay and self.bad_epochs == max(self.config.patience // 2, 1):
+            for group in self.optimizer.param_groups:
+                group["lr"] *= 0.5
+
+    def _stop_reason(self, report: EpochReport) -> StopReason | None:
+        if self.stop is not None and self.stop(report):
+            return StopReason.GIVEN_UP
+        if self.has_val and self.bad_epochs >= self.config.patience:
+            return StopReason.PATIENCE
+        limit = self.config.max_seconds
+        if limit is not None and time.perf_counter() - self.started > limit:
+            return StopReason.TIME
+        return None
+
+
+def train(model: nn.Module, x_train: Tensor, x_val: Tensor, widths: Tensor | None = None,
+          config: TrainConfig | None = None, generator: torch.Generator | None = None,
+          callback: Callable[[EpochReport], None] | None = None,
+          resume: ResumeState | None = None,
+          stop: Callable[[EpochReport], bool] | None = None,
+          start_val: float | None = None) -> TrainResult:
+    """One :class:`Trainer` run (see there for the arguments and rules)."""
+    trainer = Trainer(model, x_train, x_val, widths, config, generator, callback, stop)
+    return trainer.run(resume, start_val)
