@@ -48,8 +48,7 @@ class Flow(nn.Module):
 
     def set_mixture(self, mixture: GaussianMixture) -> Flow:
         """Make ``mixture`` (on this flow's features) the base, recording its size in
-        ``config``; the flow's ``config`` dict is updated in place, so a
-        :class:`~flowcli.engine.mixed.MixedDensity` holding it stays in step."""
+        ``config``."""
         if mixture.features != self.features:
             raise ValueError(f"expected a mixture on {self.features} features, "
                              f"got {mixture.features}")
@@ -63,8 +62,8 @@ class Flow(nn.Module):
 
     def drop_tails(self) -> Flow:
         """Remove the :class:`Tails` layer, leaving the flow as if built without it (for a layer
-        that compresses no column: files then stay readable by releases without it). The
-        ``config`` dict is updated in place, as in :meth:`set_mixture`."""
+        that compresses no column: files then stay readable by releases without it), and from
+        ``config``."""
         self.transform = _chain([t for t in self.steps if not isinstance(t, Tails)],
                                 self.features)
         self.config.pop("tails", None)

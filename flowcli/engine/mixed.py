@@ -37,15 +37,24 @@ class MixedDensity(nn.Module):
     """
 
     def __init__(self, flow: Flow | None, chain: CategoricalChain | None,
-                 config: dict[str, Any]) -> None:
+                 chain_hidden: int = 64) -> None:
         super().__init__()
         if flow is None and chain is None:
             raise ValueError("a mixed density needs a flow or a categorical chain")
         self.flow = flow
         self.chain = chain
+        self.chain_hidden = chain_hidden
         self.continuous = flow.features if flow is not None else 0
         self.cardinalities = chain.cardinalities if chain is not None else []
-        self.config = dict(config)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Plain data that :func:`rebuild_mixed` turns back into the same architecture, read
+        from the parts as they are now (a flow's base or heavy-tail layer may change after it
+        is built)."""
+        return {"continuous": self.continuous, "cardinalities": list(self.cardinalities),
+                "flow": dict(self.flow.config) if self.flow is not None else None,
+                "chain_hidden": self.chain_hidden}
 
     @property
     def features(self) -> int:
@@ -140,9 +149,7 @@ def build_mixed(
         config.update(features=continuous, context_features=sum(cardinalities))
         flow = build(config)
     chain = CategoricalChain(cardinalities, chain_hidden) if cardinalities else None
-    config = {"continuous": continuous, "cardinalities": list(cardinalities),
-              "flow": flow.config if flow is not None else None, "chain_hidden": chain_hidden}
-    return MixedDensity(flow, chain, config)
+    return MixedDensity(flow, chain, chain_hidden)
 
 
 def rebuild_mixed(config: dict[str, Any]) -> MixedDensity:

@@ -185,3 +185,18 @@ def test_a_covariance_that_cannot_be_factorized_ends_the_search(monkeypatch) -> 
     mixture, scores = select_mixture(x[:1500], x[1500:], generator=torch.Generator())
     assert scores == {} and mixture.components == 1
     assert torch.equal(mixture.means, torch.zeros(1, 3, dtype=torch.float64))
+
+
+def test_a_mixed_densitys_config_follows_its_flow() -> None:
+    from flowcli.engine import build_mixed, rebuild_mixed
+
+    density = build_mixed(3, [2], {"kind": "maf", "layers": 1, "hidden": 8, "mixture": 1})
+    assert density.config["flow"]["mixture"] == 1
+    density.flow.set_mixture(GaussianMixture(3, 4))
+    config = density.config
+    assert config["flow"]["mixture"] == 4 and config["cardinalities"] == [2]
+    config["flow"]["mixture"] = 7  # a copy: editing it changes nothing
+    assert density.flow.config["mixture"] == 4
+    twin = rebuild_mixed(density.config)
+    twin.load_state_dict(density.state_dict())
+    assert twin.flow.base.components == 4

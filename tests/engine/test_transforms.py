@@ -241,7 +241,7 @@ def test_spline_is_monotone_inside_and_the_identity_outside() -> None:
 def test_whitening_makes_the_untrained_flow_the_gaussian_fit() -> None:
     x = correlated_rows(4)
     flow = maf(4, 2, 16, whiten=True)
-    MixedDensity(flow, None, {}).init_from(x)
+    MixedDensity(flow, None).init_from(x)
     with torch.no_grad():
         z = flow.to_latent(x)
         ll = flow.log_prob(x).mean()
