@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 __all__ = ["FitConfig", "FlowModel", "__version__"]
 
 if TYPE_CHECKING:
-    from .config import FitConfig
+    from .fitting import FitConfig
     from .model import FlowModel
 
 
@@ -23,7 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return FlowModel
     if name == "FitConfig":
-        from .config import FitConfig
+        from .fitting import FitConfig
 
         return FitConfig
     raise AttributeError(f"module 'flowcli' has no attribute {name!r}")

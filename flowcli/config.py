@@ -7,14 +7,13 @@ heavy: the command line reads it before deciding whether to load torch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .errors import UsageError
 
 __all__ = [
     "CHUNK_ROWS", "DEVICES", "FORMATS", "MISSING", "MODELS", "OPTIONS", "QUANTILES",
-    "SMALL_TABLE", "UNSEEN", "FitConfig", "Option", "flow_size", "pass_rows",
+    "FIT_DEFAULTS", "SMALL_TABLE", "UNSEEN", "Option", "default", "flow_size", "pass_rows",
 ]
 
 MODELS = ("auto", "maf", "realnvp", "nsf")
@@ -43,7 +42,6 @@ def flow_size(train_rows: int) -> tuple[int, int]:
     return (3, 32) if train_rows < SMALL_TABLE else (5, 128)
 
 
-@dataclass(frozen=True)
 class Option:
     """One option: its field name, its flag, its help, and the values it accepts.
 
@@ -51,14 +49,14 @@ class Option:
     the values of a choice; ``shown`` is how help shows a default that is not a plain value.
     """
 
-    field: str
-    flag: str
-    help: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    choices: tuple[str, ...] = ()
-    shown: str | None = None
+    __slots__ = ("choices", "field", "flag", "help", "high", "low", "low_open", "shown")
+
+    def __init__(self, field: str, flag: str, help: str, low: float | None = None,
+                 high: float | None = None, low_open: bool = False,
+                 choices: tuple[str, ...] = (), shown: str | None = None) -> None:
+        self.field, self.flag, self.help = field, flag, help
+        self.low, self.high, self.low_open = low, high, low_open
+        self.choices, self.shown = choices, shown
 
     def check(self, value: Any) -> None:
         """Raise :class:`UsageError` naming this option's field when ``value`` is out of range."""
@@ -137,54 +135,28 @@ OPTIONS: dict[str, Option] = _options(
 )
 
 
-@dataclass
-class FitConfig:
-    """Hyperparameters of ``fit``: architecture and optimization. Plain data only; the field
-    names and their order are part of the model file."""
-
-    model: str = "auto"
-    layers: int | None = None  # None: sized to the table (see ``flow_size``)
-    hidden: int | None = None
-    depth: int = 2
-    scale_bound: float = 5.0
-    epochs: int = 1000
-    batch_size: int = 512
-    lr: float = 1e-3
-    patience: int = 20
-    weight_decay: float = 0.0
-    val_fraction: float = 0.1
-    max_seconds: float | None = None
-    missing: str = "error"
-    whiten: bool | None = None  # None: off, but ``auto`` tries it on small tables
-    mixture: bool | None = None  # None: off, but ``auto`` tries it when the mixture leads
-    tails: bool | None = None  # None: on for spline flows (``fitting.candidate.tails_for``)
-
-    def check(self) -> None:
-        """Raise :class:`UsageError` naming the first field out of its range."""
-        for f in fields(self):
-            if f.name in OPTIONS:
-                OPTIONS[f.name].check(getattr(self, f.name))
-
-    def sized(self, train_rows: int) -> FitConfig:
-        """This config with ``layers`` and ``hidden`` left unset filled in for the table."""
-        layers, hidden = flow_size(train_rows)
-        return replace(self, layers=self.layers or layers, hidden=self.hidden or hidden)
-
-    def updated(self, **changes: Any) -> FitConfig:
-        """A checked copy with ``changes``; an unknown field is a ``TypeError``, as an
-        unknown keyword argument is."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise TypeError(f"unknown fit option {', '.join(map(repr, unknown))}")
-        config = FitConfig(**{**asdict(self), **changes})
-        config.check()
-        return config
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+# The fields of a fit config with their defaults, in the order model files hold them
+# (``FitConfig`` in :mod:`flowcli.fitting.fitconfig` is built from this).
+FIT_DEFAULTS: dict[str, Any] = {
+    "model": "auto",
+    "layers": None,  # None: sized to the table (see ``flow_size``)
+    "hidden": None,
+    "depth": 2,
+    "scale_bound": 5.0,
+    "epochs": 1000,
+    "batch_size": 512,
+    "lr": 1e-3,
+    "patience": 20,
+    "weight_decay": 0.0,
+    "val_fraction": 0.1,
+    "max_seconds": None,
+    "missing": "error",
+    "whiten": None,  # None: off, but ``auto`` tries it on small tables
+    "mixture": None,  # None: off, but ``auto`` tries it when the mixture leads
+    "tails": None,  # None: on for spline flows (``fitting.candidate.tails_for``)
+}
 
 
 def default(field: str) -> Any:
-    """The default of a :class:`FitConfig` field."""
-    return getattr(FitConfig(), field)
+    """The default of a fit config field."""
+    return FIT_DEFAULTS[field]

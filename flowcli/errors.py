@@ -12,7 +12,6 @@ else is a bug and keeps its traceback.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -42,16 +41,28 @@ def python_spelling(field: str, value: str | None) -> str:
     return f"{field}=[{value!r}]" if field in _COLUMN_LISTS else f"{field}={value!r}"
 
 
-@dataclass(frozen=True)
 class Advice:
     """What a user can do about a problem: ``verb`` an option ``field`` set to ``value``
     (``value`` None names the option alone), or set to one of ``others``, for ``purpose``."""
 
-    field: str
-    value: str | None = None
-    purpose: str = ""
-    verb: str = "use"
-    others: Sequence[str] = ()
+    __slots__ = ("field", "others", "purpose", "value", "verb")
+
+    def __init__(self, field: str, value: str | None = None, purpose: str = "",
+                 verb: str = "use", others: Sequence[str] = ()) -> None:
+        self.field, self.value, self.purpose = field, value, purpose
+        self.verb, self.others = verb, tuple(others)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.field, self.value, self.purpose, self.verb, self.others)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Advice) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Advice({self.field!r}, {self.value!r})"
 
     def render(self, spell: Spelling) -> str:
         text = f"{self.verb} {spell(self.field, self.value)}"

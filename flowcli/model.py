@@ -26,11 +26,11 @@ import pandas as pd
 import torch
 
 from . import __version__, modelfile
-from .config import CHUNK_ROWS, FitConfig, pass_rows
+from .config import CHUNK_ROWS, pass_rows
 from .engine.mixed import MixedDensity, rebuild_mixed
 from .engine.tails import Tails
 from .errors import ModelFileError, UsageError
-from .fitting import Candidate, fit_table, flow_label, label, resume_training
+from .fitting import Candidate, FitConfig, fit_table, flow_label, label, resume_training
 from .fitting.data import in_passes
 from .latent import LatentMap, latent_columns
 from .tabular import Overrides, Preprocessor, Schema

@@ -653,3 +653,34 @@ def test_training_that_does_not_clearly_beat_its_start_is_undone(fast: dict,
         assert c.resume.best_val == pytest.approx(np.mean(scores + shift))
         assert c.resume.optimizer["param_groups"] == resume.optimizer["param_groups"]
         np.testing.assert_array_equal(c.held_out, scores + shift)
+
+
+def test_fit_takes_columns_to_leave_out_and_declared_kinds(gaussian_table, fast) -> None:
+    table = gaussian_table.assign(id=np.arange(len(gaussian_table)))
+    model = FlowModel.fit(table, exclude=["id"], categorical=["n"], seed=0, device="cpu",
+                          model="maf", **fast)
+    assert model.columns == ["a", "b", "n"]
+    assert [spec.kind for spec in model.schema.columns][2] == "categorical"
+    with pytest.raises(SchemaError) as info:
+        FlowModel.fit(table, exclude=["id", "zz"], seed=0, device="cpu", **fast)
+    error = info.value
+    assert str(error) == "data: exclude names no column 'zz'"
+    assert (error.field, error.column, error.source) == ("exclude", "zz", "data")
+
+
+def test_library_messages_name_arguments_not_flags(gaussian_table, fast) -> None:
+    gappy = gaussian_table.copy()
+    gappy.loc[4, "a"] = np.nan
+    with pytest.raises(DataError) as info:
+        FlowModel.fit(gappy, seed=0, device="cpu", **fast)
+    error = info.value
+    assert str(error) == ("data: column 'a' has a missing value in row 5; use "
+                          "missing='model' (or drop) to fit on rows with gaps")
+    assert (error.column, error.row, error.advice.field) == ("a", 5, "missing")
+    with pytest.raises(UsageError, match="^lr must be positive$"):
+        FlowModel.fit(gaussian_table, lr=0.0)
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", **fast)
+    with pytest.raises(UsageError, match="^lr must be positive$"):
+        model.resume_fit(gaussian_table, lr=-1.0)
+    with pytest.raises(UsageError, match="^batch_size cannot be changed when resuming$"):
+        model.resume_fit(gaussian_table, batch_size=8)

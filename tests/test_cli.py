@@ -260,3 +260,39 @@ def test_resume_continues_epochs(runner: CliRunner, fitted_model, tmp_path: Path
     assert info["training"]["epochs"] == 5
     missing = run(runner, "fit", data, "-o", second, "--resume", tmp_path / "none.flow")
     assert missing.exit_code == 1 and "no such model file" in missing.stderr
+
+
+def test_resume_honours_the_learning_rate(runner: CliRunner, fitted_model,
+                                          tmp_path: Path) -> None:
+    """``--lr`` on a resumed fit sets Adam's learning rate for the run; other fit options
+    are refused, naming the flag."""
+    _, path, _ = fitted_model
+    data = path.parent / "train.csv"
+    first = tmp_path / "a.flow"
+    args = ["--layers", "2", "--hidden", "16", "--patience", "1000", "--seed", "3", "-q"]
+    assert run(runner, "fit", data, "-o", first, "--epochs", "2", *args).exit_code == 0
+    before = FlowModel.load(str(first)).resume.optimizer["param_groups"][0]["lr"]
+    assert before == pytest.approx(1e-3)
+    second = tmp_path / "b.flow"
+    result = run(runner, "fit", data, "-o", second, "--resume", first, "--epochs", "3",
+                 "--lr", "0.05", "-q")
+    assert result.exit_code == 0, result.stderr
+    resumed = FlowModel.load(str(second))
+    # one epoch, far from a plateau (patience 1000): the rate is the one given
+    assert resumed.training["epochs"] == 3
+    assert resumed.resume.optimizer["param_groups"][0]["lr"] == pytest.approx(0.05)
+    for flag, value in (("--batch-size", "64"), ("--exclude", "a"), ("--seed", "1")):
+        refused = run(runner, "fit", data, "-o", second, "--resume", first, flag, value)
+        assert refused.exit_code == 2
+        assert refused.stderr == f"error: {flag} cannot be changed when resuming\n"
+
+
+def test_library_errors_are_spelled_as_flags(runner: CliRunner, fitted_model,
+                                             tmp_path: Path) -> None:
+    _, path, df = fitted_model
+    data = path.parent / "train.csv"
+    unknown = run(runner, "fit", data, "-o", tmp_path / "m.flow", "--exclude", "a,zz")
+    assert unknown.exit_code == 1
+    assert unknown.stderr == f"error: {data}: --exclude names no column 'zz'\n"
+    low = run(runner, "fit", data, "-o", tmp_path / "m.flow", "--lr", "0")
+    assert low.exit_code == 2 and low.stderr == "error: --lr must be positive\n"

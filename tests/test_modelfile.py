@@ -118,3 +118,16 @@ def test_failed_save_keeps_the_old_file(tmp_path: Path) -> None:
         modelfile.save({"x": object()}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.flow"]
+
+
+def test_files_from_before_kept_was_recorded_mark_the_kept_candidate(tmp_path: Path) -> None:
+    tried = [{"model": "maf", "whiten": False, "mixture": 0, "tails": False},
+             {"model": "nsf", "whiten": False, "mixture": 0, "tails": True}]
+    payload = {"preprocessor": {}, "training": {"candidates": tried},
+               "flow": {"config": {"continuous": 2, "cardinalities": [], "chain_hidden": 64,
+                                   "flow": {"kind": "nsf", "whiten": False, "tails": True}},
+                        "state_dict": {}}}
+    modelfile.save(payload, tmp_path / "m.flow", version=4)
+    record = modelfile.read(str(tmp_path / "m.flow"))
+    assert [c["kept"] for c in record.training["candidates"]] == [False, True]
+    assert record.format == 4

@@ -18,7 +18,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from flowcli.config import FitConfig  # noqa: E402
+from flowcli import FitConfig  # noqa: E402
 from flowcli.sklearn import FlowDensity  # noqa: E402
 
 # Small, seeded fits that take well under a second each.

@@ -11,7 +11,6 @@ import typer
 from .guard import guard, reraise_interrupt, sigterm_waits
 from .options import DataPath, Device, InputFormatOpt, Missing, ModelKind, QuietOpt, SeedOpt, spell
 from .options import option as opt
-from .render import Progress, columns_table, console, model_summary
 
 __all__ = ["fit"]
 
@@ -72,14 +71,14 @@ def fit(
     bounds: Annotated[str | None, opt("bounds", metavar="COL=LO:HI,...")] = None,
     missing: Annotated[Missing | None, opt("missing")] = None,  # type: ignore[valid-type]
     fmt: InputFormatOpt = None,
-    device: Annotated[Device, opt("device")] = Device.auto,  # type: ignore[valid-type]
+    device: Annotated[Device, opt("device")] = "auto",  # type: ignore[valid-type]
     seed: SeedOpt = None,
     quiet: QuietOpt = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
     """Learn the density of a table and write a model file."""
-    settings = {k: v.value if hasattr(v, "value") else v for k, v in (
+    settings = {k: v for k, v in (
         ("model", model), ("whiten", whiten), ("mixture", mixture), ("tails", tails),
         ("layers", layers), ("hidden", hidden), ("epochs", epochs),
         ("batch_size", batch_size), ("lr", lr), ("val_fraction", val_fraction),
@@ -91,9 +90,11 @@ def fit(
                 "integer": split_names(integer, "--integer"),
                 "positive": split_names(positive, "--positive"),
                 "bounds": parse_bounds(bounds)}
+    from .render import console
+
     out = console(quiet)
     with guard():
-        fitted = _train(data, output, resume, settings, declared, fmt, device.value, seed,
+        fitted = _train(data, output, resume, settings, declared, fmt, device, seed,
                         out, quiet)
         with sigterm_waits():  # the save is atomic; a signal must not cut it short
             fitted.save(output)
@@ -110,15 +111,13 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
     from ..files import check_target
     from ..io import display_name, read_table
     from ..model import FlowModel
+    from .render import Progress
 
     check_target(output, "the model")
     previous = FlowModel.load(resume, device) if resume is not None else None
-    if previous is not None and any(v is not None for v in declared.values()):
-        from ..errors import UsageError
-
-        field = next(k for k, v in declared.items() if v is not None)
-        raise UsageError("cannot be changed when resuming", field=field)
-    table = read_table(data, fmt.value if fmt is not None else None)
+    if previous is not None:
+        _check_resumable({**declared, "seed": seed})
+    table = read_table(data, fmt)
     source = display_name(data)
     epochs = settings.get("epochs") or (previous.fit_config.epochs if previous is not None
                                         else default("epochs"))
@@ -132,7 +131,18 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
         progress.stop()
 
 
+def _check_resumable(given: dict[str, Any]) -> None:
+    """A resumed run keeps its columns, their kinds and its seed."""
+    from ..errors import UsageError
+
+    for field, value in given.items():
+        if value is not None:
+            raise UsageError("cannot be changed when resuming", field=field)
+
+
 def _report(fitted: Any, output: str, out: Any, quiet: bool, as_json: bool) -> None:
+    from .render import columns_table, model_summary
+
     if as_json:
         sys.stdout.write(json.dumps({"model_file": output, **fitted.info()}, indent=2) + "\n")
     if not quiet:

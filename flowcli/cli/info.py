@@ -10,7 +10,6 @@ import typer
 
 from .guard import guard
 from .options import ModelPath
-from .render import columns_table, console, model_summary
 
 __all__ = ["info"]
 
@@ -22,6 +21,7 @@ def info(
     """Describe a model file: columns, architecture, training and versions."""
     with guard():
         from ..model import FlowModel
+        from .render import columns_table, console, model_summary
 
         fitted = FlowModel.load(model, "cpu")
         if as_json:

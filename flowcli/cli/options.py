@@ -3,25 +3,21 @@ and shown defaults all come from there, and so do the flags that error messages 
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
-from ..config import DEVICES, FORMATS, MISSING, MODELS, OPTIONS, UNSEEN, default
+from ..config import DEVICES, FIT_DEFAULTS, FORMATS, MISSING, MODELS, OPTIONS, UNSEEN
 
 __all__ = ["Device", "Format", "Missing", "ModelKind", "Unseen", "option", "spell"]
 
 
-def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
-    return Enum(name, [(v, v) for v in values], type=str)  # type: ignore[return-value]
-
-
-ModelKind = _choices("ModelKind", MODELS)
-Missing = _choices("Missing", MISSING)
-Unseen = _choices("Unseen", UNSEEN)
-Device = _choices("Device", DEVICES)
-Format = _choices("Format", FORMATS)
+# the choice lists as types: Typer checks the values and lists them in help
+ModelKind = Literal[MODELS]  # type: ignore[valid-type]
+Missing = Literal[MISSING]  # type: ignore[valid-type]
+Unseen = Literal[UNSEEN]  # type: ignore[valid-type]
+Device = Literal[DEVICES]  # type: ignore[valid-type]
+Format = Literal[FORMATS]  # type: ignore[valid-type]
 
 
 def option(field: str, *decls: str, **extra: Any) -> Any:
@@ -35,16 +31,9 @@ def option(field: str, *decls: str, **extra: Any) -> Any:
         settings["max"] = spec.high
     if spec.shown is not None:
         settings["show_default"] = spec.shown
-    elif _has_default(field):
-        settings["show_default"] = str(default(field))
+    elif FIT_DEFAULTS.get(field) is not None:
+        settings["show_default"] = str(FIT_DEFAULTS[field])
     return typer.Option(*(decls or (spec.flag,)), **{**settings, **extra})
-
-
-def _has_default(field: str) -> bool:
-    try:
-        return default(field) is not None
-    except AttributeError:  # not a fit config field
-        return False
 
 
 def spell(field: str, value: str | None) -> str:

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
+from ..config import CHUNK_ROWS
 from .guard import guard
 from .options import (
     ChunkOpt,
     DataPath,
-    Device,
     DeviceOpt,
     InputFormatOpt,
     ModelPath,
@@ -25,19 +25,20 @@ from .options import (
     Unseen,
     option,
 )
-from .render import console
 
 __all__ = ["invert", "sample", "score"]
 
 
-def _value(choice: Any) -> str | None:
-    return choice.value if choice is not None else None
+def _say(message: str) -> None:
+    from .render import console
+
+    console().print(message)
 
 
 def _load(path: str, device: Any) -> Any:
     from ..model import FlowModel
 
-    return FlowModel.load(path, device.value)
+    return FlowModel.load(path, device)
 
 
 def sample(
@@ -46,8 +47,8 @@ def sample(
     output: OutputOpt = "-",
     output_format: OutputFormatOpt = None,
     seed: SeedOpt = None,
-    batch_size: ChunkOpt = 65536,
-    device: DeviceOpt = Device.auto,  # type: ignore[valid-type]
+    batch_size: ChunkOpt = CHUNK_ROWS,
+    device: DeviceOpt = "auto",  # type: ignore[valid-type]
     quiet: QuietOpt = False,
 ) -> None:
     """Draw new rows with the training table's columns and dtypes."""
@@ -57,11 +58,11 @@ def sample(
         from ..io import TableWriter
 
         fitted = _load(model, device)
-        with TableWriter(output, _value(output_format)) as writer:
+        with TableWriter(output, output_format) as writer:
             for chunk in fitted.sample_batches(n, seed, batch_size):
                 writer.write(chunk)
         if not quiet and output != "-":
-            console().print(f"wrote {writer.rows:,} rows to {output}")
+            _say(f"wrote {writer.rows:,} rows to {output}")
 
 
 def score(
@@ -77,14 +78,14 @@ def score(
              "rows (0.01 flags the least likely 1 % of typical data).")] = None,
     only_score: Annotated[bool, typer.Option(
         "--only-score", help="Write only the score columns, not the input rows.")] = False,
-    unseen: Annotated[Unseen, option("unseen")] = Unseen.error,  # type: ignore[valid-type]
+    unseen: Annotated[Unseen, option("unseen")] = "error",  # type: ignore[valid-type]
     fail_on_anomaly: Annotated[bool, typer.Option(
         "--fail-on-anomaly", help="Exit with code 3 when any row is flagged (needs --threshold).")
     ] = False,
     fmt: InputFormatOpt = None,
     output_format: OutputFormatOpt = None,
-    batch_size: ChunkOpt = 65536,
-    device: DeviceOpt = Device.auto,  # type: ignore[valid-type]
+    batch_size: ChunkOpt = CHUNK_ROWS,
+    device: DeviceOpt = "auto",  # type: ignore[valid-type]
     quiet: QuietOpt = False,
 ) -> None:
     """Append each row's log-likelihood (nats, in the table's own units) as 'log_prob'.
@@ -101,17 +102,17 @@ def score(
         source = display_name(data)
         cutoff = fitted.threshold(threshold) if threshold is not None else None
         flagged = 0
-        chunks = iter_tables(data, _value(fmt), batch_size)
-        with TableWriter(output, _value(output_format)) as writer:
-            for chunk, scores in fitted.score_batches(chunks, source, unseen.value):
+        chunks = iter_tables(data, fmt, batch_size)
+        with TableWriter(output, output_format) as writer:
+            for chunk, scores in fitted.score_batches(chunks, source, unseen):
                 out = fitted.scored_table(chunk, scores, percentile=percentile, cutoff=cutoff,
                                           only_score=only_score)
                 flagged += int(out["anomaly"].sum()) if cutoff is not None else 0
                 writer.write(out)
         if not quiet and output != "-":
-            console().print(f"scored {writer.rows:,} rows into {output}")
+            _say(f"scored {writer.rows:,} rows into {output}")
         if cutoff is not None and (not quiet or fail_on_anomaly):
-            console().print(
+            _say(
                 f"{flagged:,} of {writer.rows:,} rows flagged as anomalies "
                 f"(log_prob below {cutoff:.4g}, the {threshold:g} quantile of held-out rows)")
         if fail_on_anomaly and flagged:
@@ -126,8 +127,8 @@ def invert(
         "--to-data", help="Map latent rows (columns z_0, z_1, ...) back to table rows.")] = False,
     fmt: InputFormatOpt = None,
     output_format: OutputFormatOpt = None,
-    batch_size: ChunkOpt = 65536,
-    device: DeviceOpt = Device.auto,  # type: ignore[valid-type]
+    batch_size: ChunkOpt = CHUNK_ROWS,
+    device: DeviceOpt = "auto",  # type: ignore[valid-type]
     quiet: QuietOpt = False,
 ) -> None:
     """Map table rows to latent coordinates z_0, z_1, ... (or back, with --to-data).
@@ -139,9 +140,9 @@ def invert(
 
         fitted = _load(model, device)
         source = display_name(data)
-        chunks = iter_tables(data, _value(fmt), batch_size)
-        with TableWriter(output, _value(output_format)) as writer:
+        chunks = iter_tables(data, fmt, batch_size)
+        with TableWriter(output, output_format) as writer:
             for out in fitted.invert_batches(chunks, to_data, source):
                 writer.write(out)
         if not quiet and output != "-":
-            console().print(f"wrote {writer.rows:,} rows to {output}")
+            _say(f"wrote {writer.rows:,} rows to {output}")

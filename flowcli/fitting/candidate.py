@@ -12,11 +12,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ..config import QUANTILES, FitConfig
+from ..config import QUANTILES
 from ..engine.mixed import MixedDensity, build_mixed
 from ..tabular import Preprocessor
 from ..training import EpochReport, ResumeState, StopReason, TrainConfig, TrainResult, train
 from .data import Encoded, in_passes
+from .fitconfig import FitConfig
 from .start import Start, fit_mixture_base, initialize, score_start
 
 __all__ = ["Candidate", "Rival", "Spec", "clearly_better", "label", "tails_for"]

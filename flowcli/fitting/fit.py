@@ -10,12 +10,12 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..config import FitConfig
 from ..errors import UsageError
 from ..tabular import Overrides, Preprocessor, Schema
 from ..training import EpochReport
 from .candidate import Candidate
 from .data import Encoded, choose_columns, drop_gaps, split
+from .fitconfig import FitConfig
 from .search import search
 
 __all__ = ["RESUMABLE", "fit_table", "resume_training"]

@@ -24,11 +24,12 @@ from typing import Any
 
 import torch
 
-from ..config import SMALL_TABLE, FitConfig
+from ..config import SMALL_TABLE
 from ..tabular import Preprocessor
 from ..training import EpochReport, StopReason
 from .candidate import Candidate, Rival, Spec, clearly_better
 from .data import Encoded
+from .fitconfig import FitConfig
 
 __all__ = ["Budget", "candidates", "search"]
 
