@@ -1,7 +1,9 @@
-"""The README documents every command, and shows the set-up and test commands."""
+"""The README documents every command and shows the set-up and test commands; the links of the
+README and of docs/ lead somewhere."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,36 @@ import typer
 
 from flowcli.cli import app
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 COMMANDS = sorted(c.name for c in typer.main.get_command(app).commands.values())
+
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+def _prose(text: str) -> str:
+    """``text`` without its fenced code blocks, where brackets are not links."""
+    return FENCE.sub("", text)
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown file."""
+    seen: dict[str, int] = {}
+    anchors = set()
+    for title in HEADING.findall(_prose(path.read_text())):
+        slug = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def _links(page: Path) -> list[str]:
+    return [t for t in LINK.findall(_prose(page.read_text()))
+            if not re.match(r"[a-z][a-z0-9+.-]*:", t)]  # http:, https:, mailto:
 
 
 def test_all_five_commands_exist() -> None:
@@ -25,3 +55,22 @@ def test_readme_shows_each_command(command: str) -> None:
 def test_readme_opens_with_the_two_setup_commands() -> None:
     head = README[: README.index("## ", README.index("make test"))]
     assert "make demo" in head and "make test" in head
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_relative_links_lead_to_files_and_headings(page: Path) -> None:
+    broken = []
+    for target in _links(page):
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            broken.append(f"{target}: no file {path}")
+        elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+            broken.append(f"{target}: no heading #{anchor} in {file.relative_to(ROOT)}")
+    assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
+
+
+def test_readme_links_every_docs_page() -> None:
+    linked = {(ROOT / t.partition("#")[0]).resolve() for t in _links(ROOT / "README.md")}
+    unlinked = [p.name for p in PAGES[1:] if p.resolve() not in linked]
+    assert PAGES[1:] and not unlinked, f"docs pages the README does not link: {unlinked}"

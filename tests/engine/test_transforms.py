@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -257,10 +255,3 @@ def test_whitening_with_too_few_complete_rows_stays_the_identity() -> None:
     x[::2, 0] = float("nan")
     t = Whiten(4).init_from(x)
     torch.testing.assert_close(t.weight, torch.eye(4))
-
-
-def test_engine_loads_no_pandas() -> None:
-    code = "import sys, flowcli.engine; print('pandas' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "False"

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -219,12 +216,3 @@ def test_check_columns_carries_the_first_missing_column() -> None:
     with pytest.raises(SchemaError) as info:
         schema.check_columns(pd.DataFrame({"n": [1]}), "new.csv")
     assert (info.value.source, info.value.column) == ("new.csv", "x")
-
-
-def test_tabular_loads_neither_torch_nor_the_engine() -> None:
-    code = ("import sys, flowcli.tabular, flowcli.io; "
-            "print(sorted(m for m in sys.modules if m == 'torch' or "
-            "m.startswith('flowcli.engine')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "[]"
