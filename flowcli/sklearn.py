@@ -28,19 +28,15 @@ except ImportError:
     raise ImportError(
         "FlowDensity needs scikit-learn: pip install 'flowcli[sklearn]'") from None
 
-from .config import default
+from .config import FIT_DEFAULTS, default
 
 if TYPE_CHECKING:
-    from .api import FlowModel
+    from .model import FlowModel
 
 __all__ = ["FlowDensity"]
 
 # Fit settings handed to FlowModel.fit under their own names; the others are device and seed.
-_FIT_OPTIONS = (
-    "model", "layers", "hidden", "depth", "scale_bound", "epochs", "batch_size", "lr",
-    "patience", "weight_decay", "val_fraction", "max_seconds", "missing", "whiten", "mixture",
-    "tails",
-)
+_FIT_OPTIONS = tuple(FIT_DEFAULTS)
 
 
 class FlowDensity(DensityMixin, BaseEstimator):
