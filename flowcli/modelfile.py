@@ -16,10 +16,16 @@ format   adds
 Loading uses ``torch.load(weights_only=True)``: the unpickler accepts tensors and plain
 containers only, so a model file can never run code. Every failure becomes a
 :class:`~flowcli.errors.ModelFileError` that names the file and the reason.
+
+A file is sealed with the SHA-256 of all its bytes, kept in the zip archive's comment (which
+``torch.load`` and zip tools ignore), and checked before anything in it is used: damage
+anywhere in the file is refused. Files written before the seal load as they always did.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 import warnings
 from dataclasses import dataclass, field
@@ -33,11 +39,14 @@ from .errors import ModelFileError
 from .files import AtomicFile, check_target
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "check_target", "format_for", "load",
-           "plain", "read", "save", "write"]
+           "plain", "read", "save", "seal", "unseal", "write"]
 
 FORMAT = "flowcli-model"
 FORMAT_VERSION = 4
 REQUIRED = ("format", "format_version", "preprocessor", "flow", "training")
+SEAL = b"flowcli-sha256:"
+_END = b"PK\x05\x06"  # the zip archive's end record: 22 bytes, then the comment
+_END_SIZE = 22
 # fit config fields that came with a later format: files of earlier formats leave them out,
 # since the releases that read only those refuse a field they do not know
 LATER_FIT_FIELDS = (("mixture", 3), ("tails", 4))
@@ -152,22 +161,53 @@ def _mark_kept(training: dict[str, Any], flow: dict[str, Any]) -> dict[str, Any]
 
 
 def save(payload: dict[str, Any], path: str, version: int = FORMAT_VERSION) -> None:
-    """Write ``payload`` to ``path`` atomically, marked as model format ``version``."""
+    """Write ``payload`` to ``path`` atomically and sealed, marked as model format
+    ``version``."""
     data = plain(payload)
     data["format"] = FORMAT
     data["format_version"] = version
     check_target(path, "the model")
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
     with AtomicFile(path, "the model") as file:
-        torch.save(data, file.handle)
+        file.handle.write(seal(buffer.getvalue()))
+
+
+def seal(archive: bytes) -> bytes:
+    """``archive`` (a zip without a comment) with the SHA-256 of its bytes as its comment."""
+    if archive[-_END_SIZE:-_END_SIZE + 4] != _END or archive[-2:] != b"\x00\x00":
+        raise ValueError("expected a zip archive without a comment")
+    comment = SEAL + hashlib.sha256(archive).hexdigest().encode()
+    return archive[:-2] + len(comment).to_bytes(2, "little") + comment
+
+
+def unseal(data: bytes, path: str) -> bytes:
+    """The archive inside a model file's bytes, checked against its seal; an unsealed file
+    (written before seals) as it is. Damage anywhere is a :class:`ModelFileError`."""
+    end = data.rfind(_END, max(0, len(data) - _END_SIZE - 65535))
+    if end < 0 or end + _END_SIZE > len(data):
+        raise ModelFileError(f"{path}: damaged or truncated model file")
+    size = int.from_bytes(data[end + _END_SIZE - 2 : end + _END_SIZE], "little")
+    if end + _END_SIZE + size != len(data):
+        raise ModelFileError(f"{path}: damaged or truncated model file")
+    if size == 0:
+        return data
+    archive = data[: end + _END_SIZE - 2] + b"\x00\x00"
+    expected = SEAL + hashlib.sha256(archive).hexdigest().encode()
+    if data[end + _END_SIZE :] != expected:
+        raise ModelFileError(f"{path}: damaged model file (its bytes do not match the "
+                             f"checksum written with it)")
+    return archive
 
 
 def load(path: str) -> dict[str, Any]:
     """Read a model file's payload safely; never executes code from it."""
     _check_source(path)
     try:
+        archive = unseal(Path(path).read_bytes(), path)
         with warnings.catch_warnings():  # the refusal below says all a user needs
             warnings.simplefilter("ignore")
-            data = torch.load(Path(path), map_location="cpu", weights_only=True)
+            data = torch.load(io.BytesIO(archive), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc).lower()
         if "global" not in text and "can only build" not in text:
@@ -178,6 +218,8 @@ def load(path: str) -> dict[str, Any]:
         ) from None
     except PermissionError:
         raise ModelFileError(f"{path}: permission denied") from None
+    except ModelFileError:
+        raise
     except Exception:  # arbitrary bytes make the unpickler fail in arbitrary ways
         raise ModelFileError(f"{path}: damaged or truncated model file") from None
     _check_payload(data, path)

@@ -157,3 +157,23 @@ def test_outputs_get_the_usual_file_mode(fitted_model, tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "s.csv").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("place", range(10))
+def test_a_model_file_damaged_anywhere_is_refused(workdir: Path, place: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """32 bytes changed at one of ten places spread over the file, the seal included: one
+    line, exit 1, and no output written."""
+    raw = bytearray((workdir / "m.flow").read_bytes())
+    at = min(place * len(raw) // 9, len(raw) - 32)
+    raw[at : at + 32] = bytes(b ^ 0x5A for b in raw[at : at + 32])
+    (workdir / "hit.flow").write_bytes(bytes(raw))
+    for args in (["score", "hit.flow", "good.csv", "-o", "out.csv"],
+                 ["sample", "hit.flow", "-n", "5", "-o", "out.csv"],
+                 ["info", "hit.flow"]):
+        monkeypatch.chdir(workdir)
+        result = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert result.exit_code == 1, (at, args, result.stdout[:200])
+        assert result.stderr.startswith("error: hit.flow: damaged"), result.stderr
+        assert result.stderr.count("\n") == 1 and result.stdout == ""
+        assert not (workdir / "out.csv").exists()
