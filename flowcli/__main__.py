@@ -1,3 +1,5 @@
+"""``python -m flowcli``: the command line."""
+
 from .cli import main
 
 main()

@@ -46,21 +46,26 @@ class Option:
     """One option: its field name, its flag, its help, and the values it accepts.
 
     ``low``/``high`` bound a number (``low_open``: strictly above ``low``); ``choices`` lists
-    the values of a choice; ``shown`` is how help shows a default that is not a plain value.
+    the values of a choice; ``shown`` is how help shows a default that is not a plain value;
+    ``optional``: None is a value (``auto``'s choice, or no limit).
     """
 
-    __slots__ = ("choices", "field", "flag", "help", "high", "low", "low_open", "shown")
+    __slots__ = ("choices", "field", "flag", "help", "high", "low", "low_open", "optional",
+                 "shown")
 
     def __init__(self, field: str, flag: str, help: str, low: float | None = None,
                  high: float | None = None, low_open: bool = False,
-                 choices: tuple[str, ...] = (), shown: str | None = None) -> None:
+                 choices: tuple[str, ...] = (), shown: str | None = None,
+                 optional: bool = False) -> None:
         self.field, self.flag, self.help = field, flag, help
         self.low, self.high, self.low_open = low, high, low_open
-        self.choices, self.shown = choices, shown
+        self.choices, self.shown, self.optional = choices, shown, optional
 
     def check(self, value: Any) -> None:
         """Raise :class:`UsageError` naming this option's field when ``value`` is out of range."""
         if value is None:
+            if not self.optional:
+                raise UsageError("needs a value, not None", field=self.field)
             return
         if self.choices and value not in self.choices:
             raise UsageError(f"must be one of {', '.join(self.choices)}, not {value!r}",
@@ -88,17 +93,17 @@ OPTIONS: dict[str, Option] = _options(
            "autoregressive, for skewed, bounded or multi-modal columns.", choices=MODELS),
     Option("whiten", "--whiten", "Start the flow at the data's full-covariance Gaussian (helps "
            "small, smooth, correlated tables; hurts lattice-valued ones).",
-           shown=f"off; auto also tries it under {SMALL_TABLE:,} rows"),
+           shown=f"off; auto also tries it under {SMALL_TABLE:,} rows", optional=True),
     Option("mixture", "--mixture", "Put the flow on a Gaussian-mixture base fitted by EM, its "
            "size chosen on the validation rows (MAF-MoG: helps clustered tables and "
            "lattice-valued columns; the latent rows of invert then follow that mixture, not "
-           "N(0, I)).", shown="off; auto also tries it when a mixture leads"),
+           "N(0, I)).", shown="off; auto also tries it when a mixture leads", optional=True),
     Option("tails", "--tails", "Start the flow with a fixed per-column asinh layer that pulls "
            "heavy tails in, fitted to each column that it makes closer to Gaussian.",
-           shown="on for nsf, off for maf and realnvp"),
-    Option("layers", "--layers", "Number of flow layers.", low=1,
+           shown="on for nsf, off for maf and realnvp", optional=True),
+    Option("layers", "--layers", "Number of flow layers.", low=1, optional=True,
            shown=f"5, or 3 under {SMALL_TABLE:,} rows"),
-    Option("hidden", "--hidden", "Hidden units per network layer.", low=1,
+    Option("hidden", "--hidden", "Hidden units per network layer.", low=1, optional=True,
            shown=f"128, or 32 under {SMALL_TABLE:,} rows"),
     Option("depth", "--depth", "Hidden layers per network.", low=1),
     Option("scale_bound", "--scale-bound", "Bound on each affine layer's log-scale.",
@@ -111,7 +116,8 @@ OPTIONS: dict[str, Option] = _options(
     Option("weight_decay", "--weight-decay", "Adam weight decay.", low=0),
     Option("val_fraction", "--val-fraction", "Share of rows held out for early stopping.",
            low=0, high=0.9),
-    Option("max_seconds", "--max-time", "Stop training after this many seconds.", low=0),
+    Option("max_seconds", "--max-time", "Stop training after this many seconds.", low=0,
+           optional=True),
     Option("missing", "--missing", "Rows with gaps: error, drop them, or model the gaps.",
            choices=MISSING),
     Option("columns", "--columns", "Comma-separated columns to model (default: all)."),
@@ -129,11 +135,22 @@ OPTIONS: dict[str, Option] = _options(
     Option("format", "--format",
            "Format of the input table, when the extension does not tell (stdin).",
            choices=FORMATS),
+    Option("output_format", "--output-format",
+           "Format of the output, overriding the extension of -o.", choices=FORMATS),
     Option("seed", "--seed", "Random seed, for reproducible runs."),
     Option("rows", "-n", "Number of rows to draw.", low=0),
+    Option("threshold", "--threshold", "Add 'anomaly': true for rows scoring below the "
+           "Q-quantile of held-out training rows (0.01 flags the least likely 1 % of typical "
+           "data).", low=0, high=1),
     Option("chunk_rows", "--batch-size", "Rows per chunk read, computed and written.", low=1),
 )
 
+
+# Defaults of the options that are not fit settings.
+DEFAULT_DEVICE = "auto"
+DEFAULT_UNSEEN = "error"
+COMMAND_DEFAULTS: dict[str, Any] = {"device": DEFAULT_DEVICE, "unseen": DEFAULT_UNSEEN,
+                                    "chunk_rows": CHUNK_ROWS}
 
 # The fields of a fit config with their defaults, in the order model files hold them
 # (``FitConfig`` in :mod:`flowcli.fitting.fitconfig` is built from this).

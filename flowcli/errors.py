@@ -34,8 +34,13 @@ Spelling = Callable[[str, "str | None"], str]
 _COLUMN_LISTS = frozenset({"columns", "exclude", "categorical", "integer", "positive"})
 
 
+# Options whose keyword argument has another name.
+_KEYWORDS = {"format": "fmt", "output_format": "fmt"}
+
+
 def python_spelling(field: str, value: str | None) -> str:
     """An option as a keyword argument: ``missing='model'``, ``exclude=['id']``."""
+    field = _KEYWORDS.get(field, field)
     if value is None:
         return field
     return f"{field}=[{value!r}]" if field in _COLUMN_LISTS else f"{field}={value!r}"
@@ -43,17 +48,19 @@ def python_spelling(field: str, value: str | None) -> str:
 
 class Advice:
     """What a user can do about a problem: ``verb`` an option ``field`` set to ``value``
-    (``value`` None names the option alone), or set to one of ``others``, for ``purpose``."""
+    (``value`` None names the option alone), or set to one of ``others``, for ``purpose``;
+    ``also`` names more options that would do as well."""
 
-    __slots__ = ("field", "others", "purpose", "value", "verb")
+    __slots__ = ("also", "field", "others", "purpose", "value", "verb")
 
     def __init__(self, field: str, value: str | None = None, purpose: str = "",
-                 verb: str = "use", others: Sequence[str] = ()) -> None:
+                 verb: str = "use", others: Sequence[str] = (),
+                 also: Sequence[str] = ()) -> None:
         self.field, self.value, self.purpose = field, value, purpose
-        self.verb, self.others = verb, tuple(others)
+        self.verb, self.others, self.also = verb, tuple(others), tuple(also)
 
     def _key(self) -> tuple[Any, ...]:
-        return (self.field, self.value, self.purpose, self.verb, self.others)
+        return (self.field, self.value, self.purpose, self.verb, self.others, self.also)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Advice) and self._key() == other._key()
@@ -65,7 +72,9 @@ class Advice:
         return f"Advice({self.field!r}, {self.value!r})"
 
     def render(self, spell: Spelling) -> str:
-        text = f"{self.verb} {spell(self.field, self.value)}"
+        names = [spell(self.field, self.value)] + [spell(f, None) for f in self.also]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        text = f"{self.verb} {listed}"
         if self.others:
             text += f" (or {', '.join(self.others)})"
         return f"{text} {self.purpose}" if self.purpose else text

@@ -36,8 +36,10 @@ def display_name(path: str | os.PathLike[str]) -> str:
     return "stdin" if str(path) == "-" else str(path)
 
 
-def detect_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
-    """``csv`` or ``parquet``, from ``fmt`` or the extension; ``-`` defaults to CSV."""
+def detect_format(path: str | os.PathLike[str], fmt: str | None = None,
+                  option: str = "format") -> str:
+    """``csv`` or ``parquet``, from ``fmt`` or the extension; ``-`` defaults to CSV.
+    ``option`` is the field that sets ``fmt`` (messages name it)."""
     if fmt is not None:
         fmt = fmt.lower()
         if fmt not in FORMATS:
@@ -51,7 +53,7 @@ def detect_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
         if name.endswith(ext):
             return found
     raise DataError("cannot tell the format from the extension", source=str(path),
-                    advice=Advice("format", verb="use .csv, .csv.gz, .parquet or .pq, or pass"))
+                    advice=Advice(option, verb="use .csv, .csv.gz, .parquet or .pq, or pass"))
 
 
 def _check_input(path: str | os.PathLike[str]) -> None:
@@ -174,7 +176,7 @@ class TableWriter:
         self.path = str(path)
         if self.path != "-" and Path(self.path).is_dir():
             raise OutputError("is a folder; give a file name", source=self.path)
-        self.fmt = detect_format(path, fmt)
+        self.fmt = detect_format(path, fmt, "output_format")
         self.rows = 0
         self._file: AtomicFile | None = None
         self._gzip: gzip.GzipFile | None = None  # between the CSV text and the file

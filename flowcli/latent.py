@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 
 from .engine.mixed import MixedDensity, rebuild_mixed
+from .engine.passes import in_passes
 from .errors import DataError, SchemaError
-from .fitting.data import in_passes
 from .tabular import Encoder, Preprocessor
 
 __all__ = ["LATENT_PREFIX", "LatentMap", "latent_columns"]

@@ -26,12 +26,19 @@ import pandas as pd
 import torch
 
 from . import __version__, modelfile
-from .config import CHUNK_ROWS, pass_rows
+from .config import CHUNK_ROWS, DEFAULT_DEVICE, DEFAULT_UNSEEN, DEVICES, OPTIONS, pass_rows
 from .engine.mixed import MixedDensity, rebuild_mixed
+from .engine.passes import in_passes
 from .engine.tails import Tails
 from .errors import ModelFileError, UsageError
-from .fitting import Candidate, FitConfig, fit_table, flow_label, label, resume_training
-from .fitting.data import in_passes
+from .fitting import (
+    Candidate,
+    FitConfig,
+    check_unchanged,
+    fit_table,
+    label,
+    resume_training,
+)
 from .latent import LatentMap, latent_columns
 from .tabular import Overrides, Preprocessor, Schema
 from .training import EpochReport, ResumeState, StopReason
@@ -39,7 +46,7 @@ from .training import EpochReport, ResumeState, StopReason
 __all__ = ["FlowModel", "Tried", "latent_columns", "resolve_device"]
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
+def resolve_device(device: str | torch.device = DEFAULT_DEVICE) -> torch.device:
     """``auto`` is CUDA when available, else CPU."""
     if isinstance(device, torch.device):
         return device
@@ -48,7 +55,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("cuda: no CUDA device is available", field="device")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"must be auto, cpu or cuda, not {device!r}", field="device")
+        raise UsageError(f"must be one of {', '.join(DEVICES)}, not {device!r}",
+                         field="device")
     return torch.device(device)
 
 
@@ -127,13 +135,7 @@ class FlowModel:
     @property
     def interrupted(self) -> bool:
         """Whether the last fit or resumed run was stopped by Ctrl-C (or SIGTERM)."""
-        return self.training.get("stopped") == StopReason.INTERRUPTED
-
-    @property
-    def label(self) -> str:
-        """The flow as ``fit`` names candidates: ``maf``, ``nsf+tails``, ``maf+mixture`` ..."""
-        flow = self.density.flow
-        return flow_label(flow.config if flow is not None else None)
+        return self.training.get("stopped") == StopReason.INTERRUPTED.value
 
     @property
     def tried(self) -> list[Tried]:
@@ -169,7 +171,7 @@ class FlowModel:
         bounds: dict[str, tuple[float, float]] | None = None,
         overrides: Overrides | None = None,
         seed: int | None = None,
-        device: str | torch.device = "auto",
+        device: str | torch.device = DEFAULT_DEVICE,
         callback: Callable[[EpochReport], None] | None = None,
         source: str = "data",
         **options: Any,
@@ -201,17 +203,29 @@ class FlowModel:
                          source=source)
         return cls._of(kept)
 
+    def check_resume(self, **given: Any) -> None:
+        """Refuse settings that a resumed run cannot change: fit settings, ``seed``, column
+        choices and declared kinds that differ from this model's (the same ones are welcome).
+        """
+        check_unchanged(self.fit_config, self.training["seed"], self.schema, given)
+
     def resume_fit(self, data: pd.DataFrame, *,
                    callback: Callable[[EpochReport], None] | None = None,
-                   source: str = "data", **changes: Any) -> FlowModel:
+                   source: str = "data", epochs: int | None = None,
+                   patience: int | None = None, max_seconds: float | None = None,
+                   lr: float | None = None, **unchanged: Any) -> FlowModel:
         """Carry on training this model on ``data`` where its last run stopped.
 
         The epoch count, early-stopping state and optimizer state continue; the data should be
         the table the model was fitted on (the same seed gives the same validation split).
-        ``changes`` may set ``epochs``, ``patience``, ``max_seconds`` or ``lr``.
+        ``epochs``, ``patience``, ``max_seconds`` and ``lr`` may change (None: as they were);
+        anything else given must be as the model has it (:meth:`check_resume`).
         """
+        self.check_resume(**unchanged)
         candidate = Candidate(self.preprocessor, self.density, self.training, self.fit_config,
                               resume=self.resume)
+        changes = {"epochs": epochs, "patience": patience, "max_seconds": max_seconds,
+                   "lr": lr}
         resume_training(candidate, data, changes, callback, source)
         self.fit_config, self.resume = candidate.config, candidate.resume
         self.density.eval()
@@ -220,7 +234,7 @@ class FlowModel:
 
     # ------------------------------------------------------------------ scoring
     def score(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0,
-              unseen: str = "error") -> pd.Series:
+              unseen: str = DEFAULT_UNSEEN) -> pd.Series:
         """Log-likelihood of each row in nats, in the table's units; aligned to ``df.index``.
 
         Extra columns are ignored; missing model columns raise :class:`SchemaError`. With
@@ -231,7 +245,7 @@ class FlowModel:
         return pd.Series(values, index=df.index, name="log_prob")
 
     def score_batches(
-        self, chunks: Iterable[pd.DataFrame], source: str = "data", unseen: str = "error"
+        self, chunks: Iterable[pd.DataFrame], source: str = "data", unseen: str = DEFAULT_UNSEEN
     ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
         """Score a stream of chunks; yields each chunk with its scores."""
         offset = 0
@@ -261,6 +275,7 @@ class FlowModel:
 
     def threshold(self, quantile: float) -> float:
         """The held-out score below which a share ``quantile`` of held-out rows fall."""
+        OPTIONS["threshold"].check(quantile)
         q = np.asarray(self.training["score_quantiles"], dtype=np.float64)
         return float(np.interp(quantile, np.linspace(0.0, 1.0, q.size), q))
 
@@ -328,20 +343,9 @@ class FlowModel:
             offset += len(chunk)
 
     # ------------------------------------------------------------------ files
-    def _record(self) -> modelfile.ModelRecord:
-        return modelfile.ModelRecord(
-            preprocessor=self.preprocessor.to_dict(),
-            density_config=self.density.config,
-            state_dict={k: v.detach().cpu() for k, v in self.density.state_dict().items()},
-            fit_config=self.fit_config.as_dict(),
-            training=self.training,
-            resume=self.resume.to_dict() if self.resume is not None else {},
-            created=self.created,
-            versions={"flowcli_version": __version__, "torch_version": torch.__version__})
-
     def save(self, path: str) -> None:
         """Write the model file atomically."""
-        modelfile.write(self._record(), path)
+        modelfile.write(_record(self), path)
 
     @classmethod
     def load(cls, path: str, device: str | torch.device = "cpu") -> FlowModel:
@@ -382,3 +386,16 @@ class FlowModel:
             "versions": {"flowcli": __version__, "torch": torch.__version__,
                          "format": modelfile.format_for(config if flow is not None else None)},
         }
+
+
+def _record(model: FlowModel) -> modelfile.ModelRecord:
+    """What the model file holds of ``model``."""
+    return modelfile.ModelRecord(
+        preprocessor=model.preprocessor.to_dict(),
+        density_config=model.density.config,
+        state_dict={k: v.detach().cpu() for k, v in model.density.state_dict().items()},
+        fit_config=model.fit_config.as_dict(),
+        training=model.training,
+        resume=model.resume.to_dict() if model.resume is not None else {},
+        created=model.created,
+        versions={"flowcli_version": __version__, "torch_version": torch.__version__})

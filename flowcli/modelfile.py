@@ -38,8 +38,8 @@ import torch
 from .errors import ModelFileError
 from .files import AtomicFile, check_target
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "check_target", "format_for", "load",
-           "plain", "read", "save", "seal", "unseal", "write"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "format_for", "load", "plain", "read",
+           "save", "seal", "unseal", "write"]
 
 FORMAT = "flowcli-model"
 FORMAT_VERSION = 4

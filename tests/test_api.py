@@ -682,5 +682,21 @@ def test_library_messages_name_arguments_not_flags(gaussian_table, fast) -> None
     model = FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", **fast)
     with pytest.raises(UsageError, match="^lr must be positive$"):
         model.resume_fit(gaussian_table, lr=-1.0)
-    with pytest.raises(UsageError, match="^batch_size cannot be changed when resuming$"):
+    with pytest.raises(UsageError) as info:
         model.resume_fit(gaussian_table, batch_size=8)
+    assert str(info.value) == ("batch_size cannot be changed when resuming (the model has "
+                               "512); a resumed run may change only epochs, patience, "
+                               "max_seconds or lr")
+    epochs = model.training["epochs"]
+    model.resume_fit(gaussian_table, batch_size=512, model="maf", seed=0, epochs=epochs + 1)
+    assert model.training["epochs"] == epochs + 1  # the model's own settings are welcome
+    with pytest.raises(TypeError, match="unknown fit option 'layerz'"):
+        model.resume_fit(gaussian_table, layerz=3)
+
+
+def test_a_setting_that_needs_a_value_refuses_none(gaussian_table) -> None:
+    for field in ("model", "missing", "epochs", "val_fraction"):
+        with pytest.raises(UsageError, match=f"^{field} needs a value, not None$"):
+            FlowModel.fit(gaussian_table, **{field: None})
+    with pytest.raises(UsageError, match=r"^threshold must be in \[0, 1\]$"):
+        FitConfig().check() or FlowModel.threshold(None, 1.5)  # type: ignore[arg-type]

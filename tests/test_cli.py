@@ -281,10 +281,17 @@ def test_resume_honours_the_learning_rate(runner: CliRunner, fitted_model,
     # one epoch, far from a plateau (patience 1000): the rate is the one given
     assert resumed.training["epochs"] == 3
     assert resumed.resume.optimizer["param_groups"][0]["lr"] == pytest.approx(0.05)
-    for flag, value in (("--batch-size", "64"), ("--exclude", "a"), ("--seed", "1")):
+    allowed = "a resumed run may change only --epochs, --patience, --max-time or --lr"
+    for flag, value, has in (("--batch-size", "64", " (the model has 512)"),
+                             ("--exclude", "a", ""), ("--seed", "1", " (the model has 3)")):
         refused = run(runner, "fit", data, "-o", second, "--resume", first, flag, value)
         assert refused.exit_code == 2
-        assert refused.stderr == f"error: {flag} cannot be changed when resuming\n"
+        assert refused.stderr == (f"error: {flag} cannot be changed when resuming{has}; "
+                                  f"{allowed}\n")
+    # the first command again, with --resume added: its settings are the model's
+    again = run(runner, "fit", data, "-o", second, "--resume", first, "--epochs", "4", *args)
+    assert again.exit_code == 0, again.stderr
+    assert FlowModel.load(str(second)).training["epochs"] == 4
 
 
 def test_library_errors_are_spelled_as_flags(runner: CliRunner, fitted_model,

@@ -92,7 +92,7 @@ CASES = [
     (["score", "m.flow", "good.csv", "-o", "file/out.csv"], 1, "error: file/out.csv: cannot "
                                                                "write"),
     (["sample", "m.flow", "-n", "5", "-o", "out.txt"], 1, "error: out.txt: cannot tell the "
-                                                          "format from the extension"),
+     "format from the extension; use .csv, .csv.gz, .parquet or .pq, or pass --output-format"),
     (["sample", "m.flow", "-n", "-3"], 2, "error"),
     (["score", "m.flow", "missing.csv"], 1, "error: missing.csv: no such file"),
 ]

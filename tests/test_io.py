@@ -35,12 +35,18 @@ def test_gzip_output_is_really_gzip(tmp_path: Path) -> None:
         assert handle.readline().strip() == "a,n"
 
 
+def test_an_output_names_the_option_that_sets_its_format() -> None:
+    with pytest.raises(DataError) as info:
+        detect_format("out.txt", option="output_format")
+    assert info.value.render(cli_spelling).endswith("or pass --output-format")
+
+
 def test_format_detection() -> None:
     assert detect_format("-") == "csv"
     assert detect_format("x.PARQUET") == "parquet"
     assert detect_format("x.txt", "csv") == "csv"
     with pytest.raises(DataError, match=r"^x.txt: cannot tell the format from the extension; "
-                                        r"use .csv, .csv.gz, .parquet or .pq, or pass format$"
+                                        r"use .csv, .csv.gz, .parquet or .pq, or pass fmt$"
                        ) as info:
         detect_format("x.txt")
     err = info.value

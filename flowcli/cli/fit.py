@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..config import DEFAULT_DEVICE
 from .guard import guard, reraise_interrupt, sigterm_waits
 from .options import DataPath, Device, InputFormatOpt, Missing, ModelKind, QuietOpt, SeedOpt, spell
 from .options import option as opt
@@ -61,8 +62,8 @@ def fit(
     resume: Annotated[str | None, typer.Option(
         "--resume", metavar="MODEL",
         help="Carry on training this model file on the same DATA (epochs, early stopping and "
-             "optimizer state continue; --epochs, --patience, --max-time and --lr may change, "
-             "the rest is taken from it).")] = None,
+             "optimizer state continue). Only the stopping rules and the learning rate may "
+             "change; other options, if given, must be as the model has them.")] = None,
     columns: Annotated[str | None, opt("columns")] = None,
     exclude: Annotated[str | None, opt("exclude")] = None,
     categorical: Annotated[str | None, opt("categorical")] = None,
@@ -71,7 +72,7 @@ def fit(
     bounds: Annotated[str | None, opt("bounds", metavar="COL=LO:HI,...")] = None,
     missing: Annotated[Missing | None, opt("missing")] = None,  # type: ignore[valid-type]
     fmt: InputFormatOpt = None,
-    device: Annotated[Device, opt("device")] = "auto",  # type: ignore[valid-type]
+    device: Annotated[Device, opt("device")] = DEFAULT_DEVICE,  # type: ignore[valid-type]
     seed: SeedOpt = None,
     quiet: QuietOpt = False,
     as_json: Annotated[bool, typer.Option(
@@ -115,8 +116,8 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
 
     check_target(output, "the model")
     previous = FlowModel.load(resume, device) if resume is not None else None
-    if previous is not None:
-        _check_resumable({**declared, "seed": seed})
+    if previous is not None:  # before reading the table: a refusal should come first
+        previous.check_resume(**_unchanged(settings), **declared, seed=seed)
     table = read_table(data, fmt)
     source = display_name(data)
     epochs = settings.get("epochs") or (previous.fit_config.epochs if previous is not None
@@ -124,20 +125,18 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
     progress = Progress(out, epochs, enabled=not quiet)
     try:
         if previous is not None:
-            return previous.resume_fit(table, callback=progress, source=source, **settings)
+            return previous.resume_fit(table, callback=progress, source=source, **settings,
+                                       **declared, seed=seed)
         return FlowModel.fit(table, seed=seed, device=device, callback=progress,
                              source=source, **declared, **settings)
     finally:
         progress.stop()
 
 
-def _check_resumable(given: dict[str, Any]) -> None:
-    """A resumed run keeps its columns, their kinds and its seed."""
-    from ..errors import UsageError
+def _unchanged(settings: dict[str, Any]) -> dict[str, Any]:
+    from ..fitting import RESUMABLE
 
-    for field, value in given.items():
-        if value is not None:
-            raise UsageError("cannot be changed when resuming", field=field)
+    return {k: v for k, v in settings.items() if k not in RESUMABLE}
 
 
 def _report(fitted: Any, output: str, out: Any, quiet: bool, as_json: bool) -> None:

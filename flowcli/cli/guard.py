@@ -62,6 +62,7 @@ def guard() -> Iterator[None]:
     SIGTERM is turned into an interrupt for the command's duration, so that a partly written
     output file is removed and a fit saves its best model, as on Ctrl-C.
     """
+    _signals.clear()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield

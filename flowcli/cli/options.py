@@ -7,7 +7,16 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from ..config import DEVICES, FIT_DEFAULTS, FORMATS, MISSING, MODELS, OPTIONS, UNSEEN
+from ..config import (
+    COMMAND_DEFAULTS,
+    DEVICES,
+    FIT_DEFAULTS,
+    FORMATS,
+    MISSING,
+    MODELS,
+    OPTIONS,
+    UNSEEN,
+)
 
 __all__ = ["Device", "Format", "Missing", "ModelKind", "Unseen", "option", "spell"]
 
@@ -21,19 +30,24 @@ Format = Literal[FORMATS]  # type: ignore[valid-type]
 
 
 def option(field: str, *decls: str, **extra: Any) -> Any:
-    """A ``typer.Option`` for the config option ``field``: its flag (or ``decls``), help,
-    range and shown default (the config's default unless it says otherwise)."""
+    """A ``typer.Option`` for the config option ``field``: its flag (or ``decls``), help with
+    the default (the config's, or what the config says to show), and range."""
     spec = OPTIONS[field]
-    settings: dict[str, Any] = {"help": spec.help}
-    if spec.low is not None:
+    shown = spec.shown if spec.shown is not None else _default(field)
+    text = spec.help + (f"  [default: {shown}]" if shown is not None else "")
+    settings: dict[str, Any] = {"help": text, "show_default": False}
+    if spec.low is not None and spec.low_open:  # Typer has no open bound: the library checks
+        settings["help"] = f"{text}  [x>{spec.low:g}]"
+    elif spec.low is not None:
         settings["min"] = spec.low
     if spec.high is not None:
         settings["max"] = spec.high
-    if spec.shown is not None:
-        settings["show_default"] = spec.shown
-    elif FIT_DEFAULTS.get(field) is not None:
-        settings["show_default"] = str(FIT_DEFAULTS[field])
     return typer.Option(*(decls or (spec.flag,)), **{**settings, **extra})
+
+
+def _default(field: str) -> str | None:
+    value = FIT_DEFAULTS.get(field, COMMAND_DEFAULTS.get(field))
+    return None if value is None else str(value)
 
 
 def spell(field: str, value: str | None) -> str:
@@ -49,8 +63,7 @@ OutputOpt = Annotated[str, typer.Option(
     "--output", "-o", metavar="OUT",
     help="Output table; the format follows the extension. Default '-': CSV on stdout.")]
 InputFormatOpt = Annotated[Format | None, option("format")]  # type: ignore[valid-type]
-OutputFormatOpt = Annotated[Format | None, typer.Option(  # type: ignore[valid-type]
-    "--output-format", help="Format of the output, overriding the extension of -o.")]
+OutputFormatOpt = Annotated[Format | None, option("output_format")]  # type: ignore[valid-type]
 DeviceOpt = Annotated[Device, option("device")]  # type: ignore[valid-type]
 SeedOpt = Annotated[int | None, option("seed")]
 QuietOpt = Annotated[bool, typer.Option(

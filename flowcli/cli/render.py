@@ -77,41 +77,38 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _flow_note(model: FlowModel) -> str:
+def _flow_note(m: dict[str, Any]) -> str:
     """What reads after the flow's description: its heavy-tail layer, if any, and its base
     (nothing for the standard normal)."""
-    flow = model.density.flow
-    config = flow.config if flow is not None else {}
     note = ""
-    if config.get("tails"):
-        note = f", heavy tails pulled in on {_plural(len(model.tails_columns()), 'column')}"
-    k = int(config.get("mixture", 0))
+    if m.get("tails"):
+        note = f", heavy tails pulled in on {_plural(len(m['tails_columns']), 'column')}"
+    k = int(m.get("mixture", 0))
     return note + (f", on a mixture of {_plural(k, 'Gaussian')}" if k else "")
 
 
-def _flow_line(model: FlowModel, detailed: bool) -> str:
-    m = model.info()["model"]
+def _flow_line(model: FlowModel, m: dict[str, Any], detailed: bool) -> str:
     if not detailed:
         return (f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
-                f"{m['parameters']:,} parameters{_flow_note(model)}")
+                f"{m['parameters']:,} parameters{_flow_note(m)}")
     shape = (f"{m['bins']} spline bins on [-{m['bound']:g}, {m['bound']:g}]" if "bins" in m
              else f"log-scale bound {m['scale_bound']:g}")
     return (f"{m['kind']}: {m['layers']} layers, {m['depth']} x {m['hidden']} hidden, "
-            f"{shape}{_flow_note(model)}")
+            f"{shape}{_flow_note(m)}")
 
 
 def model_summary(model: FlowModel, path: str, detailed: bool) -> Table:
     """The summary of ``fit`` (``detailed=False``, after training) and of ``info``."""
     from rich.table import Table
 
-    t = model.training
+    t, info = model.training, model.info()
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
     if detailed:
-        _info_rows(table, model)
+        _info_rows(table, model, info["model"])
     else:
-        _fit_rows(table, model, path)
+        _fit_rows(table, model, info["model"], path)
     for c in model.tried:
         table.add_row(f"tried {c.label}",
                       f"{c.val_log_likelihood:.4f} nats/row, {_plural(c.epochs, 'epoch')} "
@@ -120,30 +117,30 @@ def model_summary(model: FlowModel, path: str, detailed: bool) -> Table:
     table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
     table.add_row("time", f"{t['seconds']:.1f} s on {t['device']}")
     if detailed:
-        v = model.info()["versions"]
+        v = info["versions"]
         table.add_row("created", model.created)
         table.add_row("versions", f"flowcli {v['flowcli']}, torch {v['torch']}, "
                                   f"model format {v['format']}")
     return table
 
 
-def _fit_rows(table: Table, model: FlowModel, path: str) -> None:
+def _fit_rows(table: Table, model: FlowModel, m: dict[str, Any], path: str) -> None:
     t = model.training
     rows = f"{t['train_rows']:,} train, {t['val_rows']:,} validation"
     if t.get("dropped_rows"):
         rows += f" ({t['dropped_rows']:,} rows with gaps dropped)"
     table.add_row("model file", path)
     table.add_row("rows", rows)
-    table.add_row("flow", _flow_line(model, detailed=False))
+    table.add_row("flow", _flow_line(model, m, detailed=False))
 
 
-def _info_rows(table: Table, model: FlowModel) -> None:
+def _info_rows(table: Table, model: FlowModel, m: dict[str, Any]) -> None:
     t = model.training
-    table.add_row("flow", _flow_line(model, detailed=True))
-    categories = len(model.density.cardinalities)
+    table.add_row("flow", _flow_line(model, m, detailed=True))
+    categories = m["categorical_variables"]
     if categories:
         table.add_row("categories", f"{categories} categorical variables "
                                     f"(exact probabilities; the flow is conditioned on them)")
-    table.add_row("parameters", f"{model.info()['model']['parameters']:,}")
+    table.add_row("parameters", f"{m['parameters']:,}")
     table.add_row("trained on", f"{t['rows']:,} rows ({t['train_rows']:,} train, "
                                 f"{t['val_rows']:,} validation), seed {t['seed']}")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import CHUNK_ROWS
+from ..config import CHUNK_ROWS, DEFAULT_DEVICE, DEFAULT_UNSEEN
 from .guard import guard
 from .options import (
     ChunkOpt,
@@ -43,17 +43,15 @@ def _load(path: str, device: Any) -> Any:
 
 def sample(
     model: ModelPath,
-    n: Annotated[int, option("rows", "-n", "--rows", min=None)],
+    n: Annotated[int, option("rows", "-n", "--rows")],
     output: OutputOpt = "-",
     output_format: OutputFormatOpt = None,
     seed: SeedOpt = None,
     batch_size: ChunkOpt = CHUNK_ROWS,
-    device: DeviceOpt = "auto",  # type: ignore[valid-type]
+    device: DeviceOpt = DEFAULT_DEVICE,  # type: ignore[valid-type]
     quiet: QuietOpt = False,
 ) -> None:
     """Draw new rows with the training table's columns and dtypes."""
-    if n < 0:
-        raise typer.BadParameter(f"must be 0 or more, got {n}", param_hint="-n")
     with guard():
         from ..io import TableWriter
 
@@ -72,20 +70,17 @@ def score(
     percentile: Annotated[bool, typer.Option(
         "--percentile", help="Add 'percentile': the share (%) of held-out training rows that "
                              "scored lower.")] = False,
-    threshold: Annotated[float | None, typer.Option(
-        "--threshold", min=0.0, max=1.0, metavar="Q",
-        help="Add 'anomaly': true for rows scoring below the Q-quantile of held-out training "
-             "rows (0.01 flags the least likely 1 % of typical data).")] = None,
+    threshold: Annotated[float | None, option("threshold", metavar="Q")] = None,
     only_score: Annotated[bool, typer.Option(
         "--only-score", help="Write only the score columns, not the input rows.")] = False,
-    unseen: Annotated[Unseen, option("unseen")] = "error",  # type: ignore[valid-type]
+    unseen: Annotated[Unseen, option("unseen")] = DEFAULT_UNSEEN,  # type: ignore[valid-type]
     fail_on_anomaly: Annotated[bool, typer.Option(
         "--fail-on-anomaly", help="Exit with code 3 when any row is flagged (needs --threshold).")
     ] = False,
     fmt: InputFormatOpt = None,
     output_format: OutputFormatOpt = None,
     batch_size: ChunkOpt = CHUNK_ROWS,
-    device: DeviceOpt = "auto",  # type: ignore[valid-type]
+    device: DeviceOpt = DEFAULT_DEVICE,  # type: ignore[valid-type]
     quiet: QuietOpt = False,
 ) -> None:
     """Append each row's log-likelihood (nats, in the table's own units) as 'log_prob'.
@@ -128,7 +123,7 @@ def invert(
     fmt: InputFormatOpt = None,
     output_format: OutputFormatOpt = None,
     batch_size: ChunkOpt = CHUNK_ROWS,
-    device: DeviceOpt = "auto",  # type: ignore[valid-type]
+    device: DeviceOpt = DEFAULT_DEVICE,  # type: ignore[valid-type]
     quiet: QuietOpt = False,
 ) -> None:
     """Map table rows to latent coordinates z_0, z_1, ... (or back, with --to-data).

@@ -14,9 +14,10 @@ import torch
 
 from ..config import QUANTILES
 from ..engine.mixed import MixedDensity, build_mixed
+from ..engine.passes import in_passes
 from ..tabular import Preprocessor
 from ..training import EpochReport, ResumeState, StopReason, TrainConfig, TrainResult, train
-from .data import Encoded, in_passes
+from .data import Encoded
 from .fitconfig import FitConfig
 from .start import Start, fit_mixture_base, initialize, score_start
 
@@ -108,6 +109,21 @@ class Candidate:
     @property
     def device(self) -> torch.device:
         return next(self.density.parameters()).device
+
+    @property
+    def stopped(self) -> StopReason:
+        """Why its last run ended."""
+        return StopReason(self.training["stopped"])
+
+    @property
+    def seconds(self) -> float:
+        """Its time so far, all runs and EM together."""
+        return float(self.training["seconds"])
+
+    @property
+    def val_ll(self) -> float:
+        """Its mean held-out log-likelihood, table units."""
+        return float(self.training["val_log_likelihood"])
 
     @property
     def label(self) -> str:

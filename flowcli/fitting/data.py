@@ -3,18 +3,15 @@ tensors, shared by a new fit and a resumed one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ..config import pass_rows
 from ..errors import DataError, SchemaError
 from ..tabular import Preprocessor
 
-__all__ = ["Encoded", "choose_columns", "drop_gaps", "in_passes", "split"]
+__all__ = ["Encoded", "choose_columns", "drop_gaps", "split"]
 
 
 def choose_columns(data: pd.DataFrame, columns: list[str] | None,
@@ -78,15 +75,3 @@ class Encoded:
     @property
     def shift_val(self) -> float:
         return float(self.ld_val.mean()) if len(self.ld_val) else self.shift_train
-
-
-@torch.inference_mode()
-def in_passes(fn: Callable[[torch.Tensor], torch.Tensor], rows: np.ndarray | torch.Tensor,
-              device: torch.device, dtype: torch.dtype = torch.float32) -> np.ndarray:
-    """``fn`` applied to ``rows`` in passes sized for ``device``; float64 numpy out."""
-    step = pass_rows(device.type)
-    x = torch.as_tensor(rows, dtype=dtype, device=device)
-    if x.shape[0] == 0:
-        return fn(x).double().cpu().numpy()
-    return torch.cat([fn(x[i : i + step]) for i in range(0, x.shape[0], step)]
-                     ).double().cpu().numpy()

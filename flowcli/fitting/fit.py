@@ -18,9 +18,7 @@ from .data import Encoded, choose_columns, drop_gaps, split
 from .fitconfig import FitConfig
 from .search import search
 
-__all__ = ["RESUMABLE", "fit_table", "resume_training"]
-
-RESUMABLE = ("epochs", "patience", "max_seconds", "lr")  # what a resumed run may change
+__all__ = ["fit_table", "resume_training"]
 
 
 def fit_table(data: pd.DataFrame, config: FitConfig, *, columns: list[str] | None,
@@ -46,15 +44,13 @@ def fit_table(data: pd.DataFrame, config: FitConfig, *, columns: list[str] | Non
 def resume_training(candidate: Candidate, data: pd.DataFrame, changes: dict[str, Any],
                     callback: Callable[[EpochReport], None] | None, source: str) -> None:
     """Carry on training ``candidate`` on ``data`` (the table it was fitted on: its seed
-    gives the same split) where its last run stopped; ``changes`` may set the fields of
-    :data:`RESUMABLE`."""
-    unknown = sorted(set(changes) - set(RESUMABLE))
-    if unknown:
-        raise UsageError("cannot be changed when resuming", field=unknown[0])
+    gives the same split) where its last run stopped; ``changes`` set the fields of
+    :data:`RESUMABLE` (None: unchanged)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
     config = candidate.config.updated(**changes)
     resume = candidate.resume
     if resume is None or not resume.optimizer:
-        raise UsageError("this model holds no training state to resume from")
+        raise UsageError("this model file holds no training state to resume from")
     schema = candidate.pre.schema
     schema.check_columns(data, source)
     table = data[schema.names]
@@ -65,7 +61,6 @@ def resume_training(candidate: Candidate, data: pd.DataFrame, changes: dict[str,
                               val_rows=len(val_df), device=str(candidate.device))
     candidate.config = config
     candidate.resume = resume.with_lr(changes["lr"]) if "lr" in changes else resume
-    candidate.staged = False
     candidate.run(Encoded.of(candidate.pre, train_df, val_df, source), callback,
                   config.max_seconds)
 

@@ -129,7 +129,7 @@ def _first_round(pre: Preprocessor, data: Encoded, config: FitConfig,
                       em_seconds=budget.em_seconds,
                       em_target=rival.val_ll if i == gated and rival else None)
         fitted.append(candidate)
-        if candidate.training["stopped"] == StopReason.INTERRUPTED:
+        if candidate.stopped is StopReason.INTERRUPTED:
             return True
     return False
 
@@ -140,9 +140,8 @@ def _rival(fitted: list[Candidate], gated_now: bool) -> Rival | None:
     if not fitted:
         return None
     if gated_now:
-        return Rival(0.0, max(_finite(c.training["val_log_likelihood"]) for c in fitted))
-    first = fitted[0].training
-    return Rival(first["seconds"], first["val_log_likelihood"])
+        return Rival(0.0, max(_finite(c.val_ll) for c in fitted))
+    return Rival(fitted[0].seconds, fitted[0].val_ll)
 
 
 def _continue(data: Encoded, callback: Callback, budget: Budget, gated: int | None,
@@ -153,16 +152,15 @@ def _continue(data: Encoded, callback: Callback, budget: Budget, gated: int | No
     if budget.probe is None or budget.total is None:
         return False
     pending = [i for i, c in enumerate(fitted)
-               if c.training["stopped"] == StopReason.TIME
-               or c.training["stopped"] == StopReason.GIVEN_UP and i != gated]
+               if c.stopped is StopReason.TIME or c.stopped is StopReason.GIVEN_UP and i != gated]
     while pending:
-        left = budget.total - sum(c.training["seconds"] for c in fitted)
+        left = budget.total - sum(c.seconds for c in fitted)
         if left < 0.02 * budget.total:
             break
-        i = max(pending, key=lambda i: _finite(fitted[i].training["val_log_likelihood"]))
+        i = max(pending, key=lambda i: _finite(fitted[i].val_ll))
         pending.remove(i)
         fitted[i].run(data, callback, left)
-        if fitted[i].training["stopped"] == StopReason.INTERRUPTED:
+        if fitted[i].stopped is StopReason.INTERRUPTED:
             return True
     return False
 
@@ -188,7 +186,7 @@ def _record_tried(specs: list[Spec], fitted: list[Candidate], kept: int,
                       **{k: c.training[k] for k in ("val_log_likelihood", "epochs", "seconds",
                                                     "stopped")},
                       "kept": i == kept})
-    best = fitted[kept].training
-    interrupted = interrupted or best["stopped"] == StopReason.INTERRUPTED
-    best.update(candidates=tried, seconds=sum(c.training["seconds"] for c in fitted),
-                stopped=StopReason.INTERRUPTED if interrupted else best["stopped"])
+    best = fitted[kept]
+    interrupted = interrupted or best.stopped is StopReason.INTERRUPTED
+    best.training.update(candidates=tried, seconds=sum(c.seconds for c in fitted),
+                         stopped=StopReason.INTERRUPTED if interrupted else best.stopped)

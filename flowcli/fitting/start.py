@@ -11,8 +11,9 @@ import torch
 from ..config import MIXTURE_ROWS
 from ..engine.distributions import select_mixture
 from ..engine.mixed import MixedDensity
+from ..engine.passes import in_passes
 from ..training import fit_chain
-from .data import Encoded, in_passes
+from .data import Encoded
 
 __all__ = ["Start", "fit_mixture_base", "initialize", "score_start"]
 
@@ -87,9 +88,7 @@ def fit_mixture_base(density: MixedDensity, rows: torch.Tensor, x_val: torch.Ten
         fitted, held = fitted[cut:], fitted[:cut]
     if held.shape[0] < n_held:
         target = None  # rows with gaps left out: not comparable with the target
-    offset = _table_offset(density, fitted, held, shift)
-    with torch.no_grad():
-        z_train, z_val = density.to_latent(fitted), density.to_latent(held)
+    z_train, z_val, offset = _to_latent(density, fitted, held, shift)
     mixture, scores = select_mixture(
         z_train, z_val, generator=generator, max_seconds=seconds,
         target=None if target is None else target - offset)
@@ -98,14 +97,16 @@ def fit_mixture_base(density: MixedDensity, rows: torch.Tensor, x_val: torch.Ten
             "val_by_components": {str(k): v + offset for k, v in scores.items()}}
 
 
-def _table_offset(density: MixedDensity, fitted: torch.Tensor, held: torch.Tensor,
-                  shift: float) -> float:
-    """What the rest of the model adds to the base's log-density of a held-out row (the
-    categories, the data-set layers' log-determinants, the encoding's ``shift``), so that
-    the mixture's scores read in table units like every validation log-likelihood."""
+def _to_latent(density: MixedDensity, fitted: torch.Tensor, held: torch.Tensor,
+               shift: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The rows EM fits and the held-out rows in latent space, and what the rest of the
+    model adds to the base's log-density of a held-out row (the categories, the data-set
+    layers' log-determinants, the encoding's ``shift``), so that the mixture's scores read in
+    table units like every validation log-likelihood."""
     flow = density.flow
     assert flow is not None
     density.eval()
     with torch.no_grad():
-        z_val = density.to_latent(held)
-        return shift + float(density.log_prob(held).mean() - flow.base.log_prob(z_val).mean())
+        z_train, z_val = density.to_latent(fitted), density.to_latent(held)
+        offset = shift + float(density.log_prob(held).mean() - flow.base.log_prob(z_val).mean())
+    return z_train, z_val, offset

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import DEFAULT_UNSEEN
 from ..errors import Advice, DataError
 from .schema import ColumnSpec, first
 
@@ -39,7 +40,7 @@ class Encoder:
         return self
 
     def encode(self, series: pd.Series, source: str, row_offset: int, position: float,
-               unseen: str = "error") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               unseen: str = DEFAULT_UNSEEN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(continuous (B, cont), discrete (B, len(cards)), logdet (B,))``.
 
         ``position`` places integers in their dequantization cell; ``unseen`` is what a
@@ -162,7 +163,7 @@ class NumericEncoder(Encoder):
         return x, missing
 
     def encode(self, series: pd.Series, source: str, row_offset: int, position: float,
-               unseen: str = "error") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               unseen: str = DEFAULT_UNSEEN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, missing = self._values(series, source, row_offset)
         # gaps get any value inside the domain (their encoding is replaced by NaN below)
         filled = np.where(missing, self._inverse(np.zeros(1))[0], x)
@@ -224,7 +225,7 @@ class CategoricalEncoder(Encoder):
         return table[found]  # the sentinel -1 picks the last entry, the gap's
 
     def encode(self, series: pd.Series, source: str, row_offset: int, position: float,
-               unseen: str = "error") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               unseen: str = DEFAULT_UNSEEN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         codes = self._codes(series)
         bad = np.isnan(codes)
         if bad.any():

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import DEFAULT_UNSEEN
 from .encoders import Encoder, make_encoder
 from .schema import Schema
 
@@ -56,7 +57,8 @@ class Preprocessor:
         return np.array(cont + [0.0] * len(self.cardinalities))
 
     def encode(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0,
-               position: float = 0.5, unseen: str = "error") -> tuple[np.ndarray, np.ndarray]:
+               position: float = 0.5, unseen: str = DEFAULT_UNSEEN
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Encoded rows ``(B, dim)`` and the encoding's log-determinant per row ``(B,)``.
 
         ``position`` in [0, 1) places integer values in their dequantization cell (0.5: the

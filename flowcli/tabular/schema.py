@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import MISSING
+from ..config import FIT_DEFAULTS, MISSING
 from ..errors import Advice, DataError, SchemaError, Spelling, python_spelling
 
 __all__ = ["KINDS", "MISSING", "ColumnSpec", "Notice", "Overrides", "Schema"]
@@ -123,7 +123,7 @@ class Overrides:
     integer: set[str] = field(default_factory=set)
     positive: set[str] = field(default_factory=set)
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
-    missing: str = "error"
+    missing: str = FIT_DEFAULTS["missing"]
 
     def names(self) -> set[str]:
         return self.categorical | self.integer | self.positive | set(self.bounds)

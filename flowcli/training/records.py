@@ -29,7 +29,8 @@ class StopReason(str, Enum):
 
 @dataclass
 class TrainConfig:
-    """Optimization settings; every field is plain data and goes into the model file."""
+    """Optimization settings of one run, plain data (the fit settings they come from are
+    what the model file keeps)."""
 
     epochs: int = default("epochs")
     batch_size: int = default("batch_size")
