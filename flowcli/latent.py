@@ -14,6 +14,7 @@ import torch
 from .engine.mixed import MixedDensity, rebuild_mixed
 from .engine.passes import in_passes
 from .errors import DataError, SchemaError
+from .rows import _infinite, too_far
 from .tabular import Encoder, Preprocessor
 
 __all__ = ["LATENT_PREFIX", "LatentMap", "latent_columns"]
@@ -38,7 +39,8 @@ class LatentMap:
     def device(self) -> torch.device:
         return next(self.density.parameters()).device
 
-    def _double(self) -> MixedDensity:
+    def double(self) -> MixedDensity:
+        """The density's float64 twin, made on first use."""
         if self._twin is None:
             twin = rebuild_mixed(self.density.config).to(self.device)
             twin.load_state_dict(self.density.state_dict())
@@ -56,7 +58,11 @@ class LatentMap:
 
     def to_latent(self, df: pd.DataFrame, source: str, row_offset: int) -> pd.DataFrame:
         x, _ = self.preprocessor.encode(df, source, row_offset)
-        z = in_passes(self._double().to_latent, x, self.device, torch.float64)
+        z = in_passes(self.double().to_latent, x, self.device, torch.float64)
+        bad = ~np.isfinite(z).all(axis=1)
+        if bad.any():
+            raise too_far(self.preprocessor, df, x, int(np.argmax(bad)), source, row_offset,
+                          "mapped to latent space")
         out = pd.DataFrame(z, columns=latent_columns(z.shape[1]), index=df.index)
         for d, (name, e) in enumerate(self._discrete_parts(), self.preprocessor.continuous):
             out[name] = x[:, d] > 0.5 if e.cont else df[name].to_numpy()
@@ -71,11 +77,21 @@ class LatentMap:
         codes = np.stack(disc, axis=1) if disc else np.zeros((len(df), 0))
         with torch.inference_mode():
             as_tensor = {"dtype": torch.float64, "device": self.device}
-            rows = self._double().from_latent(torch.as_tensor(cont, **as_tensor),
+            rows = self.double().from_latent(torch.as_tensor(cont, **as_tensor),
                                               torch.as_tensor(codes, **as_tensor))
+        self._check_decoded(rows.cpu().numpy(), source, row_offset)
         out = self.preprocessor.decode(rows.cpu().numpy())
         out.index = df.index
         return out
+
+    def _check_decoded(self, rows: np.ndarray, source: str, row_offset: int) -> None:
+        """Refuse latent rows that map to numbers too large to hold."""
+        with np.errstate(over="ignore"):
+            bad = ~np.isfinite(rows).all(axis=1) | _infinite(self.preprocessor.decode(rows))
+        if bad.any():
+            row = row_offset + int(np.argmax(bad)) + 1
+            raise DataError(f"row {row} cannot be mapped to the table: its latent values lie "
+                            f"too far out for the model's arithmetic", source=source, row=row)
 
     def _check_columns(self, df: pd.DataFrame, source: str) -> None:
         names = self.columns()

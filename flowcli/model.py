@@ -28,7 +28,6 @@ import torch
 from . import __version__, modelfile
 from .config import CHUNK_ROWS, DEFAULT_DEVICE, DEFAULT_UNSEEN, DEVICES, OPTIONS, pass_rows
 from .engine.mixed import MixedDensity, rebuild_mixed
-from .engine.passes import in_passes
 from .engine.tails import Tails
 from .errors import ModelFileError, UsageError
 from .fitting import (
@@ -40,6 +39,7 @@ from .fitting import (
     resume_training,
 )
 from .latent import LatentMap, latent_columns
+from .rows import finite_draws, score_rows
 from .tabular import Overrides, Preprocessor, Schema
 from .training import EpochReport, ResumeState, StopReason
 
@@ -240,8 +240,8 @@ class FlowModel:
         Extra columns are ignored; missing model columns raise :class:`SchemaError`. With
         ``unseen="floor"``, a category never seen in training is scored as the rarest one.
         """
-        x, logdet = self.preprocessor.encode(df, source, row_offset, unseen=unseen)
-        values = in_passes(self.density.log_prob, x, self.device) + logdet
+        values = score_rows(self.preprocessor, self.density, self._latent_map.double, df,
+                            source, row_offset, unseen)
         return pd.Series(values, index=df.index, name="log_prob")
 
     def score_batches(
@@ -289,12 +289,15 @@ class FlowModel:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(secrets.randbelow(2**63) if seed is None else int(seed))
         step = pass_rows(self.device.type)
+
+        def draw(k: int) -> torch.Tensor:
+            return torch.cat([self.density.sample(min(step, k - i), generator)
+                              for i in range(0, k, step)] or [self.density.sample(0, generator)])
+
         done = 0
         while True:
             size = min(batch_size, n - done)
-            parts = [self.density.sample(min(step, size - i), generator)
-                     for i in range(0, size, step)] or [self.density.sample(0, generator)]
-            yield self.preprocessor.decode(torch.cat(parts).double().cpu().numpy())
+            yield finite_draws(draw, self.preprocessor.decode, size)
             done += size
             if done >= n:
                 return

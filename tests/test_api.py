@@ -700,3 +700,55 @@ def test_a_setting_that_needs_a_value_refuses_none(gaussian_table) -> None:
             FlowModel.fit(gaussian_table, **{field: None})
     with pytest.raises(UsageError, match=r"^threshold must be in \[0, 1\]$"):
         FitConfig().check() or FlowModel.threshold(None, 1.5)  # type: ignore[arg-type]
+
+
+def test_extreme_but_finite_values_score_very_low_not_nan(fitted_model) -> None:
+    """Far outside the training range a float32 pass overflows (1e30 squares to infinity);
+    those rows are scored again in float64."""
+    model, _, df = fitted_model
+    rows = pd.concat([df.iloc[:1]] * 5, ignore_index=True)
+    rows.loc[0, "a"] = 1e6
+    rows.loc[1, "a"] = -1e30
+    rows.loc[2, "b"] = 1e30
+    rows.loc[3, "n"] = 10**6  # a count of a million
+    rows.loc[4, "n"] = 10**15
+    scores = model.score(rows)
+    assert np.isfinite(scores).all()
+    assert (scores < model.threshold(0.0) - 100).all()
+
+
+def test_a_row_beyond_float64_is_refused_naming_it(fitted_model) -> None:
+    model, _, df = fitted_model
+    rows = df.iloc[:3].reset_index(drop=True)
+    rows.loc[1, "b"] = -1e300
+    with pytest.raises(DataError) as info:
+        model.score(rows, source="new.csv", row_offset=10)
+    error = info.value
+    assert (error.source, error.column, error.row, error.value) == ("new.csv", "b", 12, -1e300)
+    assert str(error).startswith("new.csv: row 12 cannot be scored: column 'b' holds -1e+300")
+
+
+def test_latent_rows_too_far_out_are_refused(fitted_model) -> None:
+    model, _, df = fitted_model
+    latent = model.to_latent(df.iloc[:3])
+    assert np.isfinite(latent.filter(like="z_").to_numpy()).all()
+    latent.loc[latent.index[2], "z_0"] = 1.7e308
+    with pytest.raises(DataError, match="row 3 cannot be mapped to the table"):
+        model.from_latent(latent)
+
+
+def test_sampled_rows_that_overflow_are_drawn_again() -> None:
+    from flowcli.rows import finite_draws
+
+    calls = []
+
+    def draw(k: int) -> torch.Tensor:
+        calls.append(k)
+        rows = torch.arange(k, dtype=torch.float64)[:, None] + 10 * len(calls)
+        if len(calls) == 1:
+            rows[1] = float("inf")
+        return rows
+
+    table = finite_draws(draw, lambda x: pd.DataFrame({"x": x[:, 0]}), 4)
+    assert calls == [4, 1]
+    assert table["x"].tolist() == [10.0, 20.0, 12.0, 13.0]

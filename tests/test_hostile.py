@@ -37,6 +37,7 @@ def workdir(fitted_model, tmp_path: Path) -> Path:
         "renamed.csv": "A,b,n\n1.0,2.0,3\n",
         "ragged.csv": "a,b,n\n1.0,2.0,3\n1.0,2.0,3,4,5\n",
         "fraction.csv": "a,b,n\n1.0,2.0,3.5\n",
+        "huge.csv": "a,b,n\n1.0,2.0,3\n1.0,-1e300,4\n",
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -95,6 +96,8 @@ CASES = [
      "format from the extension; use .csv, .csv.gz, .parquet or .pq, or pass --output-format"),
     (["sample", "m.flow", "-n", "-3"], 2, "error"),
     (["score", "m.flow", "missing.csv"], 1, "error: missing.csv: no such file"),
+    (["score", "m.flow", "huge.csv", "-o", "out.csv"], 1, "error: huge.csv: row 2 cannot be "
+     "scored: column 'b' holds -1e+300, too far outside what training saw"),
 ]
 
 

@@ -1,0 +1,82 @@
+"""Scores, latent codes and samples that are finite, or one clear error naming the row.
+
+Flows compute in float32; a row far outside the training range can overflow there (a value
+of 1e30 squares to infinity) while float64 holds it. Rows whose float32 result is not finite
+are computed again in float64; a row that float64 cannot hold either is refused, naming the
+row, the column furthest outside and its value. Sampled rows that overflow when decoded are
+drawn again, which leaves the sampled density as it is but for a set of negligible mass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .engine.mixed import MixedDensity
+from .engine.passes import in_passes
+from .errors import DataError
+from .tabular import Preprocessor
+
+__all__ = ["MAX_REDRAWS", "finite_draws", "score_rows", "too_far"]
+
+MAX_REDRAWS = 10  # rounds of drawing again the sampled rows that overflowed
+
+
+def score_rows(pre: Preprocessor, density: MixedDensity,
+               double: Callable[[], MixedDensity], df: pd.DataFrame, source: str,
+               row_offset: int, unseen: str) -> np.ndarray:
+    """Log-likelihood of each row of ``df`` in nats (table units), finite or an error;
+    ``double`` gives the density's float64 twin."""
+    x, logdet = pre.encode(df, source, row_offset, unseen=unseen)
+    device = next(density.parameters()).device
+    values = in_passes(density.log_prob, x, device) + logdet
+    bad = ~np.isfinite(values)
+    if bad.any():
+        values[bad] = in_passes(double().log_prob, x[bad], device, torch.float64) + logdet[bad]
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise too_far(pre, df, x, int(np.argmax(bad)), source, row_offset, "scored")
+    return values
+
+
+def too_far(pre: Preprocessor, df: pd.DataFrame, x: np.ndarray, i: int, source: str,
+            row_offset: int, what: str) -> DataError:
+    """The error for row ``i`` of ``df`` (encoded as ``x``), which cannot be ``what``."""
+    names = [e.spec.name for e in pre.encoders if e.cont]
+    spread = np.abs(np.nan_to_num(x[i, : len(names)], nan=0.0))
+    column = names[int(np.argmax(spread))]
+    spec = next(s for s in pre.schema.columns if s.name == column)
+    value, row = df[column].iloc[i], row_offset + i + 1
+    value = value.item() if isinstance(value, np.generic) else value
+    return DataError(f"row {row} cannot be {what}: column '{column}' holds {value!r}, too far "
+                     f"outside what training saw ({spec.describe()}) for the model's "
+                     f"arithmetic", source=source, column=column, row=row, value=value)
+
+
+def finite_draws(draw: Callable[[int], torch.Tensor], decode: Callable[[np.ndarray],
+                 pd.DataFrame], n: int) -> pd.DataFrame:
+    """``n`` decoded rows from ``draw(k)`` (``k`` encoded rows), drawing again each row that
+    decodes to an infinite number."""
+    table = decode(draw(n).double().cpu().numpy())
+    for _ in range(MAX_REDRAWS):
+        bad = _infinite(table)
+        if not bad.any():
+            return table
+        again = decode(draw(int(bad.sum())).double().cpu().numpy())
+        again.index = table.index[bad]
+        table.loc[bad] = again
+    if _infinite(table).any():
+        raise DataError("the model keeps drawing rows whose values overflow; it may be "
+                        "damaged or badly trained")
+    return table
+
+
+def _infinite(table: pd.DataFrame) -> np.ndarray:
+    """Rows with an infinite number in a numeric column."""
+    numeric = table.select_dtypes("number")
+    if numeric.empty:
+        return np.zeros(len(table), dtype=bool)
+    return np.isinf(numeric.to_numpy(dtype=np.float64, na_value=0.0)).any(axis=1)
