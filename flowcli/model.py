@@ -70,7 +70,8 @@ def _overrides(overrides: Overrides | None, missing: str, **declared: Any) -> Ov
     return Overrides(categorical=set(base.categorical) | set(declared["categorical"] or ()),
                      integer=set(base.integer) | set(declared["integer"] or ()),
                      positive=set(base.positive) | set(declared["positive"] or ()),
-                     bounds={**base.bounds, **(declared["bounds"] or {})}, missing=missing)
+                     bounds={**base.bounds, **(declared["bounds"] or {})}, missing=missing,
+                     unbounded=set(base.unbounded) | set(declared["unbounded"] or ()))
 
 
 @dataclass(frozen=True)
@@ -142,15 +143,6 @@ class FlowModel:
         """The candidates ``fit`` tried (none when it fitted one flow)."""
         return [Tried.of(c) for c in self.training.get("candidates", [])]
 
-    def tails_columns(self) -> list[str]:
-        """The columns that the flow's heavy-tail layer compresses (none without one)."""
-        flow = self.density.flow
-        layer = next((t for t in flow.steps if isinstance(t, Tails)), None) if flow else None
-        if layer is None:
-            return []
-        names = [e.spec.name for e in self.preprocessor.encoders if e.cont]
-        return [name for name, on in zip(names, layer.active.tolist(), strict=True) if on]
-
     def to(self, device: str | torch.device) -> FlowModel:
         self.density.to(resolve_device(device))
         self._latent = None
@@ -169,6 +161,7 @@ class FlowModel:
         integer: Iterable[str] | None = None,
         positive: Iterable[str] | None = None,
         bounds: dict[str, tuple[float, float]] | None = None,
+        unbounded: Iterable[str] | None = None,
         overrides: Overrides | None = None,
         seed: int | None = None,
         device: str | torch.device = DEFAULT_DEVICE,
@@ -185,6 +178,9 @@ class FlowModel:
             columns, exclude: the columns to model (default: all), and those to leave out.
             categorical, integer, positive: columns declared of that kind (else inferred).
             bounds: columns bounded to ``(low, high)``, modelled on a logit scale.
+            unbounded: columns to model without the support inferred from training (a
+                column whose values are all positive, or all in [0, 1], keeps to that
+                support by default).
             overrides: the same declarations as one :class:`~flowcli.tabular.Overrides`.
             seed: makes the split, initialization, shuffling and noise reproducible on one
                 machine (default: a random seed, recorded in the model).
@@ -197,7 +193,8 @@ class FlowModel:
         """
         config = (config or FitConfig()).updated(**options)
         declared = _overrides(overrides, config.missing, categorical=categorical,
-                              integer=integer, positive=positive, bounds=bounds)
+                              integer=integer, positive=positive, bounds=bounds,
+                              unbounded=unbounded)
         kept = fit_table(data, config, columns=columns, exclude=exclude, overrides=declared,
                          seed=seed, device=resolve_device(device), callback=callback,
                          source=source)
@@ -373,7 +370,8 @@ class FlowModel:
                                                              "hidden": 0, "depth": 0,
                                                              "scale_bound": 0.0}
         config.pop("orders", None)
-        tails = {"tails_columns": self.tails_columns()} if config.get("tails") else {}
+        tails = {"tails_columns": _tails_columns(self.preprocessor, self.density)} \
+            if config.get("tails") else {}
         return {
             "columns": [
                 {**spec.to_dict(), **e.to_dict()}
@@ -387,8 +385,19 @@ class FlowModel:
             "fit_config": self.fit_config.as_dict(),
             "created": self.created,
             "versions": {"flowcli": __version__, "torch": torch.__version__,
-                         "format": modelfile.format_for(config if flow is not None else None)},
+                         "format": modelfile.format_for(config if flow is not None else None,
+                                                        self.preprocessor.to_dict())},
         }
+
+
+def _tails_columns(pre: Preprocessor, density: MixedDensity) -> list[str]:
+    """The columns that the flow's heavy-tail layer compresses (none without one)."""
+    flow = density.flow
+    layer = next((t for t in flow.steps if isinstance(t, Tails)), None) if flow else None
+    if layer is None:
+        return []
+    names = [e.spec.name for e in pre.encoders if e.cont]
+    return [name for name, on in zip(names, layer.active.tolist(), strict=True) if on]
 
 
 def _record(model: FlowModel) -> modelfile.ModelRecord:

@@ -11,6 +11,7 @@ format   adds
 2        categories, spline flows and whitening layers
 3        mixture bases (``fit_config["mixture"]``)
 4        heavy-tail layers (``fit_config["tails"]``)
+5        supports inferred from training (``inferred`` columns, ``scale``)
 =======  ============================================================
 
 Loading uses ``torch.load(weights_only=True)``: the unpickler accepts tensors and plain
@@ -42,7 +43,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "format_for", "load", "pla
            "save", "seal", "unseal", "write"]
 
 FORMAT = "flowcli-model"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 REQUIRED = ("format", "format_version", "preprocessor", "flow", "training")
 SEAL = b"flowcli-sha256:"
 _END = b"PK\x05\x06"  # the zip archive's end record: 22 bytes, then the comment
@@ -67,13 +68,17 @@ class ModelRecord:
 
     @property
     def format(self) -> int:
-        return format_for(self.density_config.get("flow"))
+        return format_for(self.density_config.get("flow"), self.preprocessor)
 
 
-def format_for(flow_config: dict[str, Any] | None) -> int:
-    """The lowest format that holds a flow of this config: 4 with a heavy-tail layer, 3 with
-    a mixture base, else 2."""
+def format_for(flow_config: dict[str, Any] | None,
+               preprocessor: dict[str, Any] | None = None) -> int:
+    """The lowest format that holds a model: 5 with a support inferred from training, 4 with
+    a heavy-tail layer, 3 with a mixture base, else 2."""
     flow_config = flow_config or {}
+    columns = (preprocessor or {}).get("schema", [])
+    if any(column.get("inferred") for column in columns):
+        return 5
     return 4 if flow_config.get("tails") else 3 if flow_config.get("mixture") else 2
 
 

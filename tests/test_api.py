@@ -522,7 +522,7 @@ def test_a_spline_flow_without_heavy_tails_keeps_format_2(gaussian_table, tmp_pa
     nsf = next(c for c in model.training["candidates"] if c["model"] == "nsf")
     assert nsf["tails"] is False and "nsf" in stages and "nsf+tails" not in stages
     alone = FlowModel.fit(gaussian_table, seed=0, device="cpu", model="nsf", layers=2,
-                          hidden=16, epochs=2)
+                          hidden=16, epochs=2, unbounded=["a", "b"])
     assert "tails" not in alone.density.flow.config
     alone.save(str(tmp_path / "m.flow"))
     assert_format_2(tmp_path / "m.flow")  # built with the layer, written as if without it
@@ -752,3 +752,50 @@ def test_sampled_rows_that_overflow_are_drawn_again() -> None:
     table = finite_draws(draw, lambda x: pd.DataFrame({"x": x[:, 0]}), 4)
     assert calls == [4, 1]
     assert table["x"].tolist() == [10.0, 20.0, 12.0, 13.0]
+
+
+def _claims(n: int = 3000) -> pd.DataFrame:
+    """Skewed positive premiums, a satisfaction share in (0, 1) that depends on them, and a
+    column that crosses zero."""
+    rng = np.random.default_rng(5)
+    premium = np.exp(rng.normal(6.0, 0.8, n))
+    share = 1 / (1 + np.exp(-(rng.normal(0.5, 1.2, n) - 0.001 * (premium - 500))))
+    return pd.DataFrame({"premium": premium, "satisfaction": share,
+                         "margin": rng.normal(0.0, 1.0, n)})
+
+
+def test_samples_keep_to_the_support_inferred_from_training(fast: dict, tmp_path: Path) -> None:
+    df = _claims()
+    model = FlowModel.fit(df, seed=0, device="cpu", model="maf", **fast)
+    kinds = {c.name: c.kind_label for c in model.schema.columns}
+    assert kinds == {"premium": "positive (inferred)", "satisfaction": "bounded (inferred)",
+                     "margin": "continuous"}
+    synth = model.sample(20000, seed=1)
+    assert (synth["premium"] > 0).all()
+    assert synth["satisfaction"].between(0, 1).all()
+    assert (synth["margin"] < 0).any()  # unbounded columns still reach past the data
+    assert np.isfinite(model.score(df)).all()
+    model.save(str(tmp_path / "m.flow"))
+    assert torch.load(tmp_path / "m.flow", weights_only=True)["format_version"] == 5
+    back = FlowModel.load(str(tmp_path / "m.flow"))
+    np.testing.assert_array_equal(back.score(df), model.score(df))
+    assert [c.kind_label for c in back.schema.columns] == list(kinds.values())
+
+
+def test_inferred_support_is_a_density_in_the_tables_units(fast: dict) -> None:
+    """A premium that is lognormal: the model's score is a density of the premium itself,
+    so it integrates to about one over the premium's line (others held fixed)."""
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"premium": np.exp(rng.normal(0.0, 0.5, 4000))})
+    model = FlowModel.fit(df, seed=0, device="cpu", model="maf", **fast)
+    assert model.schema.columns[0].kind_label == "positive (inferred)"
+    grid = np.linspace(1e-4, 15.0, 60001)
+    density = np.exp(model.score(pd.DataFrame({"premium": grid})).to_numpy())
+    assert float(np.sum(density) * (grid[1] - grid[0])) == pytest.approx(1.0, abs=0.01)
+
+
+def test_unbounded_keeps_a_column_on_the_whole_line(fast: dict) -> None:
+    df = _claims()
+    model = FlowModel.fit(df, seed=0, device="cpu", model="maf",
+                          unbounded=["premium", "satisfaction"], **fast)
+    assert [c.kind for c in model.schema.columns] == ["continuous"] * 3

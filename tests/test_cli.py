@@ -303,3 +303,26 @@ def test_library_errors_are_spelled_as_flags(runner: CliRunner, fitted_model,
     assert unknown.stderr == f"error: {data}: --exclude names no column 'zz'\n"
     low = run(runner, "fit", data, "-o", tmp_path / "m.flow", "--lr", "0")
     assert low.exit_code == 2 and low.stderr == "error: --lr must be positive\n"
+
+
+def test_fit_prints_inferred_supports_and_takes_unbounded(runner: CliRunner,
+                                                         tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "claims.csv"
+    pd.DataFrame({"premium": np.exp(rng.normal(6, 0.5, 400)),
+                  "share": rng.beta(2, 3, 400)}).to_csv(data, index=False)
+    args = ["--model", "maf", "--layers", "1", "--hidden", "8", "--epochs", "2"]
+    result = run(runner, "fit", data, "-o", tmp_path / "a.flow", *args)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.split()[:3] == ["premium", "positive", "(inferred)"] for line in lines)
+    assert any(line.split()[:3] == ["share", "bounded", "(inferred)"] for line in lines)
+    info = json.loads(run(runner, "info", tmp_path / "a.flow", "--json").stdout)
+    assert info["versions"]["format"] == 5
+    assert [c["inferred"] for c in info["columns"]] == [True, True]
+    result = run(runner, "fit", data, "-o", tmp_path / "b.flow", "--unbounded", "premium,share",
+                 *args)
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(run(runner, "info", tmp_path / "b.flow", "--json").stdout)
+    assert [c["kind"] for c in info["columns"]] == ["continuous", "continuous"]
+    assert info["versions"]["format"] == 2

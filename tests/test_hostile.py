@@ -85,7 +85,7 @@ CASES = [
     (["score", "corrupted.flow", "good.csv"], 1, "error: corrupted.flow: damaged"),
     (["info", "future.flow"], 1,
      "error: future.flow: written by a newer flowcli (model format 7; this version reads up to "
-     "4); upgrade flowcli to use it"),
+     "5); upgrade flowcli to use it"),
     (["info", "folder"], 1, "error: folder: is a folder, not a model file"),
     (["score", "m.flow", "folder"], 1, "error: folder: is a folder, not a table"),
     (["fit", "good.csv", "-o", "folder"], 1, "error: folder: is a folder; give a file name for "

@@ -61,7 +61,7 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
     data = {**payload(), "format": modelfile.FORMAT, "format_version": 99}
     torch.save(modelfile.plain(data), tmp_path / "new.flow")
     with pytest.raises(ModelFileError, match=r"newer flowcli \(model format 99; this version "
-                                             r"reads up to 4\); upgrade flowcli"):
+                                             r"reads up to 5\); upgrade flowcli"):
         modelfile.load(tmp_path / "new.flow")
 
 

@@ -70,6 +70,7 @@ def fit(
     integer: Annotated[str | None, opt("integer")] = None,
     positive: Annotated[str | None, opt("positive")] = None,
     bounds: Annotated[str | None, opt("bounds", metavar="COL=LO:HI,...")] = None,
+    unbounded: Annotated[str | None, opt("unbounded")] = None,
     missing: Annotated[Missing | None, opt("missing")] = None,  # type: ignore[valid-type]
     fmt: InputFormatOpt = None,
     device: Annotated[Device, opt("device")] = DEFAULT_DEVICE,  # type: ignore[valid-type]
@@ -90,7 +91,8 @@ def fit(
                 "categorical": split_names(categorical, "--categorical"),
                 "integer": split_names(integer, "--integer"),
                 "positive": split_names(positive, "--positive"),
-                "bounds": parse_bounds(bounds)}
+                "bounds": parse_bounds(bounds),
+                "unbounded": split_names(unbounded, "--unbounded")}
     from .render import console
 
     out = console(quiet)

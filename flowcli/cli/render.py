@@ -69,7 +69,7 @@ def columns_table(model: FlowModel, title: str, **style: Any) -> Table:
     for name in ("column", "kind", "dtype", "seen in training"):
         table.add_column(name)
     for spec in model.schema.columns:
-        table.add_row(spec.name, spec.kind, spec.dtype, spec.describe())
+        table.add_row(spec.name, spec.kind_label, spec.dtype, spec.describe())
     return table
 
 

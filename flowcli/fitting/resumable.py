@@ -13,7 +13,8 @@ from .fitconfig import FitConfig
 __all__ = ["RESUMABLE", "check_unchanged"]
 
 RESUMABLE = ("epochs", "patience", "max_seconds", "lr")  # what a resumed run may change
-DECLARATIONS = ("columns", "exclude", "categorical", "integer", "positive", "bounds")
+DECLARATIONS = ("columns", "exclude", "categorical", "integer", "positive", "bounds",
+                "unbounded")
 KIND_OF = {"categorical": "categorical", "integer": "integer", "positive": "positive"}
 
 
@@ -53,8 +54,11 @@ def _declared(field: str, value: Any, given: dict[str, Any], schema: Schema) -> 
         return [c for c in value if c not in excluded] == schema.names
     if field == "exclude":
         return not set(value) & set(specs)
+    if field == "unbounded":
+        return all(name in specs and not specs[name].inferred for name in value)
     if field == "bounds":
         return all(name in specs and specs[name].kind == "bounded"
                    and (specs[name].low, specs[name].high) == tuple(map(float, bound))
                    for name, bound in value.items())
-    return all(name in specs and specs[name].kind == KIND_OF[field] for name in value)
+    return all(name in specs and specs[name].kind == KIND_OF[field]
+               and not specs[name].inferred for name in value)

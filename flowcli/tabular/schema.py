@@ -6,7 +6,7 @@ line after its header.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,8 @@ class ColumnSpec:
 
     Attributes:
         name, kind, dtype: the column, one of :data:`KINDS`, and its pandas dtype as a string.
+        inferred: the kind is positive or bounded to [0, 1] because every training value
+            was (see :func:`_support`), not because the user said so.
         min, max: the range seen in training (numeric kinds).
         categories: the labels seen in training, in code order (categorical and boolean).
         low, high: the declared bounds of a bounded column.
@@ -81,9 +83,18 @@ class ColumnSpec:
     high: float | None = None
     missing: float = 0.0
     distinct: int | None = None
+    inferred: bool = False  # a positive or bounded kind inferred from the training values
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.inferred:  # as files written before inferred supports hold it
+            data.pop("inferred")
+        return data
+
+    @property
+    def kind_label(self) -> str:
+        """The kind as ``fit`` and ``info`` show it: ``positive (inferred)``."""
+        return f"{self.kind} (inferred)" if self.inferred else self.kind
 
     def warning(self, rows: int) -> Notice | None:
         """A note when a continuous column takes few distinct values (a lattice)."""
@@ -124,9 +135,11 @@ class Overrides:
     positive: set[str] = field(default_factory=set)
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     missing: str = FIT_DEFAULTS["missing"]
+    unbounded: set[str] = field(default_factory=set)  # no support inferred for these
 
     def names(self) -> set[str]:
-        return self.categorical | self.integer | self.positive | set(self.bounds)
+        return (self.categorical | self.integer | self.positive | set(self.bounds)
+                | self.unbounded)
 
 
 class Schema:
@@ -287,7 +300,21 @@ def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, 
         raise DataError(f"column '{name}' is constant ({lo:g} in every row), so it has no "
                         f"density", source=source, column=name, value=lo,
                         advice=_exclude(name))
-    return ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
+    spec = ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
+    return spec if name in overrides.unbounded else _support(spec)
+
+
+def _support(spec: ColumnSpec) -> ColumnSpec:
+    """A continuous column whose training values all lie in [0, 1] is bounded to [0, 1], one
+    whose values are all positive is positive: samples then stay inside, and a value outside
+    is refused when scored. The encoder chooses how far into the log or logit scale to go
+    (:class:`~flowcli.tabular.encoders.NumericEncoder`)."""
+    assert spec.min is not None and spec.max is not None
+    if spec.min >= 0.0 and spec.max <= 1.0:
+        return replace(spec, kind="bounded", low=0.0, high=1.0, inferred=True)
+    if spec.min > 0.0:
+        return replace(spec, kind="positive", inferred=True)
+    return spec
 
 
 def _labels(values: pd.Series) -> list[Any]:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from flowcli.errors import DataError
 from flowcli.tabular import Overrides, Preprocessor, Schema
+from flowcli.tabular.encoders import SCALES
 
 
 def cli_spelling(field: str, value: str | None) -> str:
@@ -39,7 +40,7 @@ def mixed_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
 
 
 OVERRIDES = Overrides(categorical={"code"}, bounds={"rate": (0.0, 1.0)}, positive={"amount"},
-                      missing="model")
+                      missing="model", unbounded={"x"})
 
 
 def test_kinds_layout_and_round_trip() -> None:
@@ -219,3 +220,61 @@ def test_round_trip_property(n: int, seed: int, with_missing: bool, kinds: list[
         else:
             assert back[name].tolist() == col.tolist()
         assert back[name].dtype == col.dtype
+
+
+def _torch_soft(x: torch.Tensor, kind: str, s: float) -> torch.Tensor:
+    """The soft log and soft logit written again with torch, for autograd."""
+    if kind == "positive":
+        return s * torch.log(torch.expm1(x / s))
+    p = 1e-4 + (1 - 2e-4) * x
+    return s * (torch.log(torch.expm1(p / s)) - torch.log(-torch.expm1((p - 1) / s)))
+
+
+@pytest.mark.parametrize("kind", ["positive", "bounded"])
+@pytest.mark.parametrize("factor", [f for f in SCALES if f is not None])
+def test_inferred_supports_have_exact_inverses_and_logdets(kind: str, factor: float) -> None:
+    rng = np.random.default_rng(1)
+    values = np.exp(rng.normal(1, 1, 200)) if kind == "positive" else rng.beta(2, 5, 200)
+    df = pd.DataFrame({"v": values})
+    pre = fitted(df)
+    enc = pre.encoders[0]
+    assert enc.spec.kind == kind and enc.spec.inferred
+    enc.scale = factor * (float(np.median(values)) if kind == "positive" else 1.0)
+    enc.fit = None  # keep the scale: only standardize again below
+    u, _ = enc._forward(values)
+    enc.mean, enc.std = float(u.mean()), float(u.std())
+    x, logdet = pre.encode(df)
+    back = pre.decode(x)["v"].to_numpy()
+    np.testing.assert_allclose(back, values, rtol=1e-8)
+    t = torch.tensor(values[:20], dtype=torch.float64, requires_grad=True)
+    y = (_torch_soft(t, kind, enc.scale) - enc.mean) / enc.std
+    (grad,) = torch.autograd.grad(y.sum(), t)
+    np.testing.assert_allclose(torch.log(grad).numpy(), logdet[:20], rtol=1e-7, atol=1e-9)
+
+
+def test_supports_are_inferred_unless_opted_out() -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"premium": np.exp(rng.normal(6, 0.5, 300)),
+                       "share": rng.beta(2, 2, 300), "temp": rng.normal(0, 1, 300),
+                       "count": rng.poisson(3, 300)})
+    kinds = {c.name: c.kind_label for c in Schema.infer(df).columns}
+    assert kinds == {"premium": "positive (inferred)", "share": "bounded (inferred)",
+                     "temp": "continuous", "count": "integer"}
+    spec = Schema.infer(df).columns[1]
+    assert (spec.low, spec.high) == (0.0, 1.0)
+    opted = Schema.infer(df, overrides=Overrides(unbounded={"premium", "share"}))
+    assert [c.kind for c in opted.columns[:2]] == ["continuous", "continuous"]
+    declared = Schema.infer(df, overrides=Overrides(positive={"premium"}))
+    assert declared.columns[0].kind_label == "positive"
+
+
+def test_a_value_outside_an_inferred_support_is_refused_naming_it() -> None:
+    df = pd.DataFrame({"premium": [10.5, 20.25, 35.75, 50.5]})
+    pre = fitted(df)
+    with pytest.raises(DataError) as info:
+        pre.encode(pd.DataFrame({"premium": [12.0, -3.0]}), "new.csv")
+    error = info.value
+    assert (error.column, error.row, error.value) == ("premium", 2, -3.0)
+    assert error.render(cli_spelling) == (
+        "new.csv: column 'premium' is positive in the model (as every training value was) but "
+        "-3.0 in row 2; refit with --unbounded premium to model it without that bound")

@@ -14,7 +14,7 @@ def cli_spelling(field: str, value: str | None) -> str:
 
 
 def table() -> pd.DataFrame:
-    return pd.DataFrame({"x": [1.5, 2.5, 3.0], "n": [1, 2, 3], "flag": [True, False, True]})
+    return pd.DataFrame({"x": [-1.5, 2.5, 3.0], "n": [1, 2, 3], "flag": [True, False, True]})
 
 
 def test_infers_kinds_dtypes_and_ranges() -> None:
