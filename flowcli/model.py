@@ -84,6 +84,7 @@ class Tried:
     stopped: str
     seconds: float
     kept: bool
+    score_rows_per_second: float | None = None  # None in files written before it was kept
 
     @classmethod
     def of(cls, record: dict[str, Any]) -> Tried:
@@ -91,7 +92,8 @@ class Tried:
         name = label(record["model"], record["whiten"], bool(record.get("mixture", 0)),
                      record.get("tails", False))
         return cls(name, record["val_log_likelihood"], record["epochs"],
-                   str(record["stopped"]), record["seconds"], bool(record.get("kept")))
+                   str(record["stopped"]), record["seconds"], bool(record.get("kept")),
+                   record.get("score_rows_per_second"))
 
 
 class FlowModel:

@@ -799,3 +799,11 @@ def test_unbounded_keeps_a_column_on_the_whole_line(fast: dict) -> None:
     model = FlowModel.fit(df, seed=0, device="cpu", model="maf",
                           unbounded=["premium", "satisfaction"], **fast)
     assert [c.kind for c in model.schema.columns] == ["continuous"] * 3
+
+
+def test_each_candidate_records_what_it_costs_to_score(gaussian_table, fast: dict) -> None:
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", **fast)
+    speeds = [c["score_rows_per_second"] for c in model.training["candidates"]]
+    assert len(speeds) == 3 and all(s > 0 for s in speeds)
+    assert [t.score_rows_per_second for t in model.tried] == speeds
+    assert model.training["score_rows_per_second"] > 0

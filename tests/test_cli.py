@@ -326,3 +326,16 @@ def test_fit_prints_inferred_supports_and_takes_unbounded(runner: CliRunner,
     info = json.loads(run(runner, "info", tmp_path / "b.flow", "--json").stdout)
     assert [c["kind"] for c in info["columns"]] == ["continuous", "continuous"]
     assert info["versions"]["format"] == 2
+
+
+def test_fit_and_info_show_each_candidates_scoring_speed(runner: CliRunner, fitted_model,
+                                                         tmp_path: Path) -> None:
+    _, path, _ = fitted_model
+    data = path.parent / "train.csv"
+    args = ["--layers", "1", "--hidden", "8", "--epochs", "2", "--seed", "0"]
+    fitted = run(runner, "fit", data, "-o", tmp_path / "m.flow", *args)
+    assert fitted.exit_code == 0, fitted.stderr
+    tried = [line for line in fitted.stderr.splitlines() if line.startswith("tried ")]
+    assert len(tried) == 3 and all(" rows/s" in line for line in tried)
+    info = json.loads(run(runner, "info", tmp_path / "m.flow", "--json").stdout)
+    assert all(c["score_rows_per_second"] > 0 for c in info["training"]["candidates"])

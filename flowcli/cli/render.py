@@ -3,6 +3,7 @@ the table of columns, and the summary of a model that ``fit`` and ``info`` share
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +17,17 @@ if TYPE_CHECKING:
 __all__ = ["Progress", "columns_table", "console", "model_summary"]
 
 
+LOG_WIDTH = 120  # columns of a summary written to a file or a pipe, where lines may be long
+
+
 def console(quiet: bool = False, stderr: bool = True) -> Console:
+    """A console for messages; on a terminal its width, elsewhere ``LOG_WIDTH``."""
     from rich.console import Console
 
-    return Console(stderr=stderr, quiet=quiet, highlight=False, soft_wrap=True)
+    out = Console(stderr=stderr, quiet=quiet, highlight=False, soft_wrap=True)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = LOG_WIDTH
+    return out
 
 
 class Progress:
@@ -110,9 +118,11 @@ def model_summary(model: FlowModel, path: str, detailed: bool) -> Table:
     else:
         _fit_rows(table, model, info["model"], path)
     for c in model.tried:
+        speed = f", scores {c.score_rows_per_second:,.0f} rows/s" \
+            if c.score_rows_per_second else ""  # unknown in files written before
         table.add_row(f"tried {c.label}",
                       f"{c.val_log_likelihood:.4f} nats/row, {_plural(c.epochs, 'epoch')} "
-                      f"({c.stopped}), {c.seconds:.1f} s" + (", kept" if c.kept else ""))
+                      f"({c.stopped}), {c.seconds:.1f} s{speed}" + (", kept" if c.kept else ""))
     table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
     table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
     table.add_row("time", f"{t['seconds']:.1f} s on {t['device']}")

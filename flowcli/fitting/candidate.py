@@ -14,7 +14,7 @@ import torch
 
 from ..config import QUANTILES
 from ..engine.mixed import MixedDensity, build_mixed
-from ..engine.passes import in_passes
+from ..engine.passes import in_passes, rows_per_second
 from ..tabular import Preprocessor
 from ..training import EpochReport, ResumeState, StopReason, TrainConfig, TrainResult, train
 from .data import Encoded
@@ -221,6 +221,8 @@ class Candidate:
             train_log_likelihood=result.train_ll + data.shift_train,
             score_quantiles=_quantiles(scores),
             held_out="validation" if data.has_val else "training",
+            score_rows_per_second=rows_per_second(self.density.log_prob, data.x_held,
+                                                  self.device),
         )
         self.held_out = scores
 

@@ -184,7 +184,7 @@ def _record_tried(specs: list[Spec], fitted: list[Candidate], kept: int,
                       "mixture": int(flow.get("mixture", 0)),
                       "tails": bool(flow.get("tails", False)),
                       **{k: c.training[k] for k in ("val_log_likelihood", "epochs", "seconds",
-                                                    "stopped")},
+                                                    "stopped", "score_rows_per_second")},
                       "kept": i == kept})
     best = fitted[kept]
     interrupted = interrupted or best.stopped is StopReason.INTERRUPTED
