@@ -54,8 +54,10 @@ def test_a_fixed_seed_fit_learns_the_recorded_model(case: str, one_thread: None)
     model = FlowModel.fit(df, seed=0, device="cpu", columns=columns, unbounded=unbounded,
                           **SMALL, **options)
     assert (model.training["epochs"], model.training["best_epoch"]) == (epochs, best)
-    if same_machine():
+    if same_machine() and options["model"] != "nsf":
         assert model.training["val_log_likelihood"] == val
+    elif same_machine():  # spline flows are scored in a faster form since: rounding apart
+        assert model.training["val_log_likelihood"] == pytest.approx(val, abs=1e-6)
     else:
         assert model.training["val_log_likelihood"] == pytest.approx(val, abs=1e-4)
 
