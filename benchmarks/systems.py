@@ -130,10 +130,15 @@ class FlowcliApi(System):
 
     def fit(self, train: np.ndarray, val: np.ndarray, recipe: Recipe) -> None:
         from flowcli import FlowModel
+        from flowcli.tabular import Schema
 
         df = self._frame(np.concatenate([train, val]))
+        # the peers model every column as a density: a float column on a grid, which flowcli
+        # models as a log-probability by default, stays continuous so that scores compare
+        grid = [c.name for c in Schema.infer(df).columns if c.step is not None]
         self.model = FlowModel.fit(df, seed=recipe.seed, device="cpu", epochs=recipe.max_epochs,
-                                   max_seconds=recipe.max_seconds, **self.options)
+                                   max_seconds=recipe.max_seconds, continuous=grid,
+                                   **self.options)
         t = self.model.training
         kinds = [str(c.kind) for c in self.model.schema.columns]
         if "candidates" in t:

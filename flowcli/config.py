@@ -126,6 +126,8 @@ OPTIONS: dict[str, Option] = _options(
            "Columns to model as categories (e.g. integer codes)."),
     Option("integer", "--integer", "Columns to model as integers (counts, ordinals)."),
     Option("positive", "--positive", "Columns that are > 0 (amounts): modelled on a log scale."),
+    Option("continuous", "--continuous", "Columns to model as plain continuous: no support "
+           "and no grid inferred from training."),
     Option("unbounded", "--unbounded", "Columns to model without the support inferred from "
            "training (all positive: a positive column; all in [0, 1]: bounded to [0, 1])."),
     Option("bounds", "--bounds",

@@ -71,7 +71,8 @@ def _overrides(overrides: Overrides | None, missing: str, **declared: Any) -> Ov
                      integer=set(base.integer) | set(declared["integer"] or ()),
                      positive=set(base.positive) | set(declared["positive"] or ()),
                      bounds={**base.bounds, **(declared["bounds"] or {})}, missing=missing,
-                     unbounded=set(base.unbounded) | set(declared["unbounded"] or ()))
+                     unbounded=set(base.unbounded) | set(declared["unbounded"] or ()),
+                     continuous=set(base.continuous) | set(declared["continuous"] or ()))
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class FlowModel:
         positive: Iterable[str] | None = None,
         bounds: dict[str, tuple[float, float]] | None = None,
         unbounded: Iterable[str] | None = None,
+        continuous: Iterable[str] | None = None,
         overrides: Overrides | None = None,
         seed: int | None = None,
         device: str | torch.device = DEFAULT_DEVICE,
@@ -183,6 +185,9 @@ class FlowModel:
             unbounded: columns to model without the support inferred from training (a
                 column whose values are all positive, or all in [0, 1], keeps to that
                 support by default).
+            continuous: columns to model as plain continuous: neither a support nor a grid
+                inferred (a float column on a regular grid of few points is modelled as the
+                index of its point by default).
             overrides: the same declarations as one :class:`~flowcli.tabular.Overrides`.
             seed: makes the split, initialization, shuffling and noise reproducible on one
                 machine (default: a random seed, recorded in the model).
@@ -196,7 +201,7 @@ class FlowModel:
         config = (config or FitConfig()).updated(**options)
         declared = _overrides(overrides, config.missing, categorical=categorical,
                               integer=integer, positive=positive, bounds=bounds,
-                              unbounded=unbounded)
+                              unbounded=unbounded, continuous=continuous)
         kept = fit_table(data, config, columns=columns, exclude=exclude, overrides=declared,
                          seed=seed, device=resolve_device(device), callback=callback,
                          source=source)

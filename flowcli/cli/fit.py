@@ -71,6 +71,7 @@ def fit(
     positive: Annotated[str | None, opt("positive")] = None,
     bounds: Annotated[str | None, opt("bounds", metavar="COL=LO:HI,...")] = None,
     unbounded: Annotated[str | None, opt("unbounded")] = None,
+    continuous: Annotated[str | None, opt("continuous")] = None,
     missing: Annotated[Missing | None, opt("missing")] = None,  # type: ignore[valid-type]
     fmt: InputFormatOpt = None,
     device: Annotated[Device, opt("device")] = DEFAULT_DEVICE,  # type: ignore[valid-type]
@@ -92,7 +93,8 @@ def fit(
                 "integer": split_names(integer, "--integer"),
                 "positive": split_names(positive, "--positive"),
                 "bounds": parse_bounds(bounds),
-                "unbounded": split_names(unbounded, "--unbounded")}
+                "unbounded": split_names(unbounded, "--unbounded"),
+                "continuous": split_names(continuous, "--continuous")}
     from .render import console
 
     out = console(quiet)

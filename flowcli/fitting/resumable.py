@@ -14,7 +14,7 @@ __all__ = ["RESUMABLE", "check_unchanged"]
 
 RESUMABLE = ("epochs", "patience", "max_seconds", "lr")  # what a resumed run may change
 DECLARATIONS = ("columns", "exclude", "categorical", "integer", "positive", "bounds",
-                "unbounded")
+                "unbounded", "continuous")
 KIND_OF = {"categorical": "categorical", "integer": "integer", "positive": "positive"}
 
 
@@ -54,7 +54,7 @@ def _declared(field: str, value: Any, given: dict[str, Any], schema: Schema) -> 
         return [c for c in value if c not in excluded] == schema.names
     if field == "exclude":
         return not set(value) & set(specs)
-    if field == "unbounded":
+    if field in ("unbounded", "continuous"):
         return all(name in specs and not specs[name].inferred for name in value)
     if field == "bounds":
         return all(name in specs and specs[name].kind == "bounded"

@@ -27,6 +27,8 @@ __all__ = ["CategoricalEncoder", "Encoder", "NumericEncoder", "make_encoder"]
 # bounded columns: values are squeezed into [EPS, 1 - EPS] before the logit, so that values on
 # the bounds themselves stay finite
 EPS = 1e-4
+# a value lies on a grid when its index is within this of a whole number
+GRID_TOLERANCE = 1e-6
 # scales tried for a column whose support was inferred, relative to its median (positive) or
 # to its interval (bounded); None is the log or logit scale itself
 SCALES: tuple[float | None, ...] = (None, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01)
@@ -132,6 +134,9 @@ class NumericEncoder(Encoder):
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The fixed map before standardization and its log-derivative."""
         kind, s = self.spec.kind, self.scale
+        if self.spec.step is not None:  # a grid: the index of each value's point
+            assert self.spec.offset is not None
+            return np.round((x - self.spec.offset) / self.spec.step), np.zeros_like(x)
         if kind == "positive":
             return (np.log(x), -np.log(x)) if s is None else soft_log(x, s)
         if kind == "bounded":
@@ -147,6 +152,9 @@ class NumericEncoder(Encoder):
 
     def _inverse(self, u: np.ndarray) -> np.ndarray:
         kind, s = self.spec.kind, self.scale
+        if self.spec.step is not None:
+            assert self.spec.offset is not None
+            return self.spec.offset + u * self.spec.step
         if kind == "positive":
             return np.exp(u) if s is None else soft_exp(u, s)
         if kind == "bounded":
@@ -179,7 +187,7 @@ class NumericEncoder(Encoder):
 
     def fit(self, series: pd.Series) -> NumericEncoder:
         values = series.dropna().to_numpy(dtype=np.float64)
-        if self.spec.inferred:
+        if self.spec.inferred and self.spec.kind in ("positive", "bounded"):
             self.scale = self._choose_scale(values)
         u, _ = self._forward(values)
         if self.discrete:
@@ -218,7 +226,11 @@ class NumericEncoder(Encoder):
             raise DataError(f"column '{name}' holds {x[i]} in row {row}", source=source,
                             column=name, row=row, value=float(x[i]))
         kind = self.spec.kind
-        if kind == "integer":
+        if kind == "integer" and self.spec.step is not None:
+            assert self.spec.offset is not None
+            k = (x - self.spec.offset) / self.spec.step
+            bad = present & (np.abs(k - np.round(k)) > GRID_TOLERANCE)
+        elif kind == "integer":
             bad = present & (x != np.round(x))
         elif kind == "positive":
             bad = present & (x <= 0)
@@ -230,13 +242,20 @@ class NumericEncoder(Encoder):
             i = first(bad)
             if kind == "bounded":
                 what = f"is bounded to [{self.spec.low:g}, {self.spec.high:g}]"
+            elif self.spec.step is not None:
+                what = f"lies on a grid of step {self.spec.step:g} from {self.spec.offset:g}"
             else:
                 what = {"integer": "holds whole numbers in the model",
                         "positive": "is positive in the model"}[kind]
             value, row = float(x[i]), row_offset + i + 1
             inferred = " (as every training value was)" if self.spec.inferred else ""
-            advice = Advice("unbounded", name, verb="refit with",
-                            purpose="to model it without that bound") if inferred else None
+            advice = None
+            if inferred and self.spec.step is not None:
+                advice = Advice("continuous", name, verb="refit with",
+                                purpose="to model it as continuous")
+            elif inferred:
+                advice = Advice("unbounded", name, verb="refit with",
+                                purpose="to model it without that bound")
             raise DataError(f"column '{name}' {what}{inferred} but {value!r} in row {row}",
                             source=source, column=name, row=row, value=value, advice=advice)
         return x, missing
@@ -256,16 +275,18 @@ class NumericEncoder(Encoder):
         return encoded[:, None], disc, logdet
 
     def decode(self, cont: np.ndarray, disc: np.ndarray) -> pd.Series:
-        raw = self._inverse(cont[:, 0] * self.std + self.mean)
-        if self.discrete:
-            raw = np.clip(np.floor(raw), self.spec.min, self.spec.max)
+        u = cont[:, 0] * self.std + self.mean
+        if self.discrete:  # the cell's integer, inside the training range
+            low, high = self._forward(np.array([self.spec.min, self.spec.max]))[0]
+            u = np.clip(np.floor(u), low, high)
+        raw = self._inverse(u)
         if self.cards:
             raw = np.where(disc[:, 0] > 0.5, np.nan, raw)
         return pd.Series(raw, name=self.spec.name).astype(self.spec.dtype)
 
     def to_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"mean": self.mean, "std": self.std}
-        if self.spec.inferred:
+        if self.spec.inferred and self.spec.kind in ("positive", "bounded"):
             state["scale"] = self.scale
         return state
 

@@ -66,7 +66,9 @@ class ColumnSpec:
     Attributes:
         name, kind, dtype: the column, one of :data:`KINDS`, and its pandas dtype as a string.
         inferred: the kind is positive or bounded to [0, 1] because every training value
-            was (see :func:`_support`), not because the user said so.
+            was (see :func:`_support`), or integer on a grid (see :func:`_grid`), not because
+            the user said so.
+        step, offset: the grid of such an integer column: its values are offset + step * k.
         min, max: the range seen in training (numeric kinds).
         categories: the labels seen in training, in code order (categorical and boolean).
         low, high: the declared bounds of a bounded column.
@@ -83,17 +85,26 @@ class ColumnSpec:
     high: float | None = None
     missing: float = 0.0
     distinct: int | None = None
-    inferred: bool = False  # a positive or bounded kind inferred from the training values
+    inferred: bool = False  # a support or grid inferred from the training values
+    step: float | None = None  # an integer column on a grid: offset + step * k
+    offset: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if not self.inferred:  # as files written before inferred supports hold it
+        # as files written before inferred kinds hold a column without one
+        if not self.inferred:
             data.pop("inferred")
+        if self.step is None:
+            data.pop("step")
+            data.pop("offset")
         return data
 
     @property
     def kind_label(self) -> str:
-        """The kind as ``fit`` and ``info`` show it: ``positive (inferred)``."""
+        """The kind as ``fit`` and ``info`` show it: ``positive (inferred)``,
+        ``grid of 0.5 (inferred)``."""
+        if self.step is not None:
+            return f"grid of {self.step:g} (inferred)"
         return f"{self.kind} (inferred)" if self.inferred else self.kind
 
     def warning(self, rows: int) -> Notice | None:
@@ -136,10 +147,11 @@ class Overrides:
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     missing: str = FIT_DEFAULTS["missing"]
     unbounded: set[str] = field(default_factory=set)  # no support inferred for these
+    continuous: set[str] = field(default_factory=set)  # neither support nor grid inferred
 
     def names(self) -> set[str]:
         return (self.categorical | self.integer | self.positive | set(self.bounds)
-                | self.unbounded)
+                | self.unbounded | self.continuous)
 
 
 class Schema:
@@ -301,7 +313,28 @@ def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, 
                         f"density", source=source, column=name, value=lo,
                         advice=_exclude(name))
     spec = ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
+    if name in overrides.continuous:
+        return spec
+    grid = _grid(numeric, n_unique)
+    if grid is not None:
+        return replace(spec, kind="integer", distinct=None, inferred=True, step=grid[0],
+                       offset=grid[1])
     return spec if name in overrides.unbounded else _support(spec)
+
+
+def _grid(numeric: np.ndarray, n_unique: int) -> tuple[float, float] | None:
+    """``(step, offset)`` when a float column's values sit on a regular grid of at most
+    ``LATTICE`` points seen at least 20 times as many times (codes, standardized integers):
+    a continuous density would pile ever more mass onto such points, so the column is
+    modelled as the integer index of its point, and its score is a log-probability."""
+    if n_unique > LATTICE or n_unique < 2 or len(numeric) < 20 * n_unique:
+        return None
+    points = np.unique(numeric)
+    step = float(np.diff(points).min())
+    k = (points - points[0]) / step
+    if np.abs(k - np.round(k)).max() > 1e-6 or k[-1] > 20 * LATTICE:
+        return None
+    return step, float(points[0])
 
 
 def _support(spec: ColumnSpec) -> ColumnSpec:

@@ -278,3 +278,21 @@ def test_a_value_outside_an_inferred_support_is_refused_naming_it() -> None:
     assert error.render(cli_spelling) == (
         "new.csv: column 'premium' is positive in the model (as every training value was) but "
         "-3.0 in row 2; refit with --unbounded premium to model it without that bound")
+
+
+def test_a_grid_column_round_trips_and_refuses_values_off_the_grid() -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"half": rng.integers(0, 20, 2000) * 0.5 + 0.25})
+    pre = fitted(df)
+    enc = pre.encoders[0]
+    assert enc.spec.step == 0.5 and enc.discrete
+    x, logdet = pre.encode(df)
+    np.testing.assert_array_equal(pre.decode(x)["half"], df["half"])
+    assert np.allclose(logdet, -np.log(enc.std))  # a log-probability of the grid point
+    decoded = pre.decode(np.linspace(-30, 30, 500)[:, None])["half"].to_numpy()
+    assert set(decoded) <= set(df["half"])  # only grid points, inside the training range
+    with pytest.raises(DataError) as info:
+        pre.encode(pd.DataFrame({"half": [0.75, 1.3]}))
+    assert info.value.render(cli_spelling) == (
+        "data: column 'half' lies on a grid of step 0.5 from 0.25 (as every training value was) "
+        "but 1.3 in row 2; refit with --continuous half to model it as continuous")

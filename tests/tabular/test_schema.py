@@ -121,7 +121,7 @@ def test_check_columns_names_missing_and_unexpected() -> None:
 
 def test_lattice_columns_get_a_warning() -> None:
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"level": rng.choice([0.25, 0.5, 0.75, 1.5], 400),
+    df = pd.DataFrame({"level": rng.choice([0.25, 0.6, 0.75, 1.7], 400),
                        "x": rng.normal(size=400)})
     schema = Schema.infer(df)
     notes = schema.warnings(400)
@@ -216,3 +216,20 @@ def test_check_columns_carries_the_first_missing_column() -> None:
     with pytest.raises(SchemaError) as info:
         schema.check_columns(pd.DataFrame({"n": [1]}), "new.csv")
     assert (info.value.source, info.value.column) == ("new.csv", "x")
+
+
+def test_float_columns_on_a_regular_grid_are_discrete_on_it() -> None:
+    rng = np.random.default_rng(0)
+    k = rng.integers(0, 12, 3000)
+    df = pd.DataFrame({"code": (k - 5.5) / 3.45, "half": rng.integers(0, 20, 3000) * 0.5,
+                       "x": rng.normal(size=3000), "few": rng.choice([0.1, 0.35, 0.9], 3000)})
+    columns = {c.name: c for c in Schema.infer(df).columns}
+    assert columns["code"].kind == "integer" and columns["code"].inferred
+    assert columns["code"].step == pytest.approx(1 / 3.45)
+    assert columns["half"].kind_label == "grid of 0.5 (inferred)"
+    assert columns["half"].offset == 0.0
+    assert columns["x"].kind == "continuous"
+    assert columns["few"].kind == "bounded"  # not a regular grid: a lattice warning instead
+    opted = Schema.infer(df, overrides=Overrides(continuous={"code", "half"})).columns
+    assert [c.kind for c in opted[:2]] == ["continuous", "continuous"]
+    assert Schema.from_dict(Schema.infer(df).to_dict()).columns[0] == columns["code"]
