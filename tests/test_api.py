@@ -807,3 +807,17 @@ def test_each_candidate_records_what_it_costs_to_score(gaussian_table, fast: dic
     assert len(speeds) == 3 and all(s > 0 for s in speeds)
     assert [t.score_rows_per_second for t in model.tried] == speeds
     assert model.training["score_rows_per_second"] > 0
+
+
+def test_a_coded_float_column_is_sampled_on_its_grid(fast: dict) -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 8, 3000)
+    df = pd.DataFrame({"code": (codes - 3.5) / 2.29, "x": rng.normal(size=3000) + codes})
+    model = FlowModel.fit(df, seed=0, device="cpu", model="maf", **fast)
+    spec = model.schema.columns[0]
+    assert spec.kind_label.startswith("grid of ") and spec.step == pytest.approx(1 / 2.29)
+    synth = model.sample(5000, seed=1)["code"].to_numpy()
+    k = (synth - spec.offset) / spec.step
+    assert np.allclose(k, np.round(k), atol=1e-9) and set(np.round(k)) <= set(range(8))
+    scores = model.score(df)
+    assert np.isfinite(scores).all()
