@@ -14,7 +14,7 @@ import torch
 from .engine.mixed import MixedDensity, rebuild_mixed
 from .engine.passes import in_passes
 from .errors import DataError, SchemaError
-from .rows import _infinite, too_far
+from .rows import infinite_rows, too_far
 from .tabular import Encoder, Preprocessor
 
 __all__ = ["LATENT_PREFIX", "LatentMap", "latent_columns"]
@@ -79,19 +79,12 @@ class LatentMap:
             as_tensor = {"dtype": torch.float64, "device": self.device}
             rows = self.double().from_latent(torch.as_tensor(cont, **as_tensor),
                                               torch.as_tensor(codes, **as_tensor))
-        self._check_decoded(rows.cpu().numpy(), source, row_offset)
-        out = self.preprocessor.decode(rows.cpu().numpy())
+        encoded = rows.cpu().numpy()
+        with np.errstate(over="ignore"):
+            out = self.preprocessor.decode(encoded)
+        _check_decoded(encoded, out, source, row_offset)
         out.index = df.index
         return out
-
-    def _check_decoded(self, rows: np.ndarray, source: str, row_offset: int) -> None:
-        """Refuse latent rows that map to numbers too large to hold."""
-        with np.errstate(over="ignore"):
-            bad = ~np.isfinite(rows).all(axis=1) | _infinite(self.preprocessor.decode(rows))
-        if bad.any():
-            row = row_offset + int(np.argmax(bad)) + 1
-            raise DataError(f"row {row} cannot be mapped to the table: its latent values lie "
-                            f"too far out for the model's arithmetic", source=source, row=row)
 
     def _check_columns(self, df: pd.DataFrame, source: str) -> None:
         names = self.columns()
@@ -115,3 +108,13 @@ class LatentMap:
                             source=source, column=zs[c], row=row_offset + int(r) + 1,
                             value=df[zs[c]].iloc[r])
         return cont
+
+
+def _check_decoded(encoded: np.ndarray, table: pd.DataFrame, source: str,
+                   row_offset: int) -> None:
+    """Refuse latent rows that map to numbers too large to hold."""
+    bad = ~np.isfinite(encoded).all(axis=1) | infinite_rows(table)
+    if bad.any():
+        row = row_offset + int(np.argmax(bad)) + 1
+        raise DataError(f"row {row} cannot be mapped to the table: its latent values lie "
+                        f"too far out for the model's arithmetic", source=source, row=row)

@@ -20,7 +20,7 @@ from .engine.passes import in_passes
 from .errors import DataError
 from .tabular import Preprocessor
 
-__all__ = ["MAX_REDRAWS", "finite_draws", "score_rows", "too_far"]
+__all__ = ["MAX_REDRAWS", "finite_draws", "infinite_rows", "score_rows", "too_far"]
 
 MAX_REDRAWS = 10  # rounds of drawing again the sampled rows that overflowed
 
@@ -62,19 +62,19 @@ def finite_draws(draw: Callable[[int], torch.Tensor], decode: Callable[[np.ndarr
     decodes to an infinite number."""
     table = decode(draw(n).double().cpu().numpy())
     for _ in range(MAX_REDRAWS):
-        bad = _infinite(table)
+        bad = infinite_rows(table)
         if not bad.any():
             return table
         again = decode(draw(int(bad.sum())).double().cpu().numpy())
         again.index = table.index[bad]
         table.loc[bad] = again
-    if _infinite(table).any():
+    if infinite_rows(table).any():
         raise DataError("the model keeps drawing rows whose values overflow; it may be "
                         "damaged or badly trained")
     return table
 
 
-def _infinite(table: pd.DataFrame) -> np.ndarray:
+def infinite_rows(table: pd.DataFrame) -> np.ndarray:
     """Rows with an infinite number in a numeric column."""
     numeric = table.select_dtypes("number")
     if numeric.empty:
