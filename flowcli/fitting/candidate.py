@@ -98,11 +98,11 @@ class Candidate:
         self.start: Start | None = None
 
     @classmethod
-    def build(cls, pre: Preprocessor, spec: Spec, config: FitConfig, seed: int,
-              device: torch.device, training: dict[str, Any], staged: bool) -> Candidate:
-        """A new, untrained candidate, its weights drawn from ``seed``."""
+    def build(cls, pre: Preprocessor, spec: Spec, config: FitConfig, device: torch.device,
+              training: dict[str, Any], staged: bool) -> Candidate:
+        """A new, untrained candidate, its weights drawn from the fit's seed."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.manual_seed(training["seed"])
             density = build_mixed(pre.continuous, pre.cardinalities, spec.flow_config(config))
         return cls(pre, density.to(device), dict(training), config, staged)
 
@@ -221,10 +221,13 @@ class Candidate:
             train_log_likelihood=result.train_ll + data.shift_train,
             score_quantiles=_quantiles(scores),
             held_out="validation" if data.has_val else "training",
-            score_rows_per_second=rows_per_second(self.density.log_prob, data.x_held,
-                                                  self.device),
         )
         self.held_out = scores
+
+    def time_scoring(self, data: Encoded) -> None:
+        """Record how many rows like the held-out ones the density scores per second."""
+        self.training["score_rows_per_second"] = rows_per_second(
+            self.density.log_prob, data.x_held, self.device)
 
     def settle(self) -> None:
         """Go back to the starting weights unless training beat them by more than noise.

@@ -55,7 +55,7 @@ def resume_training(candidate: Candidate, data: pd.DataFrame, changes: dict[str,
     schema.check_columns(data, source)
     table = data[schema.names]
     if config.missing == "drop":
-        table = table.dropna().reset_index(drop=True)
+        table, _ = drop_gaps(table, None)
     train_df, val_df = split(table, config.val_fraction, candidate.training["seed"], source)
     candidate.training.update(rows=len(table), train_rows=len(train_df),
                               val_rows=len(val_df), device=str(candidate.device))

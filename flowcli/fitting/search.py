@@ -101,6 +101,8 @@ def search(pre: Preprocessor, data: Encoded, config: FitConfig, training: dict[s
                                    budget, gated, fitted)
         if not interrupted:
             interrupted = _continue(data, callback, budget, gated, fitted)
+        for candidate in fitted if not interrupted else ():  # once each, whatever its runs
+            candidate.time_scoring(data)
     except KeyboardInterrupt:
         if not fitted:
             raise
@@ -119,7 +121,7 @@ def _first_round(pre: Preprocessor, data: Encoded, config: FitConfig,
                  fitted: list[Candidate]) -> bool:
     """Each candidate once, appended to ``fitted``; whether a Ctrl-C stopped the round."""
     for i, spec in enumerate(specs):
-        candidate = Candidate.build(pre, spec, config, training["seed"], device, training,
+        candidate = Candidate.build(pre, spec, config, device, training,
                                     staged=len(specs) > 1)
         rival = _rival(fitted, gated_now=i == gated)
         # the categories' model does not depend on the flow: fitted once, then copied
@@ -183,8 +185,9 @@ def _record_tried(specs: list[Spec], fitted: list[Candidate], kept: int,
         tried.append({"model": spec.kind, "whiten": spec.whiten,
                       "mixture": int(flow.get("mixture", 0)),
                       "tails": bool(flow.get("tails", False)),
-                      **{k: c.training[k] for k in ("val_log_likelihood", "epochs", "seconds",
-                                                    "stopped", "score_rows_per_second")},
+                      **{k: c.training.get(k) for k in ("val_log_likelihood", "epochs",
+                                                        "seconds", "stopped",
+                                                        "score_rows_per_second")},
                       "kept": i == kept})
     best = fitted[kept]
     interrupted = interrupted or best.stopped is StopReason.INTERRUPTED

@@ -4,7 +4,7 @@ resumed run starts from, and why a run stopped."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -100,15 +100,14 @@ class ResumeState:
         """This state for a model put back on its starting weights (scoring ``best_val``):
         Adam's moments and the average belonged to the weights given up."""
         optimizer = {**self.optimizer, "state": {}} if self.optimizer else self.optimizer
-        return ResumeState(self.epoch, best_val, 0, self.bad_epochs, optimizer, None)
+        return replace(self, best_val=best_val, best_epoch=0, optimizer=optimizer, average=None)
 
     def with_lr(self, lr: float) -> ResumeState:
         """This state with the optimizer's learning rate set to ``lr``."""
         if not self.optimizer:
             return self
         groups = [{**group, "lr": lr} for group in self.optimizer.get("param_groups", [])]
-        return ResumeState(self.epoch, self.best_val, self.best_epoch, self.bad_epochs,
-                           {**self.optimizer, "param_groups": groups}, self.average)
+        return replace(self, optimizer={**self.optimizer, "param_groups": groups})
 
 
 @dataclass
