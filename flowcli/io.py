@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from .config import CHUNK_ROWS, FORMATS
 from .errors import Advice, DataError, OutputError
-from .files import AtomicFile
+from .files import AtomicFile, check_target
 
 __all__ = ["FORMATS", "TableWriter", "detect_format", "display_name", "iter_tables",
            "read_table", "write_table"]
@@ -174,8 +174,8 @@ class TableWriter:
 
     def __init__(self, path: str | os.PathLike[str], fmt: str | None = None) -> None:
         self.path = str(path)
-        if self.path != "-" and Path(self.path).is_dir():
-            raise OutputError("is a folder; give a file name", source=self.path)
+        if self.path != "-":
+            check_target(self.path)
         self.fmt = detect_format(path, fmt, "output_format")
         self.rows = 0
         self._file: AtomicFile | None = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import secrets
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -65,14 +65,12 @@ def _utc_now() -> str:
 
 
 def _overrides(overrides: Overrides | None, missing: str, **declared: Any) -> Overrides:
-    """Column kinds declared as keyword lists, on top of ``overrides``."""
+    """Column kinds declared as keyword lists (``bounds`` a dict), on top of ``overrides``."""
     base = overrides or Overrides()
-    return Overrides(categorical=set(base.categorical) | set(declared["categorical"] or ()),
-                     integer=set(base.integer) | set(declared["integer"] or ()),
-                     positive=set(base.positive) | set(declared["positive"] or ()),
-                     bounds={**base.bounds, **(declared["bounds"] or {})}, missing=missing,
-                     unbounded=set(base.unbounded) | set(declared["unbounded"] or ()),
-                     continuous=set(base.continuous) | set(declared["continuous"] or ()))
+    merged = {name: ({**base.bounds, **(given or {})} if name == "bounds"
+                     else set(getattr(base, name)) | set(given or ()))
+              for name, given in declared.items()}
+    return replace(base, missing=missing, **merged)
 
 
 @dataclass(frozen=True)

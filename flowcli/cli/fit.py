@@ -121,7 +121,7 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
     check_target(output, "the model")
     previous = FlowModel.load(resume, device) if resume is not None else None
     if previous is not None:  # before reading the table: a refusal should come first
-        previous.check_resume(**_unchanged(settings), **declared, seed=seed)
+        previous.check_resume(**settings, **declared, seed=seed)
     table = read_table(data, fmt)
     source = display_name(data)
     epochs = settings.get("epochs") or (previous.fit_config.epochs if previous is not None
@@ -135,12 +135,6 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
                              source=source, **declared, **settings)
     finally:
         progress.stop()
-
-
-def _unchanged(settings: dict[str, Any]) -> dict[str, Any]:
-    from ..fitting import RESUMABLE
-
-    return {k: v for k, v in settings.items() if k not in RESUMABLE}
 
 
 def _report(fitted: Any, output: str, out: Any, quiet: bool, as_json: bool) -> None:

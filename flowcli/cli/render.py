@@ -95,7 +95,7 @@ def _flow_note(m: dict[str, Any]) -> str:
     return note + (f", on a mixture of {_plural(k, 'Gaussian')}" if k else "")
 
 
-def _flow_line(model: FlowModel, m: dict[str, Any], detailed: bool) -> str:
+def _flow_line(m: dict[str, Any], detailed: bool) -> str:
     if not detailed:
         return (f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
                 f"{m['parameters']:,} parameters{_flow_note(m)}")
@@ -141,12 +141,12 @@ def _fit_rows(table: Table, model: FlowModel, m: dict[str, Any], path: str) -> N
         rows += f" ({t['dropped_rows']:,} rows with gaps dropped)"
     table.add_row("model file", path)
     table.add_row("rows", rows)
-    table.add_row("flow", _flow_line(model, m, detailed=False))
+    table.add_row("flow", _flow_line(m, detailed=False))
 
 
 def _info_rows(table: Table, model: FlowModel, m: dict[str, Any]) -> None:
     t = model.training
-    table.add_row("flow", _flow_line(model, m, detailed=True))
+    table.add_row("flow", _flow_line(m, detailed=True))
     categories = m["categorical_variables"]
     if categories:
         table.add_row("categories", f"{categories} categorical variables "

@@ -6,6 +6,7 @@ only when complete (or to stdout as it goes).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -41,6 +42,16 @@ def _load(path: str, device: Any) -> Any:
     return FlowModel.load(path, device)
 
 
+def _write(tables: Iterable[Any], output: str, output_format: str | None) -> int:
+    """Write ``tables`` one after another to ``output``; the rows written."""
+    from ..io import TableWriter
+
+    with TableWriter(output, output_format) as writer:
+        for table in tables:
+            writer.write(table)
+    return writer.rows
+
+
 def sample(
     model: ModelPath,
     n: Annotated[int, option("rows", "-n", "--rows")],
@@ -53,14 +64,10 @@ def sample(
 ) -> None:
     """Draw new rows with the training table's columns and dtypes."""
     with guard():
-        from ..io import TableWriter
-
         fitted = _load(model, device)
-        with TableWriter(output, output_format) as writer:
-            for chunk in fitted.sample_batches(n, seed, batch_size):
-                writer.write(chunk)
+        rows = _write(fitted.sample_batches(n, seed, batch_size), output, output_format)
         if not quiet and output != "-":
-            _say(f"wrote {writer.rows:,} rows to {output}")
+            _say(f"wrote {rows:,} rows to {output}")
 
 
 def score(
@@ -91,24 +98,28 @@ def score(
         raise typer.BadParameter("needs --threshold Q", param_hint="--fail-on-anomaly")
     with guard():
         from ..errors import AnomalyError
-        from ..io import TableWriter, display_name, iter_tables
+        from ..io import display_name, iter_tables
 
         fitted = _load(model, device)
         source = display_name(data)
         cutoff = fitted.threshold(threshold) if threshold is not None else None
         flagged = 0
-        chunks = iter_tables(data, fmt, batch_size)
-        with TableWriter(output, output_format) as writer:
+
+        def scored() -> Iterator[Any]:
+            nonlocal flagged
+            chunks = iter_tables(data, fmt, batch_size)
             for chunk, scores in fitted.score_batches(chunks, source, unseen):
                 out = fitted.scored_table(chunk, scores, percentile=percentile, cutoff=cutoff,
                                           only_score=only_score)
                 flagged += int(out["anomaly"].sum()) if cutoff is not None else 0
-                writer.write(out)
+                yield out
+
+        rows = _write(scored(), output, output_format)
         if not quiet and output != "-":
-            _say(f"scored {writer.rows:,} rows into {output}")
+            _say(f"scored {rows:,} rows into {output}")
         if cutoff is not None and (not quiet or fail_on_anomaly):
             _say(
-                f"{flagged:,} of {writer.rows:,} rows flagged as anomalies "
+                f"{flagged:,} of {rows:,} rows flagged as anomalies "
                 f"(log_prob below {cutoff:.4g}, the {threshold:g} quantile of held-out rows)")
         if fail_on_anomaly and flagged:
             raise AnomalyError(f"{flagged:,} anomalous rows in {source}")
@@ -131,13 +142,11 @@ def invert(
     Columns that are not the model's pass through untouched, after the mapped ones.
     """
     with guard():
-        from ..io import TableWriter, display_name, iter_tables
+        from ..io import display_name, iter_tables
 
         fitted = _load(model, device)
-        source = display_name(data)
         chunks = iter_tables(data, fmt, batch_size)
-        with TableWriter(output, output_format) as writer:
-            for out in fitted.invert_batches(chunks, to_data, source):
-                writer.write(out)
+        rows = _write(fitted.invert_batches(chunks, to_data, display_name(data)), output,
+                      output_format)
         if not quiet and output != "-":
-            _say(f"wrote {writer.rows:,} rows to {output}")
+            _say(f"wrote {rows:,} rows to {output}")
