@@ -698,8 +698,14 @@ def test_a_setting_that_needs_a_value_refuses_none(gaussian_table) -> None:
     for field in ("model", "missing", "epochs", "val_fraction"):
         with pytest.raises(UsageError, match=f"^{field} needs a value, not None$"):
             FlowModel.fit(gaussian_table, **{field: None})
-    with pytest.raises(UsageError, match=r"^threshold must be in \[0, 1\]$"):
-        FitConfig().check() or FlowModel.threshold(None, 1.5)  # type: ignore[arg-type]
+
+
+def test_a_threshold_outside_0_and_1_is_refused(fitted_model) -> None:
+    model = fitted_model[0]
+    assert model.threshold(0.0) < model.threshold(1.0)
+    for quantile in (-0.1, 1.5):
+        with pytest.raises(UsageError, match=r"^threshold must be in \[0, 1\]$"):
+            model.threshold(quantile)
 
 
 def test_extreme_but_finite_values_score_very_low_not_nan(fitted_model) -> None:
