@@ -12,6 +12,7 @@ and multi-modal tables.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -110,52 +111,106 @@ def rational_quadratic(
     return torch.where(inside, out, x), torch.where(inside, log_slope, 0.0)
 
 
-def _shares(raw: Tensor) -> tuple[Tensor, Tensor]:
-    """For ``raw`` ``(B, K, D)``: the softmax over ``K`` and its running sums. A shift guards
-    ``exp`` only when the values could overflow it."""
-    low, high = torch.aminmax(raw)
-    e = raw.exp() if -60.0 < float(low) and float(high) < 60.0 else \
-        (raw - raw.amax(dim=1, keepdim=True)).exp()
-    share = e / e.sum(dim=1, keepdim=True)
-    return share, torch.cumsum(share, dim=1)
+def _exps(raw: Tensor) -> tuple[Tensor, Tensor]:
+    """For ``raw`` ``(B, 2, K, D)`` (width and height logits): ``exp(raw)`` and its sums over
+    ``K``, the two parts of each softmax. Unshifted when every sum lies well inside float
+    range, which one look at the ``(B, 2, D)`` sums tells (a pass over ``raw`` for its maximum
+    would cost as much as the ``exp``); shifted by the maximum otherwise."""
+    e = raw.exp()
+    total = e.sum(dim=2)
+    low, high = torch.aminmax(total)
+    if not (float(low) > 1e-30 and float(high) < 1e30):
+        e = (raw - raw.amax(dim=2, keepdim=True)).exp()
+        total = e.sum(dim=2)
+    return e, total
 
 
-def _bin(share: Tensor, running: Tensor, index: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    """Left edge and size of bin ``index`` ``(B, 1, D)`` of knots built from ``share``."""
-    bins = share.shape[1]
-    scale, span = 1.0 - MIN_BIN * bins, 2.0 * bound
-    left = torch.where(index == 0, 0.0, running.gather(1, (index - 1).clamp_min(0)))
-    edge = -bound + span * (index.to(share.dtype) * MIN_BIN + scale * left)
-    return edge, span * (MIN_BIN + scale * share.gather(1, index))
+class _Bin(NamedTuple):
+    """The bin each value falls in, as ``(B, D)`` tensors: its number (0 .. K-1, as floats),
+    the sums of ``exp`` of the width and height logits of the bins before it and of its own,
+    the raw slopes at its two knots (meaningless at an end knot), and 1.0 where its left knot
+    is inner (``index > 0``) and where it is the last bin."""
+
+    index: Tensor
+    width_below: Tensor
+    width: Tensor
+    height_below: Tensor
+    height: Tensor
+    left_slope: Tensor
+    right_slope: Tensor
+    inner_left: Tensor
+    last: Tensor
+
+
+def _find_bins(level: Tensor, e: Tensor, total: Tensor, slopes: Tensor) -> _Bin:
+    """The bins of values at ``level`` (their place in ``[0, 1]``), one knot at a time.
+
+    Knot ``k`` sits at ``k * MIN_BIN + scale * C_k / T`` with ``C_k`` the sum of the first
+    ``k`` width exps and ``T`` all of them; ``passed`` is 1.0 where a value lies at or past
+    it. Passing is monotone in ``k``, so ``previous - passed`` is 1.0 exactly in the bin
+    before the knot, and every quantity of the bin is a sum of products with it: a dozen
+    ``(B, D)`` operations per knot, where gathers over ``(B, K, D)`` and operations on
+    ``(B, 2, D)`` pairs cost more.
+    """
+    bins = e.shape[2]
+    scale = 1.0 - MIN_BIN * bins
+    ew, eh = e[:, 0], e[:, 1]
+    reach, step = level * (total[:, 0] / scale), total[:, 0] * (MIN_BIN / scale)
+    zero = torch.zeros_like(level)
+    index, cumulative, w_below, w_own, h_below, h_own, left, right = (
+        zero.clone() for _ in range(8))
+    previous, passed, inner_left = torch.ones_like(level), torch.empty_like(level), zero
+    for k in range(1, bins):
+        cumulative += ew[:, k - 1]
+        torch.le(cumulative, torch.add(reach, step, alpha=-k), out=passed)
+        index += passed
+        w_below.addcmul_(passed, ew[:, k - 1])
+        h_below.addcmul_(passed, eh[:, k - 1])
+        own = previous - passed  # 1.0 in bin k - 1
+        w_own.addcmul_(own, ew[:, k - 1])
+        h_own.addcmul_(own, eh[:, k - 1])
+        if k > 1:
+            left.addcmul_(own, slopes[:, k - 2])
+        right.addcmul_(own, slopes[:, k - 1])
+        if k == 1:
+            inner_left = passed.clone()
+        previous, passed = passed, previous
+    w_own.addcmul_(previous, ew[:, -1])  # the last bin
+    h_own.addcmul_(previous, eh[:, -1])
+    left.addcmul_(previous, slopes[:, -1])
+    return _Bin(index, w_below, w_own, h_below, h_own, left, right, inner_left, previous)
+
+
+def _slope(raw: Tensor, inner: Tensor) -> Tensor:
+    """The derivative at a knot: from ``raw`` where ``inner`` is 1.0, else 1 (an end)."""
+    return (F.softplus(raw + _SLOPE_SHIFT) + (MIN_SLOPE - 1.0)).mul_(inner).add_(1.0)
 
 
 def rational_quadratic_forward(x: Tensor, raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     """:func:`rational_quadratic` forward, without autograd, for ``raw`` laid out ``(B, 3K-1,
-    D)`` (parameter-major, as MADE computes it): the knots are built only for each value's
-    bin, which takes a few passes over ``(B, K, D)`` where the general form takes forty.
+    D)`` (parameter-major, as MADE computes it). Only the knots around each value are
+    built (see :func:`_find_bins`), where the general form builds them all and gathers.
     Scoring uses it."""
-    bins = (raw.shape[1] + 1) // 3
+    batch, count, features = raw.shape
+    bins = (count + 1) // 3
     scale, span = 1.0 - MIN_BIN * bins, 2.0 * bound
-    xc = x.clamp(-bound, bound)[:, None, :]
-    share_x, running_x = _shares(raw[:, :bins])
-    # the bin of each value: the number of inner knots at or below it
-    floors = torch.arange(1, bins, dtype=x.dtype, device=x.device)[None, :, None] * MIN_BIN
-    level = (xc + bound) / span
-    index = ((running_x[:, :-1] * scale + floors) <= level).sum(dim=1, keepdim=True)
-    x0, w = _bin(share_x, running_x, index, bound)
-    y0, h = _bin(*_shares(raw[:, bins:2 * bins]), index, bound)
-    slopes = raw[:, 2 * bins:]
-    d0 = F.softplus(slopes.gather(1, (index - 1).clamp_min(0)) + _SLOPE_SHIFT) + MIN_SLOPE
-    d1 = F.softplus(slopes.gather(1, index.clamp_max(bins - 2)) + _SLOPE_SHIFT) + MIN_SLOPE
-    d0 = torch.where(index == 0, 1.0, d0)
-    d1 = torch.where(index == bins - 1, 1.0, d1)
+    xc = x.clamp(-bound, bound)
+    e, total = _exps(raw[:, :2 * bins].view(batch, 2, bins, features))
+    found = _find_bins((xc + bound) / span, e, total, raw[:, 2 * bins:])
+    floor = found.index * MIN_BIN
+    x0 = -bound + span * (floor + scale * found.width_below / total[:, 0])
+    w = span * (MIN_BIN + scale * found.width / total[:, 0])
+    y0 = -bound + span * (floor + scale * found.height_below / total[:, 1])
+    h = span * (MIN_BIN + scale * found.height / total[:, 1])
+    d0 = _slope(found.left_slope, found.inner_left)
+    d1 = _slope(found.right_slope, 1.0 - found.last)
     delta = h / w
     xi = (xc - x0) / w
     t = xi * (1 - xi)
     denom = delta + (d0 + d1 - 2 * delta) * t
     log_slope = (2 * delta.log() + (d1 * xi * xi + 2 * delta * t + d0 * (1 - xi) ** 2).log()
-                 - 2 * denom.log())[:, 0]
-    out = (y0 + h * (delta * xi * xi + d0 * t) / denom)[:, 0]
+                 - 2 * denom.log())
+    out = y0 + h * (delta * xi * xi + d0 * t) / denom
     inside = (x >= -bound) & (x <= bound)
     return torch.where(inside, out, x), torch.where(inside, log_slope, 0.0)
 

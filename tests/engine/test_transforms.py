@@ -280,6 +280,24 @@ def test_the_scoring_form_of_the_spline_is_the_spline() -> None:
     assert torch.equal(fast[1][2:4, 0], torch.zeros(2, dtype=torch.float64))
 
 
+def test_the_scoring_form_of_the_spline_survives_logits_past_float_range() -> None:
+    """Width and height logits whose ``exp`` would overflow or underflow float32 take the
+    shifted softmax, and agree with the general form, which always shifts."""
+    from flowcli.engine.spline import rational_quadratic, rational_quadratic_forward
+
+    g = torch.Generator().manual_seed(1)
+    raw = torch.randn(200, 23, 3, generator=g)
+    raw[:100, :16] += 150.0  # exp overflows
+    raw[100:, :16] -= 150.0  # exp underflows to zero
+    x = torch.randn(200, 3, generator=g) * 2
+    with torch.no_grad():
+        general = rational_quadratic(x, raw.transpose(1, 2), 5.0)
+        fast = rational_quadratic_forward(x, raw, 5.0)
+    for a, b in zip(general, fast, strict=True):
+        assert torch.isfinite(b).all()
+        assert torch.allclose(a, b, atol=1e-4)
+
+
 def test_a_spline_layer_scores_the_same_with_and_without_autograd() -> None:
     from flowcli.engine import nsf
 
