@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["dataset_header", "ll_table", "micro_table", "ratio_table", "set_table"]
+__all__ = ["dataset_header", "ll_table", "micro_table", "ratio_table", "set_table", "spline_table"]
 
 Record = dict[str, Any]
 
@@ -136,6 +136,19 @@ def ratio_table(records: list[Record], sets: list[dict[str, Any]], ref: str,
             dll, tr = _dll(by[ref], by[p]), _time_ratio(by[ref], by[p])
             cells.append(f"{_num(dll, '{:+.2f}')} / {_num(tr, '{:.2f}x')}")
         lines.append(f"| {info['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def spline_table(results: dict[str, dict[str, float]]) -> str:
+    """Scoring rows/s per dimension, and each system's time over flowcli's MAF's."""
+    systems = list(next(iter(results.values()), {}))
+    lines = ["| columns | " + " | ".join(f"{s} rows/s" for s in systems)
+             + " | " + " | ".join(f"{s} / flowcli-maf time" for s in systems[1:]) + " |",
+             "|---|" + "---:|" * (2 * len(systems) - 1)]
+    for dims, r in results.items():
+        ref = r["flowcli-maf"]
+        lines.append(f"| {dims} | " + " | ".join(f"{r[s]:,.0f}" for s in systems) + " | "
+                     + " | ".join(f"{ref / r[s]:.2f}x" for s in systems[1:]) + " |")
     return "\n".join(lines)
 
 

@@ -47,10 +47,10 @@ def build_flow(kind: str, dim: int) -> tuple[Any, Callable[[Any], Any], Callable
     """``(module, log_prob, sample)`` for an engine-level flow with the shared architecture."""
     import torch
 
-    if kind in ("flowcli-maf", "flowcli-realnvp"):
-        from flowcli.engine import maf, realnvp
+    if kind in ("flowcli-maf", "flowcli-realnvp", "flowcli-spline"):
+        from flowcli.engine import maf, nsf, realnvp
 
-        builder = maf if kind == "flowcli-maf" else realnvp
+        builder = {"flowcli-maf": maf, "flowcli-realnvp": realnvp, "flowcli-spline": nsf}[kind]
         flow = builder(dim, layers=LAYERS, hidden=HIDDEN, depth=DEPTH)
         return flow, flow.log_prob, lambda n: flow.sample(n)
     if kind in ("zuko-maf", "zuko-nsf"):
