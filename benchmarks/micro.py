@@ -27,6 +27,7 @@ minus the system's own row is its overhead outside the products.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -197,7 +198,7 @@ def run_spline_micro(rows: int = 30_000, repeats: int = 9, threads: int = 1,
             torch.manual_seed(0)
             module, log_prob, _ = build_flow(kind, dim)
             module.eval()
-            jobs[kind] = (lambda lp: lambda: batched_log_prob(lp, x))(log_prob)
+            jobs[kind] = functools.partial(batched_log_prob, log_prob, x)
         with torch.no_grad():
             times = _rounds(jobs, repeats)
         results[f"{dim}-D"] = {k: rows / statistics.median(t) for k, t in times.items()}
