@@ -6,8 +6,8 @@ from .coupling import AffineCoupling, alternating_mask
 from .discrete import CategoricalChain
 from .distributions import GaussianMixture, StandardNormal, fit_mixture, select_mixture
 from .elementwise import ContextStandardize, ElementwiseAffine
-from .flow import KINDS, Flow, build, maf, nsf, realnvp
-from .linear import Whiten
+from .flow import KINDS, Flow, build, maf, nsf, realnvp, unmix
+from .linear import LULinear, Whiten
 from .mixed import MixedDensity, build_mixed, rebuild_mixed
 from .nn import MADE, MLP, MaskedLinear
 from .spline import ElementwiseSpline, MaskedSplineAutoregressive, rational_quadratic
@@ -24,6 +24,7 @@ __all__ = [
     "ElementwiseAffine",
     "ElementwiseSpline",
     "GaussianMixture",
+    "LULinear",
     "Flow",
     "Inverse",
     "MaskedAffineAutoregressive",
@@ -43,6 +44,7 @@ __all__ = [
     "nsf",
     "rational_quadratic",
     "realnvp",
+    "unmix",
     "rebuild_mixed",
     "select_mixture",
 ]

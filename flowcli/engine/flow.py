@@ -1,4 +1,4 @@
-"""A normalizing flow and the builders for its two families.
+"""A normalizing flow and the builders for its families.
 
 ``Flow.log_prob(x) = base.log_prob(z) + logabsdet`` with ``(z, logabsdet) = transform(x)``;
 sampling pushes base draws through ``transform.inverse``.
@@ -17,13 +17,13 @@ from .base import Compose, Transform, check_inputs
 from .coupling import AffineCoupling, alternating_mask
 from .distributions import GaussianMixture, StandardNormal
 from .elementwise import ContextStandardize, ElementwiseAffine
-from .linear import Whiten
+from .linear import LULinear, Whiten
 from .spline import ElementwiseSpline, MaskedSplineAutoregressive
 from .tails import Tails
 
-__all__ = ["KINDS", "Flow", "build", "maf", "nsf", "realnvp"]
+__all__ = ["KINDS", "Flow", "build", "maf", "nsf", "realnvp", "unmix"]
 
-KINDS = ("maf", "realnvp", "nsf")
+KINDS = ("maf", "realnvp", "nsf", "unmix")
 
 
 class Flow(nn.Module):
@@ -280,6 +280,43 @@ def nsf(
         config)
 
 
+def unmix(
+    features: int,
+    layers: int = 3,
+    hidden: int = 128,
+    depth: int = 2,
+    context_features: int = 0,
+    scale_bound: float = 5.0,
+    bins: int = 8,
+    bound: float = 5.0,
+    whiten: bool = False,
+    mixture: int = 0,
+    tails: bool = False,
+) -> Flow:
+    """Learned linear maps alternating with per-feature splines: ``layers`` times an
+    :class:`LULinear` then an :class:`ElementwiseSpline` of ``bins`` pieces on
+    ``[-bound, bound]``.
+
+    Each step can undo a linear mixing of the features and then bend each one on its own:
+    the structure of tables whose columns are skewed or heavy-tailed sources mixed together
+    (sensor channels, portfolio returns), which autoregressive layers only approximate and
+    overfit on. With few parameters (``layers * D * (D + 3 * bins)``), it needs many rows
+    less than a MAF. ``hidden`` and ``depth`` size the splines' network when there is a
+    context; ``scale_bound``, ``whiten``, ``mixture`` and ``tails`` are as in :func:`nsf`.
+    """
+    _check_sizes(features, layers, hidden, depth)
+    config = dict(kind="unmix", features=features, layers=layers, hidden=hidden, depth=depth,
+                  context_features=context_features, scale_bound=scale_bound, bins=bins,
+                  bound=bound, whiten=whiten, **_base(mixture), **_tails(tails))
+
+    def spline() -> Transform:
+        return ElementwiseSpline(features, hidden, depth, context_features, bins, bound)
+
+    return Flow(_stack(config, spline, lambda: [
+        step for _ in range(layers)
+        for step in (LULinear(features, context_features), spline())]), config)
+
+
 def build(config: dict[str, Any]) -> Flow:
     """Rebuild a flow from its ``config``; load the weights with ``load_state_dict``."""
     config = dict(config)
@@ -290,4 +327,6 @@ def build(config: dict[str, Any]) -> Flow:
         return realnvp(**config)
     if kind == "nsf":
         return nsf(**config)
+    if kind == "unmix":
+        return unmix(**config)
     raise ValueError(f"unknown flow kind {kind!r}; expected one of {', '.join(KINDS)}")

@@ -1,13 +1,13 @@
-"""A fixed linear whitening layer, set from the training data before training starts."""
+"""Linear layers: a fixed whitening set from the data, and a learned invertible map."""
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .base import Transform, check_inputs
 
-__all__ = ["Whiten"]
+__all__ = ["LULinear", "Whiten"]
 
 
 class Whiten(Transform):
@@ -56,3 +56,48 @@ class Whiten(Transform):
         self.loc.copy_(loc)
         self.weight.copy_(inverse)
         return self
+
+
+class LULinear(Transform):
+    """``z = W x + b`` with ``W = L U`` learned: ``L`` lower triangular with a unit diagonal,
+    ``U`` upper triangular with a positive diagonal ``exp(s)``.
+
+    Any invertible matrix with a positive-determinant LU factorization is reachable, the
+    log-determinant is ``sum(s)`` without a factorization, and the inverse is two triangular
+    solves. Between per-feature layers it lets a flow undo a mixing of its columns, which
+    per-feature maps cannot. A new layer is the identity.
+    """
+
+    def __init__(self, features: int, context_features: int = 0) -> None:
+        if features < 2:
+            raise ValueError(f"a linear mixing layer needs at least 2 features, got {features}")
+        super().__init__(features, context_features)
+        pairs = features * (features - 1) // 2
+        self.lower = nn.Parameter(torch.zeros(pairs))  # below the diagonal, row by row
+        self.upper = nn.Parameter(torch.zeros(pairs))  # above the diagonal, row by row
+        self.log_diagonal = nn.Parameter(torch.zeros(features))
+        self.bias = nn.Parameter(torch.zeros(features))
+
+    def factors(self) -> tuple[Tensor, Tensor]:
+        """``(L, U)``."""
+        d, ref = self.features, self.lower
+        below = torch.tril_indices(d, d, -1, device=ref.device)
+        above = torch.triu_indices(d, d, 1, device=ref.device)
+        lower = torch.eye(d, dtype=ref.dtype, device=ref.device).index_put(tuple(below),
+                                                                           self.lower)
+        upper = torch.diag(self.log_diagonal.exp()).index_put(tuple(above), self.upper)
+        return lower, upper
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        check_inputs(x, context, self.features, self.context_features)
+        lower, upper = self.factors()
+        return torch.addmm(self.bias, x, (lower @ upper).T), \
+            self.log_diagonal.sum().expand(x.shape[0])
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        check_inputs(z, context, self.features, self.context_features)
+        lower, upper = self.factors()
+        y = torch.linalg.solve_triangular(lower, (z - self.bias).T, upper=False,
+                                          unitriangular=True)
+        x = torch.linalg.solve_triangular(upper, y, upper=True).T
+        return x, -self.log_diagonal.sum().expand(z.shape[0])

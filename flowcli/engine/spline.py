@@ -69,7 +69,9 @@ def rational_quadratic(
 
     Arguments:
         x: ``(B, D)`` inputs (latents when ``inverse``).
-        raw: ``(B, D, 3K-1)`` unconstrained parameters: widths, heights, inner slopes.
+        raw: ``(B, D, 3K-1)`` unconstrained parameters: widths, heights, inner slopes; or
+            ``(1, D, 3K-1)``, one spline per feature for every row, whose knots are then
+            built once rather than once per row.
         bound: the spline acts on ``[-bound, bound]``; outside, the identity.
         inverse: run the map backwards; the log-derivative is then of the inverse map.
     """
@@ -87,7 +89,8 @@ def rational_quadratic(
     # one gather for the six numbers of each value's bin (six gathers cost more, mostly in
     # their backward passes)
     table = torch.stack([xk[..., :-1], widths, yk[..., :-1], heights, slopes[..., :-1],
-                         slopes[..., 1:]], dim=-1)  # (B, D, K, 6)
+                         slopes[..., 1:]], dim=-1)  # (B or 1, D, K, 6)
+    table = table.expand(index.shape[0], -1, -1, -1)
     picked = table.gather(2, index[..., None].expand(*index.shape, 6)).squeeze(2)
     x0, w, y0, h, d0, d1 = picked.unbind(-1)
     delta = h / w
@@ -306,7 +309,7 @@ class ElementwiseSpline(Transform):
 
     def _raw(self, x: Tensor, context: Tensor | None) -> Tensor:
         if self.net is None:
-            return self.raw.expand(x.shape[0], -1, -1)
+            return self.raw[None]  # the same knots for every row: built once
         return self.net(context).view(x.shape[0], self.features,
                                       spline_parameter_count(self.bins))
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from flowcli import FlowModel
-from flowcli.engine import Flow, build, maf, nsf, realnvp
+from flowcli.engine import Flow, build, maf, nsf, realnvp, unmix
 
 
 def banana(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -45,7 +45,7 @@ def test_a_fitted_density_with_heavy_tails_pulled_in_integrates_to_one() -> None
     assert abs(total - 1.0) < 1e-3, total
 
 
-@pytest.mark.parametrize("builder", [maf, realnvp, nsf])
+@pytest.mark.parametrize("builder", [maf, realnvp, nsf, unmix])
 def test_fitted_2d_density_integrates_to_one(builder) -> None:
     x = banana(4000, torch.Generator().manual_seed(0))
     flow = quick_fit(builder(2, layers=4, hidden=32), x)
@@ -84,7 +84,7 @@ def test_gaussian_fit_reaches_the_true_log_likelihood() -> None:
     assert abs(gap) < 0.05, gap
 
 
-@pytest.mark.parametrize("builder", [maf, realnvp, nsf])
+@pytest.mark.parametrize("builder", [maf, realnvp, nsf, unmix])
 @pytest.mark.parametrize("features", [1, 3])
 def test_build_from_config_reproduces_log_prob_bit_for_bit(builder, features: int) -> None:
     flow = builder(features, layers=3, hidden=16)

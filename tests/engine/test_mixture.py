@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
-from flowcli.engine import GaussianMixture, build, fit_mixture, maf, nsf, realnvp
+from flowcli.engine import GaussianMixture, build, fit_mixture, maf, nsf, realnvp, unmix
 from flowcli.engine.distributions import select_mixture
 
 
@@ -109,7 +109,7 @@ def test_the_validation_rows_choose_the_size() -> None:
     assert mixture.components == max(scores, key=scores.get)
 
 
-@pytest.mark.parametrize("builder", [maf, realnvp, nsf])
+@pytest.mark.parametrize("builder", [maf, realnvp, nsf, unmix])
 def test_flow_on_a_mixture_base_rebuilds_scores_and_integrates(builder) -> None:
     torch.manual_seed(0)
     flow = builder(2, layers=2, hidden=8, mixture=3)

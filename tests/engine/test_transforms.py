@@ -15,6 +15,7 @@ from flowcli.engine import (
     ElementwiseAffine,
     ElementwiseSpline,
     Inverse,
+    LULinear,
     MaskedAffineAutoregressive,
     MaskedSplineAutoregressive,
     MixedDensity,
@@ -26,6 +27,7 @@ from flowcli.engine import (
     maf,
     nsf,
     realnvp,
+    unmix,
 )
 
 Factory = Callable[[int, int], Transform]
@@ -51,9 +53,11 @@ LAYERS: dict[str, Factory] = {
     "whiten": lambda d, c: Whiten(d, c).double().init_from(correlated_rows(d).double()),
     "flow-maf-whiten": lambda d, c: maf(d, 2, 16, 2, c, whiten=True).transform,
     "tails": lambda d, c: Tails(d, c).double().init_from(heavy_rows(d)),
+    "lu-linear": lambda d, c: LULinear(d, c),
+    "flow-unmix": lambda d, c: unmix(d, 2, 16, 2, c, bins=5, bound=3.0).transform,
 }
 ONE_D = {"elementwise", "context-standardize", "flow-maf", "flow-realnvp", "spline-elementwise",
-         "flow-nsf", "whiten", "flow-maf-whiten", "tails"}
+         "flow-nsf", "whiten", "flow-maf-whiten", "tails", "flow-unmix"}
 
 
 def correlated_rows(d: int) -> torch.Tensor:
