@@ -13,10 +13,11 @@ from .errors import UsageError
 
 __all__ = [
     "CHUNK_ROWS", "DEVICES", "FORMATS", "MISSING", "MODELS", "OPTIONS", "QUANTILES",
-    "FIT_DEFAULTS", "SMALL_TABLE", "UNSEEN", "Option", "default", "flow_size", "pass_rows",
+    "FIT_DEFAULTS", "SMALL_TABLE", "UNSEEN", "Option", "default", "flow_size", "learning_rate",
+    "pass_rows",
 ]
 
-MODELS = ("auto", "maf", "realnvp", "nsf")
+MODELS = ("auto", "maf", "realnvp", "nsf", "unmix")
 MISSING = ("error", "drop", "model")
 UNSEEN = ("error", "floor")
 DEVICES = ("auto", "cpu", "cuda")
@@ -87,10 +88,12 @@ def _options(*options: Option) -> dict[str, Option]:
 
 
 OPTIONS: dict[str, Option] = _options(
-    Option("model", "--model", "auto: fit maf and nsf (and maf on a mixture base when a "
-           "mixture leads), keep the best on the validation rows; maf: affine autoregressive, "
-           "fastest to fit; realnvp: one pass both ways, fastest to sample; nsf: spline "
-           "autoregressive, for skewed, bounded or multi-modal columns.", choices=MODELS),
+    Option("model", "--model", "auto: fit maf, nsf and unmix (and maf on a mixture base when "
+           "a mixture leads), keep the best on the validation rows; maf: affine "
+           "autoregressive, fastest to fit; realnvp: one pass both ways, fastest to sample; "
+           "nsf: spline autoregressive, for skewed, bounded or multi-modal columns; unmix: "
+           "learned linear maps between per-column splines, for columns that mix skewed or "
+           "heavy-tailed sources.", choices=MODELS),
     Option("whiten", "--whiten", "Start the flow at the data's full-covariance Gaussian (helps "
            "small, smooth, correlated tables; hurts lattice-valued ones).",
            shown=f"off; auto also tries it under {SMALL_TABLE:,} rows", optional=True),
@@ -110,7 +113,8 @@ OPTIONS: dict[str, Option] = _options(
            low=0, low_open=True),
     Option("epochs", "--epochs", "Most passes over the data (counted across resumes).", low=1),
     Option("batch_size", "--batch-size", "Rows per step.", low=1),
-    Option("lr", "--lr", "Adam learning rate.", low=0, low_open=True),
+    Option("lr", "--lr", "Adam learning rate.", low=0, low_open=True, optional=True,
+           shown="0.001, 0.01 for unmix"),
     Option("patience", "--patience",
            "Stop after this many epochs without a better validation score.", low=1),
     Option("weight_decay", "--weight-decay", "Adam weight decay.", low=0),
@@ -166,7 +170,7 @@ FIT_DEFAULTS: dict[str, Any] = {
     "scale_bound": 5.0,
     "epochs": 1000,
     "batch_size": 512,
-    "lr": 1e-3,
+    "lr": None,  # None: the flow's own (see ``learning_rate``)
     "patience": 20,
     "weight_decay": 0.0,
     "val_fraction": 0.1,
@@ -176,6 +180,14 @@ FIT_DEFAULTS: dict[str, Any] = {
     "mixture": None,  # None: off, but ``auto`` tries it when the mixture leads
     "tails": None,  # None: on for spline flows (``fitting.candidate.tails_for``)
 }
+
+
+def learning_rate(kind: str = "maf") -> float:
+    """Adam's step for a flow of ``kind`` when none is set: 1e-3, or 1e-2 for ``unmix``,
+    whose few parameters (linear maps and per-column knots) take the larger step without
+    harm and at 1e-3 need several times the epochs to reach the same fit
+    (benchmarks/README.md)."""
+    return 1e-2 if kind == "unmix" else 1e-3
 
 
 def default(field: str) -> Any:

@@ -12,6 +12,7 @@ format   adds
 3        mixture bases (``fit_config["mixture"]``)
 4        heavy-tail layers (``fit_config["tails"]``)
 5        supports inferred from training (``inferred`` columns, ``scale``)
+6        unmix flows; a learning rate left to the flow (``fit_config["lr"]`` None)
 =======  ============================================================
 
 Loading uses ``torch.load(weights_only=True)``: the unpickler accepts tensors and plain
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .config import learning_rate
 from .errors import ModelFileError
 from .files import AtomicFile, check_target
 
@@ -43,7 +45,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "format_for", "load", "pla
            "save", "seal", "unseal", "write"]
 
 FORMAT = "flowcli-model"
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 REQUIRED = ("format", "format_version", "preprocessor", "flow", "training")
 SEAL = b"flowcli-sha256:"
 _END = b"PK\x05\x06"  # the zip archive's end record: 22 bytes, then the comment
@@ -73,10 +75,12 @@ class ModelRecord:
 
 def format_for(flow_config: dict[str, Any] | None,
                preprocessor: dict[str, Any] | None = None) -> int:
-    """The lowest format that holds a model: 5 with a support inferred from training, 4 with
-    a heavy-tail layer, 3 with a mixture base, else 2."""
+    """The lowest format that holds a model: 6 for an unmix flow, 5 with a support inferred
+    from training, 4 with a heavy-tail layer, 3 with a mixture base, else 2."""
     flow_config = flow_config or {}
     columns = (preprocessor or {}).get("schema", [])
+    if flow_config.get("kind") == "unmix":
+        return 6
     if any(column.get("inferred") for column in columns):
         return 5
     return 4 if flow_config.get("tails") else 3 if flow_config.get("mixture") else 2
@@ -123,6 +127,9 @@ def write(record: ModelRecord, path: str) -> None:
     for name, since in LATER_FIT_FIELDS:
         if version < since:
             fit_config.pop(name, None)
+    if version < 6 and fit_config.get("lr", 0.0) is None:
+        # earlier releases need a number: the step every flow but unmix takes by default
+        fit_config["lr"] = learning_rate()
     payload = {
         **record.versions,
         "created": record.created,

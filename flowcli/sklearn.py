@@ -74,7 +74,7 @@ class FlowDensity(DensityMixin, BaseEstimator):
         scale_bound: float = default("scale_bound"),
         epochs: int = default("epochs"),
         batch_size: int = default("batch_size"),
-        lr: float = default("lr"),
+        lr: float | None = default("lr"),
         patience: int = default("patience"),
         weight_decay: float = default("weight_decay"),
         val_fraction: float = default("val_fraction"),

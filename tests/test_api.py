@@ -118,7 +118,7 @@ def test_interrupt_keeps_the_best_weights(gaussian_table: pd.DataFrame, fast: di
 
 
 def test_bad_configs_and_tables_are_refused(gaussian_table: pd.DataFrame) -> None:
-    with pytest.raises(UsageError, match="^model must be one of auto, maf, realnvp, nsf, "
+    with pytest.raises(UsageError, match="^model must be one of auto, maf, realnvp, nsf, unmix, "
                                          "not 'glow'$"):
         FlowModel.fit(gaussian_table, model="glow")
     with pytest.raises(UsageError, match=r"^val_fraction must be in \[0, 0.9\]$") as info:
@@ -137,12 +137,14 @@ def test_auto_keeps_the_better_candidate_on_validation(gaussian_table: pd.DataFr
                           callback=lambda r: stages.append(r.stage))
     tried = model.training["candidates"]
     assert [(c["model"], c["whiten"], c["mixture"] > 0) for c in tried] == [
-        ("maf", False, False), ("nsf", False, False), ("maf", False, True)]
+        ("maf", False, False), ("nsf", False, False), ("unmix", False, False),
+        ("maf", False, True)]
     # the spline flow's heavy-tail layer found no heavy tail here: dropped
-    assert [c["tails"] for c in tried] == [False, False, False]
-    later = stages.count("nsf")
+    assert [c["tails"] for c in tried] == [False, False, False, False]
+    later, unmixed = stages.count("nsf"), stages.count("unmix")
     mixed = stages.count("maf+mixture")
-    assert stages == ["maf"] * 6 + ["nsf"] * later + ["maf+mixture"] * mixed
+    assert stages == (["maf"] * 6 + ["nsf"] * later + ["unmix"] * unmixed
+                      + ["maf+mixture"] * mixed)
     assert 1 <= later <= 6 and 1 <= mixed <= 6
     if later < 6:  # trained as long as maf and still behind it: given up
         assert tried[1]["stopped"] == "given up"
@@ -174,7 +176,7 @@ def test_auto_shares_a_time_limit_and_stops_on_interrupt(gaussian_table: pd.Data
     model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
                           max_seconds=0.0)
     # with no time at all, each candidate still runs its one epoch
-    assert [c["epochs"] for c in model.training["candidates"]] == [1, 1, 1]
+    assert [c["epochs"] for c in model.training["candidates"]] == [1, 1, 1, 1]
 
     def stop(report) -> None:
         if report.epoch == 2:
@@ -241,15 +243,17 @@ def test_candidates_follow_the_model_and_the_table_size() -> None:
     from flowcli.fitting import candidates
 
     assert candidates("auto", None, 5000) == [("maf", False, False), ("nsf", False, False),
-                                              ("maf", False, True)]
+                                              ("unmix", False, False), ("maf", False, True)]
     assert candidates("auto", None, 400) == [("maf", False, False), ("maf", True, False),
-                                             ("nsf", False, False), ("maf", False, True)]
-    assert candidates("auto", True, 400) == [("maf", True, False), ("nsf", True, False),
+                                             ("nsf", False, False), ("unmix", False, False),
                                              ("maf", False, True)]
+    assert candidates("auto", True, 400) == [("maf", True, False), ("nsf", True, False),
+                                             ("unmix", True, False), ("maf", False, True)]
     assert candidates("auto", None, 400, mixture=False) == [
-        ("maf", False, False), ("maf", True, False), ("nsf", False, False)]
-    assert candidates("auto", None, 5000, mixture=True) == [("maf", False, True),
-                                                            ("nsf", False, True)]
+        ("maf", False, False), ("maf", True, False), ("nsf", False, False),
+        ("unmix", False, False)]
+    assert candidates("auto", None, 5000, mixture=True) == [
+        ("maf", False, True), ("nsf", False, True), ("unmix", False, True)]
     assert candidates("realnvp", None, 400) == [("realnvp", False, False)]
     assert candidates("maf", True, 5000) == [("maf", True, False)]
     assert candidates("nsf", None, 5000, mixture=True) == [("nsf", False, True)]
@@ -338,7 +342,7 @@ def test_auto_fits_the_categories_once_and_shares_them(monkeypatch) -> None:
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"x": rng.normal(size=1500), "c": rng.choice(list("abc"), 1500)})
     model = FlowModel.fit(df, seed=0, device="cpu", layers=2, hidden=8, epochs=2)
-    assert len(fits) == 1 and len(model.training["candidates"]) == 3
+    assert len(fits) == 1 and len(model.training["candidates"]) == 4
     # the kept candidate holds the fitted categories, not the marginal start
     alone = FlowModel.fit(df, seed=0, device="cpu", model="maf", layers=2, hidden=8, epochs=2)
     for k, v in alone.density.chain.state_dict().items():
@@ -460,7 +464,24 @@ def assert_format_2(path: Path) -> None:
     data = torch.load(path, weights_only=True)
     assert data["format_version"] == 2
     assert set(data["fit_config"]) == FORMAT_2_FIT_CONFIG
+    assert data["fit_config"]["lr"] == 1e-3  # a number, as those releases need
     assert not {"mixture", "tails"} & set(data["flow"]["config"]["flow"])
+
+
+def test_an_unmix_model_takes_its_own_step_and_format_6(gaussian_table, tmp_path) -> None:
+    seen = []
+    model = FlowModel.fit(gaussian_table, seed=0, device="cpu", model="unmix", layers=2,
+                          epochs=2, callback=lambda r: seen.append(r.lr))
+    assert seen[0] == 1e-2 and model.fit_config.lr is None
+    model.save(str(tmp_path / "m.flow"))
+    data = torch.load(tmp_path / "m.flow", weights_only=True)
+    assert data["format_version"] == 6 and data["fit_config"]["lr"] is None
+    back = FlowModel.load(str(tmp_path / "m.flow"))
+    np.testing.assert_array_equal(back.score(gaussian_table), model.score(gaussian_table))
+    assert back.info()["model"]["kind"] == "unmix"
+    slower = FlowModel.fit(gaussian_table, seed=0, device="cpu", model="unmix", layers=2,
+                           epochs=1, lr=1e-3, callback=lambda r: seen.append(r.lr))
+    assert seen[-1] == 1e-3 and slower.fit_config.lr == 1e-3
 
 
 def test_format_2_files_hold_only_what_format_2_readers_know(fitted_model) -> None:
@@ -810,7 +831,7 @@ def test_unbounded_keeps_a_column_on_the_whole_line(fast: dict) -> None:
 def test_each_candidate_records_what_it_costs_to_score(gaussian_table, fast: dict) -> None:
     model = FlowModel.fit(gaussian_table, seed=0, device="cpu", **fast)
     speeds = [c["score_rows_per_second"] for c in model.training["candidates"]]
-    assert len(speeds) == 3 and all(s > 0 for s in speeds)
+    assert len(speeds) == 4 and all(s > 0 for s in speeds)
     assert [t.score_rows_per_second for t in model.tried] == speeds
     assert model.training["score_rows_per_second"] > 0
 

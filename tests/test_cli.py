@@ -126,7 +126,7 @@ def test_fit_with_a_mixture_base_says_so(runner: CliRunner, tmp_path: Path) -> N
     ruled_out = run(runner, "fit", tmp_path / "c.csv", "-o", out, "--no-mixture", "--json",
                     "-q", "--seed", "0", *FAST)
     summary = json.loads(ruled_out.stdout)
-    assert [c["mixture"] for c in summary["training"]["candidates"]] == [0, 0]
+    assert [c["mixture"] for c in summary["training"]["candidates"]] == [0, 0, 0]
 
 
 def test_fit_says_when_it_pulls_heavy_tails_in(runner: CliRunner, tmp_path: Path) -> None:
@@ -336,6 +336,6 @@ def test_fit_and_info_show_each_candidates_scoring_speed(runner: CliRunner, fitt
     fitted = run(runner, "fit", data, "-o", tmp_path / "m.flow", *args)
     assert fitted.exit_code == 0, fitted.stderr
     tried = [line for line in fitted.stderr.splitlines() if line.startswith("tried ")]
-    assert len(tried) == 3 and all(" rows/s" in line for line in tried)
+    assert len(tried) == 4 and all(" rows/s" in line for line in tried)
     info = json.loads(run(runner, "info", tmp_path / "m.flow", "--json").stdout)
     assert all(c["score_rows_per_second"] > 0 for c in info["training"]["candidates"])

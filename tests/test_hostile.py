@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from flowcli.cli import app
-from flowcli.modelfile import FORMAT, plain
+from flowcli.modelfile import FORMAT, FORMAT_VERSION, plain
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -49,8 +49,8 @@ def workdir(fitted_model, tmp_path: Path) -> Path:
     damaged = bytearray(raw)
     damaged[200:400] = bytes(200)
     (tmp_path / "corrupted.flow").write_bytes(bytes(damaged))
-    torch.save(plain({"format": FORMAT, "format_version": 7, "preprocessor": {}, "flow": {},
-                      "training": {}}), tmp_path / "future.flow")
+    torch.save(plain({"format": FORMAT, "format_version": FORMAT_VERSION + 1,
+                      "preprocessor": {}, "flow": {}, "training": {}}), tmp_path / "future.flow")
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("x")
     return tmp_path
@@ -84,8 +84,8 @@ CASES = [
                                                  "model file"),
     (["score", "corrupted.flow", "good.csv"], 1, "error: corrupted.flow: damaged"),
     (["info", "future.flow"], 1,
-     "error: future.flow: written by a newer flowcli (model format 7; this version reads up to "
-     "5); upgrade flowcli to use it"),
+     f"error: future.flow: written by a newer flowcli (model format {FORMAT_VERSION + 1}; "
+     f"this version reads up to {FORMAT_VERSION}); upgrade flowcli to use it"),
     (["info", "folder"], 1, "error: folder: is a folder, not a model file"),
     (["score", "m.flow", "folder"], 1, "error: folder: is a folder, not a table"),
     (["fit", "good.csv", "-o", "folder"], 1, "error: folder: is a folder; give a file name for "

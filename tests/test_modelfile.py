@@ -60,8 +60,9 @@ def test_truncated_and_corrupted_files_are_refused(tmp_path: Path) -> None:
 def test_newer_format_version_is_refused(tmp_path: Path) -> None:
     data = {**payload(), "format": modelfile.FORMAT, "format_version": 99}
     torch.save(modelfile.plain(data), tmp_path / "new.flow")
+    newest = modelfile.FORMAT_VERSION
     with pytest.raises(ModelFileError, match=r"newer flowcli \(model format 99; this version "
-                                             r"reads up to 5\); upgrade flowcli"):
+                                             rf"reads up to {newest}\); upgrade flowcli"):
         modelfile.load(tmp_path / "new.flow")
 
 

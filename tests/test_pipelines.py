@@ -43,9 +43,12 @@ def test_every_command_as_a_process(fitted_model, tmp_path: Path) -> None:
     r = sh("$FLOWCLI info m.flow --json", tmp_path)
     assert r.returncode == 0
     info = json.loads(r.stdout)
-    assert info["fit_config"]["model"] == "auto" and info["model"]["kind"] in ("maf", "nsf")
-    assert [c["model"] for c in info["training"]["candidates"]] == ["maf", "nsf", "maf"]
-    assert [c["mixture"] > 0 for c in info["training"]["candidates"]] == [False, False, True]
+    assert info["fit_config"]["model"] == "auto"
+    assert info["model"]["kind"] in ("maf", "nsf", "unmix")
+    assert [c["model"] for c in info["training"]["candidates"]] == ["maf", "nsf", "unmix",
+                                                                     "maf"]
+    assert [c["mixture"] > 0 for c in info["training"]["candidates"]] == [False, False, False,
+                                                                          True]
 
 
 def test_parquet_through_stdin_and_stdout(fitted_model, tmp_path: Path) -> None:

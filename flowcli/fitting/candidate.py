@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ..config import QUANTILES
+from ..config import QUANTILES, learning_rate
 from ..engine.mixed import MixedDensity, build_mixed
 from ..engine.passes import in_passes, rows_per_second
 from ..tabular import Preprocessor
@@ -199,7 +199,8 @@ class Candidate:
                                train_ll=math.nan, seconds=0.0,
                                stopped=StopReason.CATEGORIES_ONLY)
         c = self.config
-        config = TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+        lr = c.lr if c.lr is not None else learning_rate(self.density.flow.config["kind"])
+        config = TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=lr,
                              patience=c.patience, weight_decay=c.weight_decay,
                              max_seconds=seconds)
         report = _Report(callback, data, self.label if self.staged else "")

@@ -25,7 +25,7 @@ class FitConfig:
     scale_bound: float = D["scale_bound"]
     epochs: int = D["epochs"]
     batch_size: int = D["batch_size"]
-    lr: float = D["lr"]
+    lr: float | None = D["lr"]
     patience: int = D["patience"]
     weight_decay: float = D["weight_decay"]
     val_fraction: float = D["val_fraction"]

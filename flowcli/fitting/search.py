@@ -47,10 +47,11 @@ def candidates(model: str, whiten: bool | None, train_rows: int,
         return [Spec(model, bool(whiten), bool(mixture))]
     mix = bool(mixture)
     if whiten is not None:
-        specs = [Spec("maf", whiten, mix), Spec("nsf", whiten, mix)]
+        specs = [Spec("maf", whiten, mix), Spec("nsf", whiten, mix), Spec("unmix", whiten, mix)]
     else:
         small = [Spec("maf", True, mix)] if train_rows < SMALL_TABLE else []
-        specs = [Spec("maf", False, mix), *small, Spec("nsf", False, mix)]
+        specs = [Spec("maf", False, mix), *small, Spec("nsf", False, mix),
+                 Spec("unmix", False, mix)]
     if mixture is None:
         specs.append(Spec("maf", False, True))
     return specs

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-from ..config import default
+from ..config import default, learning_rate
 
 __all__ = ["EpochReport", "ResumeState", "StopReason", "TrainConfig", "TrainResult"]
 
@@ -34,7 +34,7 @@ class TrainConfig:
 
     epochs: int = default("epochs")
     batch_size: int = default("batch_size")
-    lr: float = default("lr")
+    lr: float = learning_rate()
     patience: int = default("patience")
     weight_decay: float = default("weight_decay")
     clip_norm: float = 5.0
