@@ -9,6 +9,7 @@ log-likelihood.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,10 +198,27 @@ def _sklearn(name: str) -> Dataset:
     return Dataset(name, train, val, test, None, notes)
 
 
+def _mixed(name: str, rows: int) -> Dataset | None:
+    """``mixedD@S``: a warped-then-mixed set of ``D`` columns drawn with seed ``S`` (default
+    14), for checks on sets no default was tuned on; None for other names."""
+    match = re.fullmatch(r"mixed(\d+)(?:@(\d+))?", name)
+    if match is None or name == "mixed12":
+        return None
+    x, logpdf = warped_then_mixed(np.random.default_rng(int(match[2] or 14)), rows,
+                                  int(match[1]))
+    train, val, test = split(x)
+    return Dataset(name, train, val, test, float(logpdf(test).mean()),
+                   [f"synthetic, {rows} rows, exact density known"])
+
+
 def load(name: str, rows: int = ROWS, uci: Path | None = None) -> Dataset:
-    """Load one data set by name; ``rows`` sizes the synthetic ones."""
+    """Load one data set by name; ``rows`` sizes the synthetic ones. ``mixedD@S`` names a
+    warped-then-mixed set of ``D`` columns drawn with seed ``S``."""
     if name in SYNTHETIC:
         return _synthetic(name, rows)
+    mixed = _mixed(name, rows)
+    if mixed is not None:
+        return mixed
     if name in UCI:
         return _uci(name, uci)
     if name in SKLEARN:

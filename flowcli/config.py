@@ -103,7 +103,7 @@ OPTIONS: dict[str, Option] = _options(
            "N(0, I)).", shown="off; auto also tries it when a mixture leads", optional=True),
     Option("tails", "--tails", "Start the flow with a fixed per-column asinh layer that pulls "
            "heavy tails in, fitted to each column that it makes closer to Gaussian.",
-           shown="on for nsf, off for maf and realnvp", optional=True),
+           shown="on for nsf, off for the others", optional=True),
     Option("layers", "--layers", "Number of flow layers.", low=1, optional=True,
            shown=f"5, or 3 under {SMALL_TABLE:,} rows"),
     Option("hidden", "--hidden", "Hidden units per network layer.", low=1, optional=True,
