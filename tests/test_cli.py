@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -326,6 +327,20 @@ def test_fit_prints_inferred_supports_and_takes_unbounded(runner: CliRunner,
     info = json.loads(run(runner, "info", tmp_path / "b.flow", "--json").stdout)
     assert [c["kind"] for c in info["columns"]] == ["continuous", "continuous"]
     assert info["versions"]["format"] == 2
+
+
+def test_an_unmix_flow_is_described_without_networks(runner: CliRunner, fitted_model,
+                                                     tmp_path: Path) -> None:
+    """Without a context an unmix flow has no network: no hidden size is shown for it."""
+    _, path, _ = fitted_model
+    out = tmp_path / "u.flow"
+    fitted = run(runner, "fit", path.parent / "train.csv", "-o", out, "--model", "unmix",
+                 "--seed", "0", *FAST)
+    assert fitted.exit_code == 0, fitted.stderr
+    assert re.search(r"flow +unmix, 2 layers, [\d,]+ parameters", fitted.stderr)
+    shown = run(runner, "info", out).stdout
+    assert "unmix: 2 layers, 8 spline bins on [-5, 5]" in shown
+    assert "hidden" not in " ".join(line for line in shown.splitlines() if "unmix" in line)
 
 
 def test_fit_and_info_show_each_candidates_scoring_speed(runner: CliRunner, fitted_model,

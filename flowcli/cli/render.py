@@ -95,14 +95,21 @@ def _flow_note(m: dict[str, Any]) -> str:
     return note + (f", on a mixture of {_plural(k, 'Gaussian')}" if k else "")
 
 
+def _networks(m: dict[str, Any], detailed: bool) -> str:
+    """The size of the flow's networks, as its description shows it: nothing for an unmix
+    flow without a context, which has none."""
+    if m["kind"] == "unmix" and not m.get("context_features"):
+        return ""
+    return f", {m['depth']} x {m['hidden']} hidden" if detailed else f" x {m['hidden']} hidden"
+
+
 def _flow_line(m: dict[str, Any], detailed: bool) -> str:
     if not detailed:
-        return (f"{m['kind']}, {m['layers']} layers x {m['hidden']} hidden, "
+        return (f"{m['kind']}, {m['layers']} layers{_networks(m, False)}, "
                 f"{m['parameters']:,} parameters{_flow_note(m)}")
     shape = (f"{m['bins']} spline bins on [-{m['bound']:g}, {m['bound']:g}]" if "bins" in m
              else f"log-scale bound {m['scale_bound']:g}")
-    return (f"{m['kind']}: {m['layers']} layers, {m['depth']} x {m['hidden']} hidden, "
-            f"{shape}{_flow_note(m)}")
+    return f"{m['kind']}: {m['layers']} layers{_networks(m, True)}, {shape}{_flow_note(m)}"
 
 
 def model_summary(model: FlowModel, path: str, detailed: bool) -> Table:
