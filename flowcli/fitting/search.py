@@ -3,11 +3,12 @@ giving up behind a rival, continuing the most promising, and keeping the clearly
 
 Rules (docs/auto.md explains them; benchmarks/README.md holds the evidence):
 
-- ``auto`` tries a MAF, then a spline flow, and on tables under ``SMALL_TABLE`` training rows
-  a whitened MAF between them; last, a MAF on a Gaussian-mixture base, which must lead from
-  its start (the mixture alone, or after one epoch) or it gives up and gets no more time.
+- ``auto`` tries a MAF, then a spline flow, then an unmix flow, and on tables under
+  ``SMALL_TABLE`` training rows a whitened MAF after the first; last, a MAF on a
+  Gaussian-mixture base, which must lead from its start (the mixture alone, or after one
+  epoch) or it gives up and gets no more time.
 - A later candidate gives up once it has trained as long as the first without catching up,
-  so ``auto`` costs about twice the first fit when that one wins.
+  so ``auto`` costs about three times the first fit when that one wins.
 - With a time limit, each candidate first gets an equal part of 40 % of it (a mixture base's
   EM up to another 20 %); the ones this cut short, or that gave up behind a rival the probe
   had cut short, carry on with what is left, the most promising first.
