@@ -135,3 +135,35 @@ def test_fitted_1d_spline_density_integrates_to_one_and_is_bimodal() -> None:
     # two modes with a dip between them, which no single affine layer can give
     at = {v: float(density[int((v + 12) * 1000)]) for v in (-1.5, 0.0, 1.5)}
     assert at[0.0] < 0.5 * min(at[-1.5], at[1.5]), at
+
+
+def test_an_unmix_flow_recovers_mixed_skewed_sources() -> None:
+    """Two sinh-arcsinh sources (skewed, heavy-tailed) mixed by a rotation: an unmix flow of
+    two layers gets within 0.03 nats per row of the exact density on held-out rows (on
+    either side: a wrong log-determinant would overshoot the truth)."""
+    from flowcli.training import TrainConfig, train
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    skew = torch.tensor([0.8, -0.5], dtype=torch.float64)
+    tail = torch.tensor([0.6, 0.7], dtype=torch.float64)
+    c, s = math.cos(0.7), math.sin(0.7)
+    rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    z = torch.randn(6000, 2, generator=g, dtype=torch.float64)
+    x = torch.sinh((torch.asinh(z) + skew) / tail) @ rotation
+
+    def exact(rows: torch.Tensor) -> torch.Tensor:
+        w = rows @ rotation.T
+        inner = tail * torch.asinh(w) - skew
+        return (-0.5 * torch.sinh(inner) ** 2 - 0.5 * math.log(2 * math.pi)
+                + torch.log(tail * torch.cosh(inner)) - 0.5 * torch.log1p(w**2)).sum(dim=1)
+
+    scale = x.std(dim=0)
+    rows = (x / scale).float()
+    flow = unmix(2, layers=2)
+    train(flow, rows[:5000], rows[5000:], config=TrainConfig(epochs=60, lr=1e-2,
+                                                            batch_size=256),
+          generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fitted = flow.log_prob(rows[5000:]).double() - scale.log().sum()
+    assert abs(float(exact(x[5000:]).mean() - fitted.mean())) < 0.03
