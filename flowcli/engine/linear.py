@@ -62,9 +62,9 @@ class LULinear(Transform):
     """``z = W x + b`` with ``W = L U`` learned: ``L`` lower triangular with a unit diagonal,
     ``U`` upper triangular with a positive diagonal ``exp(s)``.
 
-    Any invertible matrix with a positive-determinant LU factorization is reachable, the
-    log-determinant is ``sum(s)`` without a factorization, and the inverse is two triangular
-    solves. Between per-feature layers it lets a flow undo a mixing of its columns, which
+    Every matrix whose leading principal minors are all positive is reachable (they are the
+    running products of ``exp(s)``), the log-determinant is ``sum(s)`` without a
+    factorization, and the inverse is two triangular solves. Between per-feature layers it lets a flow undo a mixing of its columns, which
     per-feature maps cannot. A new layer is the identity.
     """
 

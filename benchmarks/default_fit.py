@@ -1,0 +1,73 @@
+"""What a default fit costs: ``FlowModel.fit`` with no cap on epochs or time, on benchmark sets.
+
+Usage (from the repository root)::
+
+    python benchmarks/default_fit.py [--sets wine,parkinsons,elevators,mixed12] [--seed 0]
+
+For each set: the wall time of the whole fit (every candidate ``auto`` tries), the epochs and
+stop of each candidate, and the test log-likelihood. Float columns on a grid are kept
+continuous, as in ``run.py``, so the test scores compare with the peers' there. One thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def fit_once(name: str, seed: int) -> dict:
+    """The default fit of one set: seconds, test log-likelihood, the candidates and the
+    validation curve of each (``curves``: ``[stage, epoch, val_ll, seconds]`` per epoch)."""
+    import pandas as pd
+    from datasets import load
+
+    from flowcli import FlowModel
+    from flowcli.tabular import Schema
+
+    ds = load(name)
+    columns = [f"c{j}" for j in range(ds.dim)]
+    df = pd.DataFrame(np.concatenate([ds.train, ds.val]), columns=columns)
+    grid = [c.name for c in Schema.infer(df).columns if c.step is not None]
+    tick = time.perf_counter()
+    curves: list[list] = []
+    model = FlowModel.fit(df, seed=seed, device="cpu", continuous=grid,
+                          callback=lambda r: curves.append([r.stage, r.epoch, r.val_ll,
+                                                            time.perf_counter() - tick]))
+    seconds = time.perf_counter() - tick
+    test = float(model.score(pd.DataFrame(ds.test, columns=columns)).mean())
+    tried = [f"{c['model']}{'+mixture' if c.get('mixture') else ''} {c['epochs']} "
+             f"({c['stopped']}, {c['seconds']:.0f} s)" for c in model.training["candidates"]]
+    return {"set": name, "rows": ds.train.shape[0] + ds.val.shape[0], "columns": ds.dim,
+            "seconds": seconds, "test_ll": test, "tried": tried, "curves": curves}
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", default="wine,parkinsons,elevators,mixed12")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="write every fit, validation curves included, as JSON")
+    args = parser.parse_args()
+    results = []
+    torch.set_num_threads(1)
+    print("| set | rows x columns | fit seconds | test LL | candidates: epochs (stop, s) |")
+    print("|---|---|---:|---:|---|")
+    for name in args.sets.split(","):
+        r = fit_once(name, args.seed)
+        results.append(r)
+        if args.out:
+            Path(args.out).write_text(json.dumps(results))
+        print(f"| {r['set']} | {r['rows']:,} x {r['columns']} | {r['seconds']:.1f} "
+              f"| {r['test_ll']:.3f} | {'; '.join(r['tried'])} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
