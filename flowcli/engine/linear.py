@@ -64,8 +64,9 @@ class LULinear(Transform):
 
     Every matrix whose leading principal minors are all positive is reachable (they are the
     running products of ``exp(s)``), the log-determinant is ``sum(s)`` without a
-    factorization, and the inverse is two triangular solves. Between per-feature layers it lets a flow undo a mixing of its columns, which
-    per-feature maps cannot. A new layer is the identity.
+    factorization, and the inverse is two triangular solves. Between per-feature layers it
+    lets a flow undo a mixing of its columns, which per-feature maps cannot. A new layer is
+    the identity.
     """
 
     def __init__(self, features: int, context_features: int = 0) -> None:
