@@ -163,10 +163,14 @@ def _synthetic(name: str, rows: int) -> Dataset:
                                  "mixed12": 14}[name])
     maker = {"mixture8": mixture, "funnel10": funnel, "warped16": warped,
              "mixed12": warped_then_mixed}[name]
-    x, logpdf = maker(rng, rows)
+    return _known(name, *maker(rng, rows))
+
+
+def _known(name: str, x: np.ndarray, logpdf: Callable[[np.ndarray], np.ndarray]) -> Dataset:
+    """A synthetic set split three ways, with the exact mean log-density of its test rows."""
     train, val, test = split(x)
     return Dataset(name, train, val, test, float(logpdf(test).mean()),
-                   [f"synthetic, {rows} rows, exact density known"])
+                   [f"synthetic, {x.shape[0]} rows, exact density known"])
 
 
 def uci_dir() -> Path:
@@ -206,9 +210,7 @@ def _mixed(name: str, rows: int) -> Dataset | None:
         return None
     x, logpdf = warped_then_mixed(np.random.default_rng(int(match[2] or 14)), rows,
                                   int(match[1]))
-    train, val, test = split(x)
-    return Dataset(name, train, val, test, float(logpdf(test).mean()),
-                   [f"synthetic, {rows} rows, exact density known"])
+    return _known(name, x, logpdf)
 
 
 def load(name: str, rows: int = ROWS, uci: Path | None = None) -> Dataset:

@@ -27,17 +27,16 @@ def fit_once(name: str, seed: int) -> dict:
     validation curve of each (``curves``: ``[stage, epoch, val_ll, seconds]`` per epoch)."""
     import pandas as pd
     from datasets import load
+    from systems import grid_columns
 
     from flowcli import FlowModel
-    from flowcli.tabular import Schema
 
     ds = load(name)
     columns = [f"c{j}" for j in range(ds.dim)]
     df = pd.DataFrame(np.concatenate([ds.train, ds.val]), columns=columns)
-    grid = [c.name for c in Schema.infer(df).columns if c.step is not None]
     tick = time.perf_counter()
     curves: list[list] = []
-    model = FlowModel.fit(df, seed=seed, device="cpu", continuous=grid,
+    model = FlowModel.fit(df, seed=seed, device="cpu", continuous=grid_columns(df),
                           callback=lambda r: curves.append([r.stage, r.epoch, r.val_ll,
                                                             time.perf_counter() - tick]))
     seconds = time.perf_counter() - tick

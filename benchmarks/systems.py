@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from training import Recipe, batched_log_prob, fit_flow
 
-__all__ = ["SYSTEMS", "System", "make"]
+__all__ = ["SYSTEMS", "System", "grid_columns", "make"]
 
 LAYERS, HIDDEN, DEPTH = 5, 128, 2
 SYSTEMS = ("flowcli-maf", "flowcli-realnvp", "flowcli-api", "flowcli-nsf", "zuko-maf", "zuko-nsf",
@@ -130,14 +130,10 @@ class FlowcliApi(System):
 
     def fit(self, train: np.ndarray, val: np.ndarray, recipe: Recipe) -> None:
         from flowcli import FlowModel
-        from flowcli.tabular import Schema
 
         df = self._frame(np.concatenate([train, val]))
-        # the peers model every column as a density: a float column on a grid, which flowcli
-        # models as a log-probability by default, stays continuous so that scores compare
-        grid = [c.name for c in Schema.infer(df).columns if c.step is not None]
         self.model = FlowModel.fit(df, seed=recipe.seed, device="cpu", epochs=recipe.max_epochs,
-                                   max_seconds=recipe.max_seconds, continuous=grid,
+                                   max_seconds=recipe.max_seconds, continuous=grid_columns(df),
                                    **self.options)
         t = self.model.training
         kinds = [str(c.kind) for c in self.model.schema.columns]
@@ -161,6 +157,15 @@ class FlowcliApi(System):
 
     def sample(self, n: int) -> np.ndarray:
         return self.model.sample(n, seed=1).to_numpy(dtype=np.float64)
+
+
+def grid_columns(df: Any) -> list[str]:
+    """The float columns flowcli would model on a grid. The peers model every column as a
+    density, so flowcli's adapters keep these continuous (``continuous=``) for its scores to
+    compare with theirs; on its grid a column's part of a score is a log-probability."""
+    from flowcli.tabular import Schema
+
+    return [c.name for c in Schema.infer(df).columns if c.step is not None]
 
 
 class Gmm(System):
