@@ -126,6 +126,25 @@ def test_zero_rows_gives_a_header_only_table(workdir: Path,
     assert scored.exit_code == 0 and scored.stdout == "a,b,n,log_prob\n"
 
 
+@pytest.mark.parametrize("kind", ["nsf", "unmix"])
+def test_zero_rows_score_with_spline_flows(kind: str, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spline's scoring form looks at its exp sums, which a pass of no rows lacks."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)}).to_csv(
+        "train.csv", index=False)
+    fitted = CliRunner().invoke(app, ["fit", "train.csv", "-o", "m.flow", "--model", kind,
+                                      "--epochs", "1", "-q"])
+    assert fitted.exit_code == 0, fitted.stderr
+    Path("header.csv").write_text("a,b\n")
+    for command in (["score", "m.flow", "header.csv"], ["invert", "m.flow", "header.csv"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0 and "Traceback" not in result.stderr, result.stderr
+        assert result.stdout.startswith("a,b,") or result.stdout.startswith("z_0"), \
+            result.stdout
+
+
 def test_awkward_but_valid_tables_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Booleans with gaps in CSV, numbers kept as text, pandas categories with gaps."""
     monkeypatch.chdir(tmp_path)

@@ -121,6 +121,8 @@ def _exps(raw: Tensor) -> tuple[Tensor, Tensor]:
     would cost as much as the ``exp``); shifted by the maximum otherwise."""
     e = raw.exp()
     total = e.sum(dim=2)
+    if total.numel() == 0:
+        return e, total
     low, high = torch.aminmax(total)
     if not (float(low) > 1e-30 and float(high) < 1e30):
         e = (raw - raw.amax(dim=2, keepdim=True)).exp()
