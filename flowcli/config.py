@@ -27,14 +27,34 @@ CHUNK_ROWS = 65536  # rows per chunk read, sampled and written
 # Rows per network pass: on a CPU, small passes keep the activations in cache (2,048 rows score
 # about 3 times faster than 65,536; benchmarks/README.md); a GPU wants large ones.
 CPU_PASS_ROWS, GPU_PASS_ROWS = 2048, 65536
+# torch splits an elementwise operation across threads only above this many numbers
+ELEMENTWISE_GRAIN = 32768
+CPU_MAX_PASS_ROWS = 16384  # the most rows a CPU pass grows to for elementwise work
+# Rows per sampling pass of a spline flow on a CPU: its inverse runs one small step per column,
+# whose cost is mostly per operation, so larger passes pay at any thread count. Fixed, not
+# sized by threads, so that a seed draws the same rows on every machine.
+CPU_SPLINE_SAMPLE_ROWS = 8192
 QUANTILES = 1001  # held-out score quantiles kept in a model, for percentiles and thresholds
 SMALL_TABLE = 1000  # training rows under which the default flow is smaller
 MIXTURE_ROWS = 50000  # training rows a mixture base's EM sees at most
 
 
-def pass_rows(device_type: str) -> int:
-    """Rows per network pass on a device of this type (``cpu``, ``cuda``, ...)."""
-    return CPU_PASS_ROWS if device_type == "cpu" else GPU_PASS_ROWS
+def pass_rows(device_type: str, threads: int = 1, elementwise_width: int = 0) -> int:
+    """Rows per network pass on a device of this type (``cpu``, ``cuda``, ...).
+
+    ``elementwise_width`` is how many numbers per row the flow's elementwise layers (splines)
+    work on. A spline layer's time goes mostly to elementwise operations over rows x width
+    numbers, which torch splits across ``threads`` only above :data:`ELEMENTWISE_GRAIN`
+    numbers each; so on a CPU with more than one thread such a flow gets passes of that many
+    numbers per thread (up to :data:`CPU_MAX_PASS_ROWS` rows). Matrix products, which split at
+    any size, keep the small passes that stay in cache (benchmarks/README.md).
+    """
+    if device_type != "cpu":
+        return GPU_PASS_ROWS
+    if threads < 2 or elementwise_width < 1:
+        return CPU_PASS_ROWS
+    wanted = ELEMENTWISE_GRAIN * threads // elementwise_width
+    return max(CPU_PASS_ROWS, min(CPU_MAX_PASS_ROWS, wanted))
 
 
 def flow_size(train_rows: int) -> tuple[int, int]:

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from .engine.mixed import MixedDensity, rebuild_mixed
-from .engine.passes import in_passes
+from .engine.passes import in_passes, rows_per_pass
 from .errors import DataError, SchemaError
 from .rows import infinite_rows, too_far
 from .tabular import Encoder, Preprocessor
@@ -58,7 +58,9 @@ class LatentMap:
 
     def to_latent(self, df: pd.DataFrame, source: str, row_offset: int) -> pd.DataFrame:
         x, _ = self.preprocessor.encode(df, source, row_offset)
-        z = in_passes(self.double().to_latent, x, self.device, torch.float64)
+        double = self.double()
+        z = in_passes(double.to_latent, x, self.device, torch.float64,
+                      rows_per_pass(double, self.device))
         bad = ~np.isfinite(z).all(axis=1)
         if bad.any():
             raise too_far(self.preprocessor, df, x, int(np.argmax(bad)), source, row_offset,

@@ -26,8 +26,9 @@ import pandas as pd
 import torch
 
 from . import __version__, modelfile
-from .config import CHUNK_ROWS, DEFAULT_DEVICE, DEFAULT_UNSEEN, DEVICES, OPTIONS, pass_rows
+from .config import CHUNK_ROWS, DEFAULT_DEVICE, DEFAULT_UNSEEN, DEVICES, OPTIONS
 from .engine.mixed import MixedDensity, rebuild_mixed
+from .engine.passes import sample_rows_per_pass
 from .engine.tails import Tails
 from .errors import ModelFileError, UsageError
 from .fitting import (
@@ -290,7 +291,7 @@ class FlowModel:
             raise UsageError(f"cannot draw {n} rows; give a number >= 0")
         generator = torch.Generator(device=self.device)
         generator.manual_seed(secrets.randbelow(2**63) if seed is None else int(seed))
-        step = pass_rows(self.device.type)
+        step = sample_rows_per_pass(self.density, self.device)
 
         def draw(k: int) -> torch.Tensor:
             return torch.cat([self.density.sample(min(step, k - i), generator)

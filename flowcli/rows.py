@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .engine.mixed import MixedDensity
-from .engine.passes import in_passes
+from .engine.passes import in_passes, rows_per_pass
 from .errors import DataError
 from .tabular import Preprocessor
 
@@ -32,10 +32,12 @@ def score_rows(pre: Preprocessor, density: MixedDensity,
     ``double`` gives the density's float64 twin."""
     x, logdet = pre.encode(df, source, row_offset, unseen=unseen)
     device = next(density.parameters()).device
-    values = in_passes(density.log_prob, x, device) + logdet
+    step = rows_per_pass(density, device)
+    values = in_passes(density.log_prob, x, device, step=step) + logdet
     bad = ~np.isfinite(values)
     if bad.any():
-        values[bad] = in_passes(double().log_prob, x[bad], device, torch.float64) + logdet[bad]
+        values[bad] = in_passes(double().log_prob, x[bad], device, torch.float64,
+                                step) + logdet[bad]
         bad = ~np.isfinite(values)
         if bad.any():
             raise too_far(pre, df, x, int(np.argmax(bad)), source, row_offset, "scored")

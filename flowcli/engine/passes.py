@@ -7,19 +7,43 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
-from ..config import pass_rows
+from ..config import CPU_SPLINE_SAMPLE_ROWS, pass_rows
+from .spline import ElementwiseSpline, MaskedSplineAutoregressive
 
-__all__ = ["in_passes", "rows_per_second"]
+__all__ = ["in_passes", "rows_per_pass", "rows_per_second", "sample_rows_per_pass"]
 
 SPEED_ROWS = 8192  # rows timed for a scoring speed: enough passes to average out their cost
 
 
+def _spline_width(module: nn.Module) -> int:
+    """Features of ``module``'s widest spline layer; 0 without one."""
+    return max((m.features for m in module.modules()
+                if isinstance(m, (ElementwiseSpline, MaskedSplineAutoregressive))), default=0)
+
+
+def rows_per_pass(module: nn.Module, device: torch.device) -> int:
+    """Rows per scoring pass of ``module`` on ``device``: :func:`config.pass_rows` for its
+    widest spline layer and torch's thread count."""
+    return pass_rows(device.type, torch.get_num_threads(), _spline_width(module))
+
+
+def sample_rows_per_pass(module: nn.Module, device: torch.device) -> int:
+    """Rows per sampling pass of ``module`` on ``device``, whatever the thread count (see
+    :data:`config.CPU_SPLINE_SAMPLE_ROWS`)."""
+    if device.type == "cpu" and _spline_width(module):
+        return CPU_SPLINE_SAMPLE_ROWS
+    return pass_rows(device.type)
+
+
 @torch.inference_mode()
 def in_passes(fn: Callable[[torch.Tensor], torch.Tensor], rows: np.ndarray | torch.Tensor,
-              device: torch.device, dtype: torch.dtype = torch.float32) -> np.ndarray:
-    """``fn`` applied to ``rows`` in passes sized for ``device``; float64 numpy out."""
-    step = pass_rows(device.type)
+              device: torch.device, dtype: torch.dtype = torch.float32,
+              step: int | None = None) -> np.ndarray:
+    """``fn`` applied to ``rows`` in passes of ``step`` rows (by default sized for
+    ``device``: :func:`config.pass_rows`); float64 numpy out."""
+    step = step or pass_rows(device.type)
     x = torch.as_tensor(rows, dtype=dtype, device=device)
     if x.shape[0] == 0:
         return fn(x).double().cpu().numpy()
@@ -28,13 +52,14 @@ def in_passes(fn: Callable[[torch.Tensor], torch.Tensor], rows: np.ndarray | tor
 
 
 def rows_per_second(fn: Callable[[torch.Tensor], torch.Tensor], rows: np.ndarray,
-                    device: torch.device) -> float:
+                    device: torch.device, step: int | None = None) -> float:
     """How fast ``fn`` goes through rows like ``rows`` (repeated up to ``SPEED_ROWS``), in
     passes as :func:`in_passes` makes them; after one pass to warm up."""
     if rows.shape[0] == 0:
         return float("nan")
-    block = np.resize(rows, (max(SPEED_ROWS, rows.shape[0]), rows.shape[1]))
-    in_passes(fn, block[: pass_rows(device.type)], device)
+    step = step or pass_rows(device.type)
+    block = np.resize(rows, (max(SPEED_ROWS, rows.shape[0], 2 * step), rows.shape[1]))
+    in_passes(fn, block[:step], device, step=step)
     tick = time.perf_counter()
-    in_passes(fn, block, device)
+    in_passes(fn, block, device, step=step)
     return block.shape[0] / max(time.perf_counter() - tick, 1e-9)

@@ -14,7 +14,7 @@ import torch
 
 from ..config import QUANTILES, learning_rate
 from ..engine.mixed import MixedDensity, build_mixed
-from ..engine.passes import in_passes, rows_per_second
+from ..engine.passes import in_passes, rows_per_pass, rows_per_second
 from ..tabular import Preprocessor
 from ..training import EpochReport, ResumeState, StopReason, TrainConfig, TrainResult, train
 from .data import Encoded
@@ -212,7 +212,8 @@ class Candidate:
     def _record(self, result: TrainResult, data: Encoded, em_seconds: float) -> None:
         """The run and the held-out scores into the training record."""
         self.density.eval()
-        scores = in_passes(self.density.log_prob, data.x_held, self.device) + data.ld_held
+        scores = in_passes(self.density.log_prob, data.x_held, self.device,
+                           step=rows_per_pass(self.density, self.device)) + data.ld_held
         self.training.update(
             epochs=result.epochs,
             best_epoch=result.best_epoch,
@@ -228,7 +229,8 @@ class Candidate:
     def time_scoring(self, data: Encoded) -> None:
         """Record how many rows like the held-out ones the density scores per second."""
         self.training["score_rows_per_second"] = rows_per_second(
-            self.density.log_prob, data.x_held, self.device)
+            self.density.log_prob, data.x_held, self.device,
+            rows_per_pass(self.density, self.device))
 
     def settle(self) -> None:
         """Go back to the starting weights unless training beat them by more than noise.

@@ -11,7 +11,7 @@ import torch
 from ..config import MIXTURE_ROWS
 from ..engine.distributions import select_mixture
 from ..engine.mixed import MixedDensity
-from ..engine.passes import in_passes
+from ..engine.passes import in_passes, rows_per_pass
 from ..training import fit_chain
 from .data import Encoded
 
@@ -51,7 +51,8 @@ def score_start(density: MixedDensity, data: Encoded) -> Start | None:
     density.eval()
     state = {k: v.detach().clone() for k, v in density.state_dict().items()}
     device = next(density.parameters()).device
-    flow_scores = in_passes(density.log_prob, data.x_held, device)
+    flow_scores = in_passes(density.log_prob, data.x_held, device,
+                            step=rows_per_pass(density, device))
     return Start(state, flow_scores + data.ld_held, float(np.mean(flow_scores)))
 
 

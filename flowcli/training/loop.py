@@ -15,7 +15,7 @@ from enum import Enum
 import torch
 from torch import Tensor, nn
 
-from ..config import pass_rows
+from ..engine.passes import rows_per_pass
 from ..errors import FlowcliError
 from .params import ParameterBuffer, WeightAverage, adam, clip_, snapshot
 from .records import EpochReport, ResumeState, StopReason, TrainConfig, TrainResult
@@ -28,8 +28,8 @@ MAX_ROLLBACKS = 8  # non-finite steps tolerated (each halving the learning rate)
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, batch_size: int | None = None) -> Tensor:
     """Per-row log-likelihood of ``x`` under ``model`` in eval mode, in passes of
-    ``batch_size`` rows (by default sized for the device: ``config.pass_rows``)."""
-    batch_size = batch_size or pass_rows(x.device.type)
+    ``batch_size`` rows (by default sized for the model and device: ``rows_per_pass``)."""
+    batch_size = batch_size or rows_per_pass(model, x.device)
     was_training = model.training
     model.eval()
     out = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
