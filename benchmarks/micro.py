@@ -182,23 +182,42 @@ def run_micro(rows: int = 30_000, epochs: int = 9, repeats: int = 9,
             for name, r in results.items()}
 
 
+def _flowcli_passes(dim: int) -> dict[str, int]:
+    """Rows per pass flowcli's scoring gives each system's kind of flow at ``dim`` columns on
+    this CPU with torch's current threads: the MAF's for the MAFs, the spline flow's for the
+    spline flows."""
+    import torch
+
+    from flowcli.engine.passes import rows_per_pass
+
+    cpu = torch.device("cpu")
+    maf_rows = rows_per_pass(build_flow("flowcli-maf", dim)[0], cpu)
+    spline_rows = rows_per_pass(build_flow("flowcli-spline", dim)[0], cpu)
+    return {"flowcli-maf": maf_rows, "zuko-maf": maf_rows,
+            "flowcli-spline": spline_rows, "zuko-nsf": spline_rows}
+
+
 def run_spline_micro(rows: int = 30_000, repeats: int = 9, threads: int = 1,
-                     dims: tuple[int, ...] = (8, 16)) -> dict[str, dict[str, float]]:
+                     dims: tuple[int, ...] = (8, 16), flowcli_passes: bool = False
+                     ) -> dict[str, dict[str, float]]:
     """``{"8-D": {system: log_prob rows/s}, ...}``: what a spline flow costs to score
-    against the MAF of the same size (5 layers, 2 x 128, 8 bins), in 4,096-row batches on
-    untrained flows, the systems taking turns as in :func:`run_micro`."""
+    against the MAF of the same size (5 layers, 2 x 128, 8 bins) on untrained flows, the
+    systems taking turns as in :func:`run_micro`; in 4,096-row batches, or with
+    ``flowcli_passes`` in the passes ``flowcli score`` makes (:func:`_flowcli_passes`)."""
     import torch
 
     torch.set_num_threads(threads)
     results: dict[str, dict[str, float]] = {}
     for dim in dims:
         x = torch.randn(rows, dim, generator=torch.Generator().manual_seed(0))
+        passes = _flowcli_passes(dim) if flowcli_passes else {}
         jobs: dict[str, Callable[[], Any]] = {}
         for kind in SPLINE_SYSTEMS:
             torch.manual_seed(0)
             module, log_prob, _ = build_flow(kind, dim)
             module.eval()
-            jobs[kind] = functools.partial(batched_log_prob, log_prob, x)
+            jobs[kind] = functools.partial(batched_log_prob, log_prob, x,
+                                           passes.get(kind, 4096))
         with torch.no_grad():
             times = _rounds(jobs, repeats)
         results[f"{dim}-D"] = {k: rows / statistics.median(t) for k, t in times.items()}
@@ -214,8 +233,11 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--spline", action="store_true",
                         help="only the spline flow's scoring against the MAF's")
+    parser.add_argument("--flowcli-passes", action="store_true",
+                        help="with --spline: score in the passes flowcli makes, not 4,096 rows")
     args = parser.parse_args()
     if args.spline:
-        print(spline_table(run_spline_micro(threads=args.threads)))
+        print(spline_table(run_spline_micro(threads=args.threads,
+                                            flowcli_passes=args.flowcli_passes)))
     else:
         print(micro_table(run_micro(threads=args.threads)))

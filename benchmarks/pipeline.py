@@ -6,7 +6,11 @@ scoring with --only-score, and sampling to Parquet. Reports wall seconds, rows p
 peak resident memory of the process, and the latency until the first data row of
 `flowcli score` reaches its stdout pipe.
 
-Usage: python benchmarks/pipeline.py [--rows 10000000] [--workdir DIR]
+With ``--spline``, times instead `flowcli score` Parquet to Parquet with a spline model
+(`--model nsf`) against a MAF of the same size, both fitted for 3 epochs (speed does not depend
+on training), taking turns for ``--rounds`` rounds, and reports the ratio of median times.
+
+Usage: python benchmarks/pipeline.py [--rows 10000000] [--workdir DIR] [--spline [--rounds 3]]
 """
 
 from __future__ import annotations
@@ -72,14 +76,43 @@ def first_row_latency(cmd: list[str], cwd: Path) -> float:
     return latency
 
 
+def spline_against_maf(work: Path, rows: int, rounds: int) -> None:
+    """Median seconds of `flowcli score` with a spline model and with a MAF, and their ratio."""
+    for kind in ("maf", "nsf"):
+        subprocess.run([*FLOWCLI, "fit", "train.parquet", "-o", f"{kind}.flow", "--model", kind,
+                        "--epochs", "3", "--seed", "0", "-q"], cwd=work, check=True)
+    seconds: dict[str, list[float]] = {"maf": [], "nsf": []}
+    for _ in range(rounds):
+        for kind, times in seconds.items():
+            cmd = ["score", f"{kind}.flow", "big.parquet", "-o", "s.parquet", "-q"]
+            times.append(timed([*FLOWCLI, *cmd], work)[0])
+    median = {kind: sorted(t)[len(t) // 2] for kind, t in seconds.items()}
+    threads = os.environ.get("OMP_NUM_THREADS", f"{os.cpu_count()} (one per core)")
+    print(f"{rows:,} rows x 8 columns, score parquet -> parquet, torch threads {threads}, "
+          f"medians of {rounds} rounds")
+    for kind, times in seconds.items():
+        print(f"{kind:<4} {median[kind]:6.1f} s  {rows / median[kind]:>10,.0f} rows/s  "
+              f"(runs: {', '.join(f'{t:.1f}' for t in times)})")
+    print(f"spline / MAF time: {median['nsf'] / median['maf']:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--spline", action="store_true",
+                        help="time scoring with a spline model against a MAF instead")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="flowcli-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     make_table(30_000).to_parquet(work / "train.parquet")
+    if args.spline:
+        big = work / "big.parquet"
+        if not big.exists() or pq.ParquetFile(big).metadata.num_rows != args.rows:
+            write_big(big, args.rows)
+        spline_against_maf(work, args.rows, args.rounds)
+        return
     # the issue's figure is for an 8-column MAF; `auto` may pick a spline flow, slower to score
     subprocess.run([*FLOWCLI, "fit", "train.parquet", "-o", "m.flow", "--model", "maf",
                     "--seed", "0", "-q"], cwd=work, check=True)
