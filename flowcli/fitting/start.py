@@ -36,11 +36,13 @@ def initialize(density: MixedDensity, x_train: torch.Tensor, x_val: torch.Tensor
     # collinear to a whitening layer
     rows = x_train + torch.rand_like(x_train) * widths
     density.init_from(rows)
-    chain, d = density.chain, density.continuous
+    chain = density.chain
     if chain is not None and categories is not None:
         chain.load_state_dict(categories)
     elif chain is not None:
-        fit_chain(chain, x_train[:, d:], x_val[:, d:], generator)
+        _, c_train, g_train = density.split(x_train)
+        _, c_val, g_val = density.split(x_val)
+        fit_chain(chain, c_train, c_val, generator, g_train=g_train, g_val=g_val)
     return rows
 
 
