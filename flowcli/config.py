@@ -156,6 +156,12 @@ OPTIONS: dict[str, Option] = _options(
            "training (all positive: a positive column; all in [0, 1]: bounded to [0, 1])."),
     Option("bounds", "--bounds",
            "Columns bounded to [LO, HI] (rates): modelled on a logit scale."),
+    Option("condition", "--condition", "Comma-separated columns to condition on: the model "
+           "learns p(other columns | these); score gives log p(others | these), and sample "
+           "draws for values given with --given."),
+    Option("given", "--given", "Condition values to draw for: a table (FILE, or - for stdin) "
+           "whose condition columns give one condition per row, or COLUMN=VALUE, once per "
+           "condition column."),
     Option("unseen", "--unseen", "A category never seen in training: an error, or score the "
            "row as the rarest training category (floor).", choices=UNSEEN),
     Option("device", "--device", "Where to compute: auto picks CUDA when available.",
@@ -166,7 +172,8 @@ OPTIONS: dict[str, Option] = _options(
     Option("output_format", "--output-format",
            "Format of the output, overriding the extension of -o.", choices=FORMATS),
     Option("seed", "--seed", "Random seed, for reproducible runs."),
-    Option("rows", "-n", "Number of rows to draw.", low=0),
+    Option("rows", "-n", "Number of rows to draw; with --given, rows per condition.", low=0,
+           shown="1 per row of a --given table"),
     Option("threshold", "--threshold", "Add 'anomaly': true for rows scoring below the "
            "Q-quantile of held-out training rows (0.01 flags the least likely 1 % of typical "
            "data).", low=0, high=1),

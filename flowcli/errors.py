@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "Advice",
     "AnomalyError",
+    "ConditionWarning",
     "DataError",
     "FlowcliError",
     "ModelFileError",
@@ -143,3 +144,7 @@ class AnomalyError(FlowcliError):
     """A scored row fell below the anomaly threshold and the caller asked to fail; exit code 3."""
 
     exit_code = 3
+
+
+class ConditionWarning(UserWarning):
+    """A condition value outside its column's training range: the model extrapolates."""

@@ -2,7 +2,8 @@
 
 A latent table has the continuous part's latent code ``z_0 .. z_{D-1}``, then the discrete
 columns as they are (the code is conditional on them): each categorical column by its name,
-and a ``<column>_missing`` flag for each numeric column whose gaps are modelled.
+and a ``<column>_missing`` flag for each numeric column whose gaps are modelled; then, for a
+conditional model, its condition columns as they are (the code is conditional on them too).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class LatentMap:
 
     def columns(self) -> list[str]:
         return latent_columns(self.preprocessor.continuous) + \
-            [name for name, _ in self._discrete_parts()]
+            [name for name, _ in self._discrete_parts()] + self.preprocessor.schema.given
 
     def to_latent(self, df: pd.DataFrame, source: str, row_offset: int) -> pd.DataFrame:
         x, _ = self.preprocessor.encode(df, source, row_offset)
@@ -68,6 +69,8 @@ class LatentMap:
         out = pd.DataFrame(z, columns=latent_columns(z.shape[1]), index=df.index)
         for d, (name, e) in enumerate(self._discrete_parts(), self.preprocessor.continuous):
             out[name] = x[:, d] > 0.5 if e.cont else df[name].to_numpy()
+        for name in self.preprocessor.schema.given:
+            out[name] = df[name].to_numpy()
         return out
 
     def from_latent(self, df: pd.DataFrame, source: str, row_offset: int) -> pd.DataFrame:
@@ -77,13 +80,15 @@ class LatentMap:
                 else e.encode(df[name], source, row_offset, 0.5)[1][:, 0]
                 for name, e in self._discrete_parts()]
         codes = np.stack(disc, axis=1) if disc else np.zeros((len(df), 0))
+        pre, as_tensor = self.preprocessor, {"dtype": torch.float64, "device": self.device}
+        given = torch.as_tensor(pre.context(df, source, row_offset), **as_tensor) \
+            if pre.conditions else None
         with torch.inference_mode():
-            as_tensor = {"dtype": torch.float64, "device": self.device}
             rows = self.double().from_latent(torch.as_tensor(cont, **as_tensor),
-                                              torch.as_tensor(codes, **as_tensor))
+                                              torch.as_tensor(codes, **as_tensor), given)
         encoded = rows.cpu().numpy()
         with np.errstate(over="ignore"):
-            out = self.preprocessor.decode(encoded)
+            out = pre.decode(encoded, df[pre.schema.given] if pre.conditions else None)
         _check_decoded(encoded, out, source, row_offset)
         out.index = df.index
         return out

@@ -27,9 +27,8 @@ import torch
 
 from . import __version__, modelfile
 from .config import CHUNK_ROWS, DEFAULT_DEVICE, DEFAULT_UNSEEN, DEVICES, OPTIONS
+from .describe import describe
 from .engine.mixed import MixedDensity, rebuild_mixed
-from .engine.passes import sample_rows_per_pass
-from .engine.tails import Tails
 from .errors import ModelFileError, UsageError
 from .fitting import (
     Candidate,
@@ -40,7 +39,8 @@ from .fitting import (
     resume_training,
 )
 from .latent import LatentMap, latent_columns
-from .rows import finite_draws, score_rows
+from .rows import score_rows
+from .sampling import condition_row, draw_given, draw_rows, warn_outside
 from .tabular import Overrides, Preprocessor, Schema
 from .training import EpochReport, ResumeState, StopReason
 
@@ -165,6 +165,7 @@ class FlowModel:
         bounds: dict[str, tuple[float, float]] | None = None,
         unbounded: Iterable[str] | None = None,
         continuous: Iterable[str] | None = None,
+        condition: Iterable[str] | None = None,
         overrides: Overrides | None = None,
         seed: int | None = None,
         device: str | torch.device = DEFAULT_DEVICE,
@@ -187,6 +188,8 @@ class FlowModel:
             continuous: columns to model as plain continuous: neither a support nor a grid
                 inferred (a float column on a regular grid of few points is modelled as the
                 index of its point by default).
+            condition: columns to condition on: the model is then of the other columns
+                given these, and scores are ``log p(others | condition)``.
             overrides: the same declarations as one :class:`~flowcli.tabular.Overrides`.
             seed: makes the split, initialization, shuffling and noise reproducible on one
                 machine (default: a random seed, recorded in the model).
@@ -201,6 +204,8 @@ class FlowModel:
         declared = _overrides(overrides, config.missing, categorical=categorical,
                               integer=integer, positive=positive, bounds=bounds,
                               unbounded=unbounded, continuous=continuous)
+        if condition is not None:
+            declared = replace(declared, given=[str(c) for c in condition])
         kept = fit_table(data, config, columns=columns, exclude=exclude, overrides=declared,
                          seed=seed, device=resolve_device(device), callback=callback,
                          source=source)
@@ -243,6 +248,8 @@ class FlowModel:
         Extra columns are ignored; missing model columns raise :class:`SchemaError`. With
         ``unseen="floor"``, a category never seen in training is scored as the rarest one.
         """
+        if self.preprocessor.conditions:
+            warn_outside(self.preprocessor, df, source)
         values = score_rows(self.preprocessor, self.density, self._latent_map.double, df,
                             source, row_offset, unseen)
         return pd.Series(values, index=df.index, name="log_prob")
@@ -283,31 +290,46 @@ class FlowModel:
         return float(np.interp(quantile, np.linspace(0.0, 1.0, q.size), q))
 
     # ------------------------------------------------------------------ sampling
-    @torch.inference_mode()
+    def _generator(self, seed: int | None) -> torch.Generator:
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(secrets.randbelow(2**63) if seed is None else int(seed))
+        return generator
+
     def sample_batches(self, n: int, seed: int | None = None,
                        batch_size: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """Yield ``n`` new rows in chunks of at most ``batch_size``, with the training schema."""
         if n < 0:
             raise UsageError(f"cannot draw {n} rows; give a number >= 0")
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(secrets.randbelow(2**63) if seed is None else int(seed))
-        step = sample_rows_per_pass(self.density, self.device)
+        return draw_rows(self.preprocessor, self.density, n, self._generator(seed), batch_size)
 
-        def draw(k: int) -> torch.Tensor:
-            return torch.cat([self.density.sample(min(step, k - i), generator)
-                              for i in range(0, k, step)] or [self.density.sample(0, generator)])
+    def sample_given_batches(self, given: Iterable[pd.DataFrame], n: int = 1,
+                             seed: int | None = None, source: str = "given",
+                             unseen: str = DEFAULT_UNSEEN, batch_size: int = CHUNK_ROWS
+                             ) -> Iterator[pd.DataFrame]:
+        """For a conditional model: ``n`` new rows for each row of the ``given`` tables
+        (their condition columns), in order, each with its condition; in chunks of at most
+        ``batch_size``. A condition value outside the training range draws with a
+        :class:`~flowcli.errors.ConditionWarning`; an unseen category is an error unless
+        ``unseen="floor"``."""
+        return draw_given(self.preprocessor, self.density, given, n, self._generator(seed),
+                          source, unseen, batch_size)
 
-        done = 0
-        while True:
-            size = min(batch_size, n - done)
-            yield finite_draws(draw, self.preprocessor.decode, size)
-            done += size
-            if done >= n:
-                return
+    def sample(self, n: int, seed: int | None = None,
+               given: pd.DataFrame | dict[str, Any] | None = None) -> pd.DataFrame:
+        """``n`` new rows with the training columns, dtypes and labels; for a conditional
+        model, ``n`` for each row of ``given`` (a table, or a dict of one value per
+        condition column)."""
+        if given is None:
+            chunks = self.sample_batches(n, seed)
+        else:
+            table = self.condition_table(given) if isinstance(given, dict) else given
+            chunks = self.sample_given_batches([table], n, seed)
+        return pd.concat(list(chunks), ignore_index=True)
 
-    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
-        """``n`` new rows with the training columns, dtypes and labels."""
-        return pd.concat(list(self.sample_batches(n, seed)), ignore_index=True)
+    def condition_table(self, values: dict[str, Any], source: str = "given") -> pd.DataFrame:
+        """One condition row from ``values`` (column -> value; text is read as the column's
+        training type, as from a command line); ``source`` names it in errors."""
+        return condition_row(self.schema, values, source)
 
     # ------------------------------------------------------------------ latent space
     @property
@@ -371,39 +393,8 @@ class FlowModel:
     # ------------------------------------------------------------------ description
     def info(self) -> dict[str, Any]:
         """Columns, architecture, training and versions as plain data."""
-        flow = self.density.flow
-        config = dict(flow.config) if flow is not None else {"kind": "none", "layers": 0,
-                                                             "hidden": 0, "depth": 0,
-                                                             "scale_bound": 0.0}
-        config.pop("orders", None)
-        tails = {"tails_columns": _tails_columns(self.preprocessor, self.density)} \
-            if config.get("tails") else {}
-        return {
-            "columns": [
-                {**spec.to_dict(), **e.to_dict()}
-                for spec, e in zip(self.schema.columns, self.preprocessor.encoders, strict=True)
-            ],
-            "model": {**config, "categorical_variables": len(self.density.cardinalities),
-                      "parameters": sum(p.numel() for p in self.density.parameters()),
-                      **tails},
-            "training": {k: modelfile.plain(v) for k, v in self.training.items()
-                         if k != "score_quantiles"},
-            "fit_config": self.fit_config.as_dict(),
-            "created": self.created,
-            "versions": {"flowcli": __version__, "torch": torch.__version__,
-                         "format": modelfile.format_for(config if flow is not None else None,
-                                                        self.preprocessor.to_dict())},
-        }
-
-
-def _tails_columns(pre: Preprocessor, density: MixedDensity) -> list[str]:
-    """The columns that the flow's heavy-tail layer compresses (none without one)."""
-    flow = density.flow
-    layer = next((t for t in flow.steps if isinstance(t, Tails)), None) if flow else None
-    if layer is None:
-        return []
-    names = [e.spec.name for e in pre.encoders if e.cont]
-    return [name for name, on in zip(names, layer.active.tolist(), strict=True) if on]
+        return describe(self.preprocessor, self.density, self.training, self.fit_config,
+                        self.created)
 
 
 def _record(model: FlowModel) -> modelfile.ModelRecord:

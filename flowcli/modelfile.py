@@ -45,7 +45,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "format_for", "load", "pla
            "save", "seal", "unseal", "write"]
 
 FORMAT = "flowcli-model"
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 REQUIRED = ("format", "format_version", "preprocessor", "flow", "training")
 SEAL = b"flowcli-sha256:"
 _END = b"PK\x05\x06"  # the zip archive's end record: 22 bytes, then the comment
@@ -75,10 +75,13 @@ class ModelRecord:
 
 def format_for(flow_config: dict[str, Any] | None,
                preprocessor: dict[str, Any] | None = None) -> int:
-    """The lowest format that holds a model: 6 for an unmix flow, 5 with a support inferred
-    from training, 4 with a heavy-tail layer, 3 with a mixture base, else 2."""
+    """The lowest format that holds a model: 7 for a conditional model, 6 for an unmix flow,
+    5 with a support inferred from training, 4 with a heavy-tail layer, 3 with a mixture
+    base, else 2."""
     flow_config = flow_config or {}
     columns = (preprocessor or {}).get("schema", [])
+    if any(column.get("given") for column in columns):
+        return 7
     if flow_config.get("kind") == "unmix":
         return 6
     if any(column.get("inferred") for column in columns):

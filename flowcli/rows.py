@@ -58,16 +58,19 @@ def too_far(pre: Preprocessor, df: pd.DataFrame, x: np.ndarray, i: int, source: 
                      f"arithmetic", source=source, column=column, row=row, value=value)
 
 
-def finite_draws(draw: Callable[[int], torch.Tensor], decode: Callable[[np.ndarray],
-                 pd.DataFrame], n: int) -> pd.DataFrame:
-    """``n`` decoded rows from ``draw(k)`` (``k`` encoded rows), drawing again each row that
-    decodes to an infinite number."""
-    table = decode(draw(n).double().cpu().numpy())
+def finite_draws(draw: Callable[[np.ndarray], torch.Tensor],
+                 decode: Callable[[np.ndarray, np.ndarray], pd.DataFrame],
+                 rows: np.ndarray) -> pd.DataFrame:
+    """One decoded row per entry of ``rows`` (positions in what is being drawn, which a
+    conditional model needs to find each row's condition): ``draw(rows)`` gives the encoded
+    rows, ``decode(encoded, rows)`` the table; each row that decodes to an infinite number
+    is drawn again."""
+    table = decode(draw(rows).double().cpu().numpy(), rows)
     for _ in range(MAX_REDRAWS):
         bad = infinite_rows(table)
         if not bad.any():
             return table
-        again = decode(draw(int(bad.sum())).double().cpu().numpy())
+        again = decode(draw(rows[bad]).double().cpu().numpy(), rows[bad])
         again.index = table.index[bad]
         table.loc[bad] = again
     if infinite_rows(table).any():

@@ -769,15 +769,15 @@ def test_sampled_rows_that_overflow_are_drawn_again() -> None:
 
     calls = []
 
-    def draw(k: int) -> torch.Tensor:
-        calls.append(k)
-        rows = torch.arange(k, dtype=torch.float64)[:, None] + 10 * len(calls)
+    def draw(which: np.ndarray) -> torch.Tensor:
+        calls.append(which.tolist())
+        rows = torch.arange(len(which), dtype=torch.float64)[:, None] + 10 * len(calls)
         if len(calls) == 1:
             rows[1] = float("inf")
         return rows
 
-    table = finite_draws(draw, lambda x: pd.DataFrame({"x": x[:, 0]}), 4)
-    assert calls == [4, 1]
+    table = finite_draws(draw, lambda x, _: pd.DataFrame({"x": x[:, 0]}), np.arange(4))
+    assert calls == [[0, 1, 2, 3], [1]]  # only the overflowing row is drawn again
     assert table["x"].tolist() == [10.0, 20.0, 12.0, 13.0]
 
 

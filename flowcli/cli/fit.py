@@ -72,6 +72,7 @@ def fit(
     bounds: Annotated[str | None, opt("bounds", metavar="COL=LO:HI,...")] = None,
     unbounded: Annotated[str | None, opt("unbounded")] = None,
     continuous: Annotated[str | None, opt("continuous")] = None,
+    condition: Annotated[str | None, opt("condition")] = None,
     missing: Annotated[Missing | None, opt("missing")] = None,  # type: ignore[valid-type]
     fmt: InputFormatOpt = None,
     device: Annotated[Device, opt("device")] = DEFAULT_DEVICE,  # type: ignore[valid-type]
@@ -94,11 +95,12 @@ def fit(
                 "positive": split_names(positive, "--positive"),
                 "bounds": parse_bounds(bounds),
                 "unbounded": split_names(unbounded, "--unbounded"),
-                "continuous": split_names(continuous, "--continuous")}
+                "continuous": split_names(continuous, "--continuous"),
+                "condition": split_names(condition, "--condition")}
     from .render import console
 
     out = console(quiet)
-    with guard():
+    with guard(quiet):
         fitted = _train(data, output, resume, settings, declared, fmt, device, seed,
                         out, quiet)
         with sigterm_waits():  # the save is atomic; a signal must not cut it short

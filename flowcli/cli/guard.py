@@ -11,15 +11,17 @@ import contextlib
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import NoReturn
 
 import typer
 
-from ..errors import FlowcliError
+from ..errors import ConditionWarning, FlowcliError
 from .options import spell
 
-__all__ = ["Terminated", "fail", "guard", "reraise_interrupt", "sigterm_waits"]
+__all__ = ["Terminated", "fail", "guard", "reraise_interrupt", "sigterm_waits",
+           "warnings_as_lines"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -56,8 +58,26 @@ def sigterm_waits() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def guard() -> Iterator[None]:
-    """Map expected failures to one stderr line and an exit code.
+def warnings_as_lines(quiet: bool) -> Iterator[None]:
+    """The library's warnings to the user as one ``warning: ...`` line each, once per
+    message (a stream of chunks warns once, not per chunk); none when ``quiet``."""
+    shown: set[str] = set()
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:
+        if str(message) not in shown:
+            shown.add(str(message))
+            sys.stderr.write(f"warning: {message}\n")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore" if quiet else "always", ConditionWarning)
+        warnings.showwarning = show
+        yield
+
+
+@contextlib.contextmanager
+def guard(quiet: bool = False) -> Iterator[None]:
+    """Map expected failures to one stderr line and an exit code, and the library's warnings
+    to one line each (none when ``quiet``).
 
     SIGTERM is turned into an interrupt for the command's duration, so that a partly written
     output file is removed and a fit saves its best model, as on Ctrl-C.
@@ -65,7 +85,8 @@ def guard() -> Iterator[None]:
     _signals.clear()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        yield
+        with warnings_as_lines(quiet):
+            yield
     except FlowcliError as exc:
         fail(exc.render(spell), exc.exit_code)
     except BrokenPipeError:

@@ -124,6 +124,9 @@ def model_summary(model: FlowModel, path: str, detailed: bool) -> Table:
         _info_rows(table, model, info["model"])
     else:
         _fit_rows(table, model, info["model"], path)
+    if model.schema.given:
+        table.add_row("given", f"{', '.join(model.schema.given)} (scores are log p(others | "
+                               f"these); sample needs --given)")
     for c in model.tried:
         speed = f", scores {c.score_rows_per_second:,.0f} rows/s" \
             if c.score_rows_per_second else ""  # unknown in files written before

@@ -54,20 +54,69 @@ def _write(tables: Iterable[Any], output: str, output_format: str | None) -> int
 
 def sample(
     model: ModelPath,
-    n: Annotated[int, option("rows", "-n", "--rows")],
+    n: Annotated[int | None, option("rows", "-n", "--rows")] = None,
+    given: Annotated[list[str] | None, option("given", metavar="FILE|COL=VALUE")] = None,
     output: OutputOpt = "-",
+    unseen: Annotated[Unseen, option("unseen")] = DEFAULT_UNSEEN,  # type: ignore[valid-type]
+    fmt: InputFormatOpt = None,
     output_format: OutputFormatOpt = None,
     seed: SeedOpt = None,
     batch_size: ChunkOpt = CHUNK_ROWS,
     device: DeviceOpt = DEFAULT_DEVICE,  # type: ignore[valid-type]
     quiet: QuietOpt = False,
 ) -> None:
-    """Draw new rows with the training table's columns and dtypes."""
-    with guard():
+    """Draw new rows with the training table's columns and dtypes.
+
+    For a conditional model, --given says what to draw for: -n rows for each row of a given
+    table (default 1), or -n rows for the COLUMN=VALUE condition; the condition columns come
+    back in the output.
+    """
+    if n is None and not given:
+        raise typer.BadParameter("give the number of rows to draw (and, for a conditional "
+                                 "model, --given)", param_hint="-n")
+    with guard(quiet):
         fitted = _load(model, device)
-        rows = _write(fitted.sample_batches(n, seed, batch_size), output, output_format)
+        if given:
+            tables = _given_draws(fitted, given, n, fmt, seed, unseen, batch_size)
+        else:
+            tables = fitted.sample_batches(n or 0, seed, batch_size)
+        rows = _write(tables, output, output_format)
         if not quiet and output != "-":
             _say(f"wrote {rows:,} rows to {output}")
+
+
+def _given_draws(fitted: Any, given: list[str], n: int | None, fmt: Any, seed: int | None,
+                 unseen: str, batch_size: int) -> Iterator[Any]:
+    """The rows drawn for ``--given``: a table (a path or ``-``), or ``COLUMN=VALUE`` pairs."""
+    from ..io import display_name, iter_tables
+
+    pairs = given_pairs(given)
+    if pairs is None:
+        chunks, source = iter_tables(given[0], fmt, batch_size), display_name(given[0])
+    else:
+        chunks, source = [fitted.condition_table(pairs, "--given")], "--given"
+    return fitted.sample_given_batches(chunks, 1 if n is None else n, seed, source, unseen,
+                                       batch_size)
+
+
+def given_pairs(values: list[str]) -> dict[str, str] | None:
+    """``--given`` values as ``{COLUMN: VALUE}``, or None when they name one table: ``-``, an
+    existing path, or a path-like value without ``=``."""
+    import os
+
+    if len(values) == 1 and (values[0] == "-" or os.path.exists(values[0])
+                             or "=" not in values[0]):
+        return None
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, eq, text = value.partition("=")
+        if not eq or not name.strip():
+            raise typer.BadParameter(f"expected one table or COLUMN=VALUE pairs, got {value!r}",
+                                     param_hint="--given")
+        if name.strip() in pairs:
+            raise typer.BadParameter(f"gives {name.strip()!r} twice", param_hint="--given")
+        pairs[name.strip()] = text
+    return pairs
 
 
 def score(
@@ -96,7 +145,7 @@ def score(
     """
     if fail_on_anomaly and threshold is None:
         raise typer.BadParameter("needs --threshold Q", param_hint="--fail-on-anomaly")
-    with guard():
+    with guard(quiet):
         from ..errors import AnomalyError
         from ..io import display_name, iter_tables
 
@@ -141,7 +190,7 @@ def invert(
 
     Columns that are not the model's pass through untouched, after the mapped ones.
     """
-    with guard():
+    with guard(quiet):
         from ..io import display_name, iter_tables
 
         fitted = _load(model, device)

@@ -103,7 +103,8 @@ class Candidate:
         """A new, untrained candidate, its weights drawn from the fit's seed."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(training["seed"])
-            density = build_mixed(pre.continuous, pre.cardinalities, spec.flow_config(config))
+            density = build_mixed(pre.continuous, pre.cardinalities, spec.flow_config(config),
+                                  given=pre.context_width)
         return cls(pre, density.to(device), dict(training), config, staged)
 
     @property

@@ -14,7 +14,7 @@ __all__ = ["RESUMABLE", "check_unchanged"]
 
 RESUMABLE = ("epochs", "patience", "max_seconds", "lr")  # what a resumed run may change
 DECLARATIONS = ("columns", "exclude", "categorical", "integer", "positive", "bounds",
-                "unbounded", "continuous")
+                "unbounded", "continuous", "condition")
 KIND_OF = {"categorical": "categorical", "integer": "integer", "positive": "positive"}
 
 
@@ -54,6 +54,8 @@ def _declared(field: str, value: Any, given: dict[str, Any], schema: Schema) -> 
         return [c for c in value if c not in excluded] == schema.names
     if field == "exclude":
         return not set(value) & set(specs)
+    if field == "condition":
+        return sorted(value) == sorted(schema.given)
     if field in ("unbounded", "continuous"):
         return all(name in specs and not specs[name].inferred for name in value)
     if field == "bounds":

@@ -342,7 +342,7 @@ class CategoricalEncoder(Encoder):
                     f"column '{name}' holds {value!r} in row {row}, a value never seen in "
                     f"training", source=source, column=name, row=row, value=value,
                     advice=Advice("unseen", "floor",
-                                  purpose="to score such rows as the rarest training value"))
+                                  purpose="to take such values as the rarest training value"))
             codes = np.where(bad, float(np.argmin(self.counts)), codes)
         return np.zeros((len(codes), 0)), codes[:, None], np.zeros(len(codes))
 

@@ -2,7 +2,8 @@
 
 An encoded row is ``[continuous dims, discrete dims]``: the continuous dims of every numeric
 column in schema order, then the discrete dims (category indices, missing indicators) in schema
-order.
+order. A conditional model's rows end with the condition's dims (its context): each condition
+column's continuous dims (gaps as 0), then the one-hot codes of its discrete dims.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import DEFAULT_UNSEEN
+from ..errors import SchemaError
 from .encoders import Encoder, make_encoder
-from .schema import Schema
+from .schema import Schema, show
 
 __all__ = ["Preprocessor"]
 
@@ -28,7 +30,9 @@ class Preprocessor:
 
     def __init__(self, schema: Schema, encoders: list[Encoder]) -> None:
         self.schema = schema
-        self.encoders = encoders
+        self.encoders = [e for e in encoders if not e.spec.given]  # the modelled columns
+        self.conditions = [e for e in encoders if e.spec.given]
+        self.all_encoders = encoders  # in schema order
 
     @classmethod
     def fit(cls, schema: Schema, df: pd.DataFrame) -> Preprocessor:
@@ -46,15 +50,21 @@ class Preprocessor:
         return [k for e in self.encoders for k in e.cards]
 
     @property
+    def context_width(self) -> int:
+        """Number of condition dims (0 for a model of whole rows)."""
+        return sum(e.cont + sum(e.cards) for e in self.conditions)
+
+    @property
     def dim(self) -> int:
         """Width of the encoded array."""
-        return self.continuous + len(self.cardinalities)
+        return self.continuous + len(self.cardinalities) + self.context_width
 
     @property
     def widths(self) -> np.ndarray:
-        """Per encoded dim, the dequantization cell width (0 for continuous and discrete)."""
+        """Per encoded dim, the dequantization cell width (0 for continuous and discrete,
+        and for the condition, which is an input, not modelled)."""
         cont = [e.width for e in self.encoders if e.cont]
-        return np.array(cont + [0.0] * len(self.cardinalities))
+        return np.array(cont + [0.0] * (len(self.cardinalities) + self.context_width))
 
     def encode(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0,
                position: float = 0.5, unseen: str = DEFAULT_UNSEEN
@@ -73,10 +83,43 @@ class Preprocessor:
             cont.append(c)
             disc.append(d)
             logdet = logdet + ld
-        return np.concatenate(cont + disc, axis=1).astype(np.float64), logdet
+        context = [self.context(df, source, row_offset, unseen)] if self.conditions else []
+        return np.concatenate(cont + disc + context, axis=1).astype(np.float64), logdet
 
-    def decode(self, encoded: np.ndarray) -> pd.DataFrame:
-        """Encoded rows back to a table with the training columns, dtypes and labels."""
+    def context(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0,
+                unseen: str = DEFAULT_UNSEEN) -> np.ndarray:
+        """The condition's dims of each row of ``df``, which needs the condition columns
+        only; ``(B, context_width)``. Integer conditions sit at their cells' centres."""
+        missing = [e.spec.name for e in self.conditions if e.spec.name not in df.columns]
+        if missing:
+            raise SchemaError(f"missing condition column {show(missing)}", source=source,
+                              column=missing[0])
+        parts = [np.zeros((len(df), 0))]
+        for e in self.conditions:
+            c, d, _ = e.encode(df[e.spec.name], source, row_offset, 0.5, unseen)
+            parts.append(np.nan_to_num(c, nan=0.0))
+            parts.extend(np.eye(k)[d[:, j].astype(np.int64)] for j, k in enumerate(e.cards))
+        return np.concatenate(parts, axis=1)
+
+    def outside_range(self, df: pd.DataFrame) -> list[str]:
+        """For each numeric condition with a value of ``df`` outside its training range, a
+        phrase naming the column and the range."""
+        phrases = []
+        for e in self.conditions:
+            spec = e.spec
+            if spec.min is None or spec.max is None or spec.name not in df.columns:
+                continue
+            values = pd.to_numeric(df[spec.name], errors="coerce")
+            if ((values < spec.min) | (values > spec.max)).any():
+                phrases.append(f"'{spec.name}' outside its training range "
+                               f"[{spec.min:g}, {spec.max:g}]")
+        return phrases
+
+    def decode(self, encoded: np.ndarray, given: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Encoded rows back to a table with the training columns, dtypes and labels; a
+        conditional model's condition columns come from ``given``, one row per row."""
+        if self.conditions and (given is None or len(given) != len(encoded)):
+            raise ValueError("a conditional model decodes rows with their condition")
         n_cont = self.continuous
         cont_at, disc_at = 0, n_cont
         data = {}
@@ -86,10 +129,14 @@ class Preprocessor:
             cont_at += e.cont
             disc_at += len(e.cards)
             data[e.spec.name] = e.decode(c, d).reset_index(drop=True)
-        return pd.DataFrame(data)
+        for e in self.conditions:
+            assert given is not None
+            data[e.spec.name] = _as_trained(given[e.spec.name].reset_index(drop=True), e)
+        return pd.DataFrame({name: data[name] for name in self.schema.names})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema.to_dict(), "encoders": [e.to_dict() for e in self.encoders]}
+        return {"schema": self.schema.to_dict(),
+                "encoders": [e.to_dict() for e in self.all_encoders]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
@@ -97,3 +144,12 @@ class Preprocessor:
         states = data["encoders"]
         encoders = [make_encoder(s, st) for s, st in zip(schema.columns, states, strict=True)]
         return cls(schema, encoders)
+
+
+def _as_trained(values: pd.Series, encoder: Encoder) -> pd.Series:
+    """A condition column given back in its training dtype where its values allow it (a
+    whole-number column read as floats from a command line), else as given."""
+    try:
+        return values.astype(encoder.spec.dtype)
+    except (TypeError, ValueError):
+        return values

@@ -73,6 +73,7 @@ class ColumnSpec:
         categories: the labels seen in training, in code order (categorical and boolean).
         low, high: the declared bounds of a bounded column.
         missing: the share of training rows where the column is missing (modelled).
+        given: a condition: the model is of the other columns given this one.
     """
 
     name: str
@@ -88,12 +89,14 @@ class ColumnSpec:
     inferred: bool = False  # a support or grid inferred from the training values
     step: float | None = None  # an integer column on a grid: offset + step * k
     offset: float | None = None
+    given: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        # as files written before inferred kinds hold a column without one
-        if not self.inferred:
-            data.pop("inferred")
+        # as files written before inferred kinds (or conditions) hold a column without one
+        for key in ("inferred", "given"):
+            if not data[key]:
+                data.pop(key)
         if self.step is None:
             data.pop("step")
             data.pop("offset")
@@ -102,10 +105,12 @@ class ColumnSpec:
     @property
     def kind_label(self) -> str:
         """The kind as ``fit`` and ``info`` show it: ``positive (inferred)``,
-        ``grid of 0.5 (inferred)``."""
+        ``grid of 0.5 (inferred)``; a condition column's ends in ``, given``."""
         if self.step is not None:
-            return f"grid of {self.step:g} (inferred)"
-        return f"{self.kind} (inferred)" if self.inferred else self.kind
+            label = f"grid of {self.step:g} (inferred)"
+        else:
+            label = f"{self.kind} (inferred)" if self.inferred else self.kind
+        return f"{label}, given" if self.given else label
 
     def warning(self, rows: int) -> Notice | None:
         """A note when a continuous column takes few distinct values (a lattice)."""
@@ -148,10 +153,19 @@ class Overrides:
     missing: str = FIT_DEFAULTS["missing"]
     unbounded: set[str] = field(default_factory=set)  # no support inferred for these
     continuous: set[str] = field(default_factory=set)  # neither support nor grid inferred
+    given: list[str] = field(default_factory=list)  # the conditions, in the user's order
 
     def names(self) -> set[str]:
+        """The columns declared something (conditions apart)."""
         return (self.categorical | self.integer | self.positive | set(self.bounds)
                 | self.unbounded | self.continuous)
+
+    def for_conditions(self) -> Overrides:
+        """These overrides with no support or grid inferred for a condition column that
+        declares no kind: a condition is an input, not modelled, so any value of its type
+        may be given."""
+        declared = self.categorical | self.integer | self.positive | set(self.bounds)
+        return replace(self, continuous=self.continuous | (set(self.given) - declared))
 
 
 class Schema:
@@ -165,6 +179,16 @@ class Schema:
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def given(self) -> list[str]:
+        """The condition columns, in schema order (none for a model of whole rows)."""
+        return [c.name for c in self.columns if c.given]
+
+    @property
+    def modelled(self) -> list[str]:
+        """The columns the model gives a density of."""
+        return [c.name for c in self.columns if not c.given]
 
     def __len__(self) -> int:
         return len(self.columns)
@@ -212,9 +236,13 @@ class Schema:
         if outside:
             raise SchemaError(f"{show(outside)} is declared but left out of the model",
                               source=source, column=outside[0])
+        _check_conditions(overrides.given, columns, names, source)
         if len(df) == 0:
             raise DataError("no data rows (only a header)", source=source)
-        return cls([_infer_column(df[name], name, source, overrides) for name in columns])
+        given = overrides.for_conditions()
+        return cls([replace(_infer_column(df[name], name, source, given), given=True)
+                    if name in overrides.given else
+                    _infer_column(df[name], name, source, overrides) for name in columns])
 
     def warnings(self, rows: int) -> list[Notice]:
         """Notes about columns that a continuous density fits poorly."""
@@ -233,6 +261,27 @@ class Schema:
         if dupes:
             raise SchemaError(f"column {show(dupes)} appears more than once", source=source,
                               column=dupes[0])
+
+
+def _check_conditions(given: list[str], columns: list[str], names: list[str],
+                      source: str) -> None:
+    """Refuse conditions that name no column, a column left out, or every column."""
+    if not given:
+        return
+    for name in given:
+        if name not in names:
+            raise SchemaError(f"names no column {name!r}; the columns are {show(names, 10)}",
+                              source=source, column=name, field="condition")
+        if name not in columns:
+            raise SchemaError(f"names {name!r}, which is left out of the model",
+                              source=source, column=name, field="condition")
+    if len(set(given)) != len(given):
+        twice = next(c for i, c in enumerate(given) if c in given[:i])
+        raise SchemaError("names a condition twice", source=source, column=twice,
+                          field="condition")
+    if set(columns) <= set(given):
+        raise SchemaError("names every column: leave at least one to model",
+                          source=source, field="condition")
 
 
 def _infer_column(series: pd.Series, name: str, source: str, overrides: Overrides) -> ColumnSpec:

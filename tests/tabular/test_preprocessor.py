@@ -115,15 +115,15 @@ def test_unseen_category_is_an_error_or_the_rarest_label() -> None:
     pre = fitted(df)
     new = pd.DataFrame({"c": ["a", "q"]})
     with pytest.raises(DataError, match=r"^new.csv: column 'c' holds 'q' in row 12, a value "
-                                        r"never seen in training; use unseen='floor' to score "
-                                        r"such rows as the rarest training value$") as info:
+                                        r"never seen in training; use unseen='floor' to take "
+                                        r"such values as the rarest training value$") as info:
         pre.encode(new, "new.csv", row_offset=10)
     err = info.value
     assert (err.source, err.column, err.row, err.value) == ("new.csv", "c", 12, "q")
     assert (err.advice.field, err.advice.value) == ("unseen", "floor")
     assert err.render(cli_spelling) == (
         "new.csv: column 'c' holds 'q' in row 12, a value never seen in training; use --unseen "
-        "floor to score such rows as the rarest training value")
+        "floor to take such values as the rarest training value")
     x, _ = pre.encode(new, unseen="floor")
     assert x[:, 0].tolist() == [0.0, 1.0]  # 'b' is the rarest
 
