@@ -17,7 +17,7 @@ from typing import Any
 __all__ = [
     "Advice",
     "AnomalyError",
-    "ConditionWarning",
+    "ConditionWarning", "FlowcliWarning",
     "DataError",
     "FlowcliError",
     "ModelFileError",
@@ -146,5 +146,9 @@ class AnomalyError(FlowcliError):
     exit_code = 3
 
 
-class ConditionWarning(UserWarning):
+class FlowcliWarning(UserWarning):
+    """Base class of the library's warnings: the work is done, but a number deserves care."""
+
+
+class ConditionWarning(FlowcliWarning):
     """A condition value outside its column's training range: the model extrapolates."""

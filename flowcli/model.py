@@ -30,6 +30,7 @@ from .config import CHUNK_ROWS, DEFAULT_DEVICE, DEFAULT_UNSEEN, DEVICES, OPTIONS
 from .describe import describe
 from .engine.mixed import MixedDensity, rebuild_mixed
 from .errors import ModelFileError, UsageError
+from .explain import explain_table, with_columns
 from .fitting import (
     Candidate,
     FitConfig,
@@ -39,6 +40,7 @@ from .fitting import (
     resume_training,
 )
 from .latent import LatentMap, latent_columns
+from .quantiles import level_of, percentile_of
 from .rows import score_rows
 from .sampling import condition_row, draw_given, draw_rows, warn_outside
 from .tabular import Overrides, Preprocessor, Schema
@@ -115,11 +117,6 @@ class FlowModel:
         self.resume = resume
         self.created = created or _utc_now()
         self._latent: LatentMap | None = None
-
-    @classmethod
-    def _of(cls, candidate: Candidate) -> FlowModel:
-        return cls(candidate.pre, candidate.density, candidate.training, candidate.config,
-                   candidate.resume)
 
     # ------------------------------------------------------------------ what it is
     @property
@@ -209,7 +206,7 @@ class FlowModel:
         kept = fit_table(data, config, columns=columns, exclude=exclude, overrides=declared,
                          seed=seed, device=resolve_device(device), callback=callback,
                          source=source)
-        return cls._of(kept)
+        return cls(kept.pre, kept.density, kept.training, kept.config, kept.resume)
 
     def check_resume(self, **given: Any) -> None:
         """Refuse settings that a resumed run cannot change: fit settings, ``seed``, column
@@ -254,9 +251,8 @@ class FlowModel:
                             source, row_offset, unseen)
         return pd.Series(values, index=df.index, name="log_prob")
 
-    def score_batches(
-        self, chunks: Iterable[pd.DataFrame], source: str = "data", unseen: str = DEFAULT_UNSEEN
-    ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
+    def score_batches(self, chunks: Iterable[pd.DataFrame], source: str = "data",
+                      unseen: str = DEFAULT_UNSEEN) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
         """Score a stream of chunks; yields each chunk with its scores."""
         offset = 0
         for chunk in chunks:
@@ -264,30 +260,45 @@ class FlowModel:
             offset += len(chunk)
 
     def scored_table(self, chunk: pd.DataFrame, scores: pd.Series, *, percentile: bool = False,
-                     cutoff: float | None = None, only_score: bool = False) -> pd.DataFrame:
+                     cutoff: float | None = None, only_score: bool = False,
+                     explain: bool = False) -> pd.DataFrame:
         """What ``flowcli score`` writes: the rows (none with ``only_score``) and ``log_prob``,
-        then ``percentile`` if asked, and ``anomaly`` (score below ``cutoff``) if given."""
+        then ``percentile`` if asked, ``anomaly`` (score below ``cutoff``) if given, and the
+        :meth:`explain` columns of the anomalies (empty for other rows) if asked."""
         out = chunk[[]].copy() if only_score else chunk.copy()
         out["log_prob"] = scores.to_numpy()
         if percentile:
             out["percentile"] = self.percentile(scores)
         if cutoff is not None:
             out["anomaly"] = scores.to_numpy() < cutoff
+        if explain and cutoff is not None:
+            out = with_columns(out, self.explain(chunk[out["anomaly"].to_numpy()]))
         return out
 
     def percentile(self, scores: np.ndarray | pd.Series) -> np.ndarray:
         """Share of held-out training rows (in %) that scored lower than each score."""
-        q = np.asarray(self.training.get("score_quantiles") or [], dtype=np.float64)
-        if q.size == 0:
-            return np.full(len(scores), np.nan)
-        return 100.0 * np.interp(np.asarray(scores, dtype=np.float64), q,
-                                 np.linspace(0.0, 1.0, q.size), left=0.0, right=1.0)
+        return percentile_of(scores, self.training.get("score_quantiles"))
 
     def threshold(self, quantile: float) -> float:
         """The held-out score below which a share ``quantile`` of held-out rows fall."""
         OPTIONS["threshold"].check(quantile)
-        q = np.asarray(self.training["score_quantiles"], dtype=np.float64)
-        return float(np.interp(quantile, np.linspace(0.0, 1.0, q.size), q))
+        return level_of(quantile, self.training["score_quantiles"])
+
+    # ------------------------------------------------------------------ explaining
+    def explain(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0,
+                unseen: str = DEFAULT_UNSEEN) -> pd.DataFrame:
+        """Per modelled column, ``<column>_cond_log_prob`` (``log p(cell | rest of row)``)
+        and ``<column>_percentile``, then ``most_unusual`` (:func:`~.explain.explain_table`)."""
+        return explain_table(self.preprocessor, self.density,
+                             self.training.get("cell_quantiles"), df, source, row_offset, unseen)
+
+    def explain_batches(self, chunks: Iterable[pd.DataFrame], source: str = "data",
+                        unseen: str = DEFAULT_UNSEEN) -> Iterator[pd.DataFrame]:
+        """Explain a stream of chunks; yields each with its explain columns after its own."""
+        offset = 0
+        for chunk in chunks:
+            yield with_columns(chunk, self.explain(chunk, source, offset, unseen))
+            offset += len(chunk)
 
     # ------------------------------------------------------------------ sampling
     def _generator(self, seed: int | None) -> torch.Generator:
@@ -306,11 +317,9 @@ class FlowModel:
                              seed: int | None = None, source: str = "given",
                              unseen: str = DEFAULT_UNSEEN, batch_size: int = CHUNK_ROWS
                              ) -> Iterator[pd.DataFrame]:
-        """For a conditional model: ``n`` new rows for each row of the ``given`` tables
-        (their condition columns), in order, each with its condition; in chunks of at most
-        ``batch_size``. A condition value outside the training range draws with a
-        :class:`~flowcli.errors.ConditionWarning`; an unseen category is an error unless
-        ``unseen="floor"``."""
+        """For a conditional model: ``n`` new rows for each row of the ``given`` tables, in
+        order, each with its condition, in chunks of at most ``batch_size``
+        (:func:`~flowcli.sampling.draw_given`)."""
         return draw_given(self.preprocessor, self.density, given, n, self._generator(seed),
                           source, unseen, batch_size)
 
@@ -378,23 +387,26 @@ class FlowModel:
     @classmethod
     def load(cls, path: str, device: str | torch.device = "cpu") -> FlowModel:
         """Read a model file (safely: it can hold no code) onto ``device``."""
-        record = modelfile.read(path)
-        try:
-            pre = Preprocessor.from_dict(record.preprocessor)
-            density = rebuild_mixed(record.density_config)
-            density.load_state_dict(record.state_dict)
-            fit_config = FitConfig(**record.fit_config)
-            resume = ResumeState.from_dict(record.resume)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__})") from None
-        model = cls(pre, density, dict(record.training), fit_config, resume, record.created)
-        return model.to(device)
+        return cls(*_parts(modelfile.read(path), path)).to(device)
 
     # ------------------------------------------------------------------ description
     def info(self) -> dict[str, Any]:
         """Columns, architecture, training and versions as plain data."""
         return describe(self.preprocessor, self.density, self.training, self.fit_config,
                         self.created)
+
+
+def _parts(record: modelfile.ModelRecord, path: str) -> tuple[Any, ...]:
+    """The arguments of :class:`FlowModel` from a model file's record."""
+    try:
+        pre = Preprocessor.from_dict(record.preprocessor)
+        density = rebuild_mixed(record.density_config)
+        density.load_state_dict(record.state_dict)
+        fit_config = FitConfig(**record.fit_config)
+        resume = ResumeState.from_dict(record.resume)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__})") from None
+    return pre, density, dict(record.training), fit_config, resume, record.created
 
 
 def _record(model: FlowModel) -> modelfile.ModelRecord:

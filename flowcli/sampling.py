@@ -59,7 +59,10 @@ def draw_given(pre: Preprocessor, density: MixedDensity, given: Iterable[pd.Data
                unseen: str = DEFAULT_UNSEEN, batch_size: int = CHUNK_ROWS
                ) -> Iterator[pd.DataFrame]:
     """``per_row`` new rows for each row of the ``given`` tables (condition columns; others
-    are ignored), drawn from ``p(others | condition)``, in order, each with its condition."""
+    are ignored), drawn from ``p(others | condition)``, in order, each with its condition.
+    A condition value outside the training range draws with a
+    :class:`~flowcli.errors.ConditionWarning`; an unseen label is an error unless
+    ``unseen="floor"``."""
     if not pre.conditions:
         raise UsageError("does not apply: this model is not conditional", field="given")
     if per_row < 0:

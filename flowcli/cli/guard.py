@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import typer
 
-from ..errors import ConditionWarning, FlowcliError
+from ..errors import FlowcliError, FlowcliWarning
 from .options import spell
 
 __all__ = ["Terminated", "fail", "guard", "reraise_interrupt", "sigterm_waits",
@@ -69,7 +69,7 @@ def warnings_as_lines(quiet: bool) -> Iterator[None]:
             sys.stderr.write(f"warning: {message}\n")
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore" if quiet else "always", ConditionWarning)
+        warnings.simplefilter("ignore" if quiet else "always", FlowcliWarning)
         warnings.showwarning = show
         yield
 

@@ -1,4 +1,5 @@
-"""The commands that stream tables through a model: ``sample``, ``score`` and ``invert``.
+"""The commands that stream tables through a model: ``sample``, ``score``, ``explain`` and
+``invert``.
 
 Each reads its input in chunks and writes its output chunk by chunk to a file that appears
 only when complete (or to stdout as it goes).
@@ -27,7 +28,7 @@ from .options import (
     option,
 )
 
-__all__ = ["invert", "sample", "score"]
+__all__ = ["explain", "invert", "sample", "score"]
 
 
 def _say(message: str) -> None:
@@ -133,6 +134,9 @@ def score(
     fail_on_anomaly: Annotated[bool, typer.Option(
         "--fail-on-anomaly", help="Exit with code 3 when any row is flagged (needs --threshold).")
     ] = False,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Add the columns of 'flowcli explain' for the rows flagged (needs "
+                          "--threshold): which cell makes each one unusual.")] = False,
     fmt: InputFormatOpt = None,
     output_format: OutputFormatOpt = None,
     batch_size: ChunkOpt = CHUNK_ROWS,
@@ -145,6 +149,8 @@ def score(
     """
     if fail_on_anomaly and threshold is None:
         raise typer.BadParameter("needs --threshold Q", param_hint="--fail-on-anomaly")
+    if explain and threshold is None:
+        raise typer.BadParameter("needs --threshold Q", param_hint="--explain")
     with guard(quiet):
         from ..errors import AnomalyError
         from ..io import display_name, iter_tables
@@ -159,7 +165,7 @@ def score(
             chunks = iter_tables(data, fmt, batch_size)
             for chunk, scores in fitted.score_batches(chunks, source, unseen):
                 out = fitted.scored_table(chunk, scores, percentile=percentile, cutoff=cutoff,
-                                          only_score=only_score)
+                                          only_score=only_score, explain=explain)
                 flagged += int(out["anomaly"].sum()) if cutoff is not None else 0
                 yield out
 
@@ -172,6 +178,37 @@ def score(
                 f"(log_prob below {cutoff:.4g}, the {threshold:g} quantile of held-out rows)")
         if fail_on_anomaly and flagged:
             raise AnomalyError(f"{flagged:,} anomalous rows in {source}")
+
+
+def explain(
+    model: ModelPath,
+    data: DataPath,
+    output: OutputOpt = "-",
+    unseen: Annotated[Unseen, option("unseen")] = DEFAULT_UNSEEN,  # type: ignore[valid-type]
+    fmt: InputFormatOpt = None,
+    output_format: OutputFormatOpt = None,
+    batch_size: ChunkOpt = CHUNK_ROWS,
+    device: DeviceOpt = DEFAULT_DEVICE,  # type: ignore[valid-type]
+    quiet: QuietOpt = False,
+) -> None:
+    """Which cell makes each row unusual: per modelled column, the cell's log-density given
+    the rest of its row ('<column>_cond_log_prob', nats, in the table's units) and its
+    percentile among held-out rows' cells ('<column>_percentile'); then 'most_unusual', the
+    column of lowest percentile.
+
+    The input columns pass through, as with score. Each numeric cell costs a few hundred
+    evaluations of the model: explain the rows that need it (score --threshold Q --explain
+    explains the flagged ones).
+    """
+    with guard(quiet):
+        from ..io import display_name, iter_tables
+
+        fitted = _load(model, device)
+        chunks = iter_tables(data, fmt, batch_size)
+        rows = _write(fitted.explain_batches(chunks, display_name(data), unseen), output,
+                      output_format)
+        if not quiet and output != "-":
+            _say(f"explained {rows:,} rows into {output}")
 
 
 def invert(

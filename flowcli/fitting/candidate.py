@@ -15,6 +15,7 @@ import torch
 from ..config import QUANTILES, learning_rate
 from ..engine.mixed import MixedDensity, build_mixed
 from ..engine.passes import in_passes, rows_per_pass, rows_per_second
+from ..quantiles import quantiles_of
 from ..tabular import Preprocessor
 from ..training import EpochReport, ResumeState, StopReason, TrainConfig, TrainResult, train
 from .data import Encoded
@@ -256,9 +257,7 @@ class Candidate:
 
 def _quantiles(scores: np.ndarray) -> list[float]:
     """The held-out scores' quantiles that a model keeps for percentiles and thresholds."""
-    if not scores.size:
-        return []
-    return [float(q) for q in np.quantile(scores, np.linspace(0, 1, QUANTILES))]
+    return quantiles_of(scores, QUANTILES)
 
 
 def _interrupted() -> TrainResult:

@@ -11,8 +11,9 @@ import pandas as pd
 import torch
 
 from ..errors import UsageError
+from ..explain import held_out_quantiles
 from ..tabular import Overrides, Preprocessor, Schema
-from ..training import EpochReport
+from ..training import EpochReport, StopReason
 from .candidate import Candidate
 from .data import Encoded, choose_columns, drop_gaps, split
 from .fitconfig import FitConfig
@@ -38,7 +39,9 @@ def fit_table(data: pd.DataFrame, config: FitConfig, *, columns: list[str] | Non
                 "val_rows": len(val_df), "dropped_rows": dropped, "device": str(device),
                 "epochs": 0, "seconds": 0.0}
     encoded = Encoded.of(pre, train_df, val_df, source)
-    return search(pre, encoded, config, training, device, callback)
+    kept = search(pre, encoded, config, training, device, callback)
+    keep_cell_reference(kept, val_df if len(val_df) else train_df)
+    return kept
 
 
 def resume_training(candidate: Candidate, data: pd.DataFrame, changes: dict[str, Any],
@@ -63,4 +66,19 @@ def resume_training(candidate: Candidate, data: pd.DataFrame, changes: dict[str,
     candidate.resume = resume.with_lr(changes["lr"]) if "lr" in changes else resume
     candidate.run(Encoded.of(candidate.pre, train_df, val_df, source), callback,
                   config.max_seconds)
+    keep_cell_reference(candidate, val_df if len(val_df) else train_df)
+
+
+def keep_cell_reference(kept: Candidate, held_out: pd.DataFrame) -> None:
+    """Keep the quantiles of held-out cells' conditionals, which give ``explain`` its
+    percentiles. A model stopped by Ctrl-C goes without (it is saved as soon as it can be),
+    and so does one interrupted here, which then says it was interrupted."""
+    if kept.training.get("stopped") == StopReason.INTERRUPTED.value:
+        return
+    kept.density.eval()
+    try:
+        kept.training["cell_quantiles"] = held_out_quantiles(
+            kept.pre, kept.density, held_out, kept.training["seed"])
+    except KeyboardInterrupt:
+        kept.training["stopped"] = StopReason.INTERRUPTED.value
 

@@ -1,0 +1,255 @@
+"""Which cell makes a row unusual: each cell's log-density given the rest of its row.
+
+For a row ``x`` and a modelled column ``c``, ``log p(x_c | x_-c) = log p(x) - log Z`` with
+``Z`` the joint summed or integrated over the values of ``c`` alone, the rest held fixed:
+
+- a categorical or boolean cell: ``Z`` sums the joint over the column's labels, exactly;
+- a numeric cell: ``Z`` integrates the joint along the column in its encoded (standardized)
+  units. A coarse grid finds where the mass lies (within :data:`WINDOW` nats of the peak);
+  Gauss-Legendre panels integrate it there, and a rule of half the order on the same panels
+  bounds the error; rows whose bound exceeds :data:`TOLERANCE` get more panels.
+
+The result is in the table's units, like a score: the column's part of the encoding's
+log-determinant is added back. A cell left missing (modelled gaps) has no value to explain
+and gets NaN. Each cell costs about :data:`GRID` + ``PANELS x 24`` evaluations of the joint,
+so explaining runs on the rows asked for only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import DEFAULT_UNSEEN, QUANTILES
+from .engine.mixed import MixedDensity
+from .engine.passes import in_passes, rows_per_pass
+from .errors import FlowcliWarning
+from .quantiles import percentile_of, quantiles_of
+from .tabular import Encoder, Preprocessor
+
+__all__ = ["CellScores", "cell_log_probs", "explain_table", "held_out_quantiles",
+           "label_normalizer", "log_normalizer", "with_columns"]
+
+GRID = 96  # coarse grid points per numeric cell
+SPAN = 10.0  # the coarse grid covers at least [-SPAN, SPAN] encoded units, and the value
+WINDOW = 30.0  # nats below the peak that still count as mass (exp(-30) ~ 1e-13)
+PANELS = 12  # Gauss-Legendre panels over the window, at first
+WIDENINGS = 4  # times the coarse grid may double its width on a side the mass reaches
+ROUNDS = 2  # times the panels are multiplied by 4 for rows over the tolerance
+TOLERANCE = 1e-4  # nats: the integration error bound a row must meet
+BLOCK = 512  # rows explained at a time, bounding memory
+REFERENCE_ROWS = 500  # held-out rows whose cells give the percentiles of explain
+
+Joint = Callable[[np.ndarray], np.ndarray]
+_HIGH, _LOW = np.polynomial.legendre.leggauss(16), np.polynomial.legendre.leggauss(8)
+
+
+@dataclass
+class CellScores:
+    """``log_probs[i, k]``: ``log p(x_c | x_-c)`` of row ``i``'s cell in ``columns[k]``, in
+    the table's units; ``errors``: the integration's error bound in nats (0 for labels)."""
+
+    columns: list[str]
+    log_probs: np.ndarray
+    errors: np.ndarray
+
+
+def joint_of(density: MixedDensity) -> Joint:
+    """The log-density of encoded rows, in passes sized for the device."""
+    device = next(density.parameters()).device
+    step = rows_per_pass(density, device)
+
+    def joint(rows: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return in_passes(density.log_prob, rows, device, step=step)
+
+    return joint
+
+
+def _along(joint: Joint, x: np.ndarray, j: int, values: np.ndarray) -> np.ndarray:
+    """The joint at each row of ``x`` with dimension ``j`` set to each of ``values[i]``."""
+    k = values.shape[1]
+    rows = np.repeat(x, k, axis=0)
+    rows[:, j] = values.ravel()
+    return joint(rows).reshape(len(x), k)
+
+
+def _logsumexp(a: np.ndarray, axis: int = 1) -> np.ndarray:
+    top = np.max(a, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return (top + np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True))).squeeze(axis)
+
+
+def _panels(joint: Joint, x: np.ndarray, j: int, lo: np.ndarray, hi: np.ndarray,
+            panels: int) -> tuple[np.ndarray, np.ndarray]:
+    """``log`` of the integral over ``[lo, hi]`` by 16-point Gauss-Legendre on ``panels``
+    equal panels, and its distance to the 8-point rule's."""
+    edges = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, panels + 1)[None, :]
+    mid, half = (edges[:, 1:] + edges[:, :-1]) / 2, (edges[:, 1:] - edges[:, :-1]) / 2
+    results = []
+    for nodes, weights in (_HIGH, _LOW):
+        at = (mid[:, :, None] + half[:, :, None] * nodes).reshape(len(x), -1)
+        log_w = np.log(half[:, :, None] * weights).reshape(len(x), -1)
+        results.append(_logsumexp(_along(joint, x, j, at) + log_w))
+    return results[0], np.abs(results[0] - results[1])
+
+
+def _window(joint: Joint, x: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the interval along dimension ``j`` that holds the mass: the coarse grid
+    points within :data:`WINDOW` nats of the peak, and one grid step either side. The grid
+    spans at least ``[-SPAN, SPAN]`` and the value; it widens on a side where the mass
+    reaches its edge."""
+    u = x[:, j]
+    a, b = np.minimum(-SPAN, u - 1.0), np.maximum(SPAN, u + 1.0)
+    lo, hi = np.empty(len(x)), np.empty(len(x))
+    todo = np.arange(len(x))
+    for _ in range(WIDENINGS + 1):
+        first, last, grid = _coarse(joint, x[todo], j, a[todo], b[todo])
+        rows = np.arange(len(todo))
+        lo[todo] = grid[rows, np.maximum(first - 1, 0)]
+        hi[todo] = grid[rows, np.minimum(last + 1, GRID - 1)]
+        low_edge, high_edge = first == 0, last == GRID - 1
+        width = b[todo] - a[todo]
+        a[todo] -= np.where(low_edge, width, 0.0)
+        b[todo] += np.where(high_edge, width, 0.0)
+        todo = todo[low_edge | high_edge]
+        if not todo.size:
+            break
+    return lo, hi
+
+
+def _coarse(joint: Joint, x: np.ndarray, j: int, a: np.ndarray, b: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first and last points of a grid on ``[a, b]`` within :data:`WINDOW` nats of the
+    peak, and the grid."""
+    grid = a[:, None] + (b - a)[:, None] * np.linspace(0.0, 1.0, GRID)[None, :]
+    log_p = _along(joint, x, j, grid)
+    inside = log_p > np.max(log_p, axis=1, keepdims=True) - WINDOW
+    return np.argmax(inside, axis=1), GRID - 1 - np.argmax(inside[:, ::-1], axis=1), grid
+
+
+def log_normalizer(joint: Joint, x: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """``log`` of the joint integrated along dimension ``j`` for each row of ``x``, and the
+    error bound in nats."""
+    lo, hi = _window(joint, x, j)
+    log_z, error = _panels(joint, x, j, lo, hi, PANELS)
+    panels = PANELS
+    for _ in range(ROUNDS):
+        redo = error > TOLERANCE
+        if not redo.any():
+            break
+        panels *= 4
+        log_z[redo], error[redo] = _panels(joint, x[redo], j, lo[redo], hi[redo], panels)
+    return log_z, error
+
+
+def label_normalizer(joint: Joint, x: np.ndarray, k: int, labels: int) -> np.ndarray:
+    """``log`` of the joint summed over the ``labels`` codes of dimension ``k``."""
+    codes = np.tile(np.arange(labels, dtype=np.float64), (len(x), 1))
+    return _logsumexp(_along(joint, x, k, codes))
+
+
+def _layout(pre: Preprocessor) -> list[tuple[Encoder, int | None, int | None]]:
+    """Each modelled column's encoder with its continuous and first discrete dimension."""
+    cont_at, disc_at, out = 0, pre.continuous, []
+    for e in pre.encoders:
+        out.append((e, cont_at if e.cont else None, disc_at if e.cards else None))
+        cont_at, disc_at = cont_at + e.cont, disc_at + len(e.cards)
+    return out
+
+
+def cell_log_probs(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
+                   source: str = "data", row_offset: int = 0, unseen: str = DEFAULT_UNSEEN
+                   ) -> CellScores:
+    """``log p(x_c | x_-c)`` of every modelled cell of ``df``, in the table's units."""
+    x, _ = pre.encode(df, source, row_offset, unseen=unseen)
+    layout = _layout(pre)
+    logdets = np.stack([e.encode(df[e.spec.name], source, row_offset, 0.5, unseen)[2]
+                        for e, _, _ in layout], axis=1) if layout else np.zeros((len(df), 0))
+    joint = joint_of(density)
+    out, errors = np.empty((len(df), len(layout))), np.zeros((len(df), len(layout)))
+    for start in range(0, len(df), BLOCK):
+        block = slice(start, start + BLOCK)
+        out[block], errors[block] = _cells(joint, x[block], layout)
+    return CellScores([e.spec.name for e, _, _ in layout], out + logdets, errors)
+
+
+def _cells(joint: Joint, x: np.ndarray, layout: list[tuple[Encoder, int | None, int | None]]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded-unit conditionals and error bounds of one block of rows."""
+    whole = joint(x)
+    out, errors = np.empty((len(x), len(layout))), np.zeros((len(x), len(layout)))
+    for col, (e, j, k) in enumerate(layout):
+        if j is None:
+            assert k is not None
+            out[:, col] = whole - label_normalizer(joint, x, k, e.cards[0])
+            continue
+        present = x[:, k] < 0.5 if k is not None else np.ones(len(x), dtype=bool)
+        out[:, col] = np.nan
+        if present.any():
+            log_z, error = log_normalizer(joint, x[present], j)
+            out[present, col], errors[present, col] = whole[present] - log_z, error
+    return out, errors
+
+
+def held_out_quantiles(pre: Preprocessor, density: MixedDensity, held_out: pd.DataFrame,
+                       seed: int) -> dict[str, list[float]]:
+    """The quantiles of each column's cell conditionals over up to :data:`REFERENCE_ROWS`
+    held-out rows, which give ``explain`` its percentiles."""
+    if len(held_out) > REFERENCE_ROWS:
+        pick = np.random.default_rng(seed).choice(len(held_out), REFERENCE_ROWS, replace=False)
+        held_out = held_out.iloc[np.sort(pick)]
+    cells = cell_log_probs(pre, density, held_out)
+    return {name: quantiles_of(values, QUANTILES)
+            for name, values in zip(cells.columns, cells.log_probs.T, strict=True)}
+
+
+def explain_table(pre: Preprocessor, density: MixedDensity,
+                  reference: dict[str, list[float]] | None, df: pd.DataFrame,
+                  source: str = "data", row_offset: int = 0, unseen: str = DEFAULT_UNSEEN
+                  ) -> pd.DataFrame:
+    """``<column>_cond_log_prob`` and ``<column>_percentile`` for each modelled column of
+    ``df``'s rows, then ``most_unusual``: the column of lowest percentile (ties: of lowest
+    conditional), empty where no cell has one. Percentiles are NaN for a model file kept
+    without the held-out ``reference`` (written before explain existed)."""
+    if reference is None:
+        warnings.warn("this model file keeps no held-out cells to rank against (it was "
+                      "written before explain existed): percentiles are empty; fit the model "
+                      "again to have them", FlowcliWarning, stacklevel=3)
+    cells = cell_log_probs(pre, density, df, source, row_offset, unseen)
+    out = pd.DataFrame(index=df.index)
+    percentiles = np.empty_like(cells.log_probs)
+    for k, name in enumerate(cells.columns):
+        percentiles[:, k] = percentile_of(cells.log_probs[:, k], (reference or {}).get(name))
+        out[f"{name}_cond_log_prob"] = cells.log_probs[:, k]
+        out[f"{name}_percentile"] = percentiles[:, k]
+    out["most_unusual"] = _lowest(cells.columns, percentiles, cells.log_probs)
+    return out
+
+
+def with_columns(table: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the columns of ``extra`` after its own (replacing any of the same
+    name), aligned on the index; rows ``extra`` lacks get NaN (``most_unusual``: empty)."""
+    out = table.copy()
+    for name in extra.columns:
+        column = extra[name].reindex(table.index)
+        out[name] = column.fillna("") if name == "most_unusual" else column
+    return out
+
+
+def _lowest(columns: list[str], percentiles: np.ndarray, log_probs: np.ndarray) -> list[str]:
+    """Per row, the column of lowest percentile, ties broken by the lowest conditional."""
+    rank = np.where(np.isnan(percentiles), np.inf, percentiles)
+    tie = np.where(np.isnan(log_probs), np.inf, log_probs)
+    out = []
+    for r, t in zip(rank, tie, strict=True):
+        if not np.isfinite(t).any():
+            out.append("")
+            continue
+        out.append(columns[min(range(len(columns)), key=lambda k: (r[k], t[k]))])
+    return out
