@@ -5,49 +5,35 @@ For a row ``x`` and a modelled column ``c``, ``log p(x_c | x_-c) = log p(x) - lo
 
 - a categorical or boolean cell: ``Z`` sums the joint over the column's labels, exactly;
 - a numeric cell: ``Z`` integrates the joint along the column in its encoded (standardized)
-  units. A coarse grid finds where the mass lies (within :data:`WINDOW` nats of the peak);
-  Gauss-Legendre panels integrate it there, and a rule of half the order on the same panels
-  bounds the error; rows whose bound exceeds :data:`TOLERANCE` get more panels.
+  units, by Gauss-Legendre panels with an error bound
+  (:func:`~flowcli.conditionals.log_normalizer`).
 
 The result is in the table's units, like a score: the column's part of the encoding's
 log-determinant is added back. A cell left missing (modelled gaps) has no value to explain
-and gets NaN. Each cell costs about :data:`GRID` + ``PANELS x 24`` evaluations of the joint,
-so explaining runs on the rows asked for only.
+and gets NaN. Each numeric cell costs about 400 evaluations of the joint, so explaining runs
+on the rows asked for only.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
+from .conditionals import Joint, Line, joint_of, label_normalizer, log_normalizer
 from .config import DEFAULT_UNSEEN, QUANTILES
 from .engine.mixed import MixedDensity
-from .engine.passes import in_passes, rows_per_pass
 from .errors import FlowcliWarning
 from .quantiles import percentile_of, quantiles_of
 from .tabular import Encoder, Preprocessor
 
 __all__ = ["CellScores", "cell_log_probs", "explain_table", "held_out_quantiles",
-           "label_normalizer", "log_normalizer", "with_columns"]
+           "with_columns"]
 
-GRID = 96  # coarse grid points per numeric cell
-SPAN = 10.0  # the coarse grid covers at least [-SPAN, SPAN] encoded units, and the value
-WINDOW = 30.0  # nats below the peak that still count as mass (exp(-30) ~ 1e-13)
-PANELS = 12  # Gauss-Legendre panels over the window, at first
-WIDENINGS = 4  # times the coarse grid may double its width on a side the mass reaches
-ROUNDS = 2  # times the panels are multiplied by 4 for rows over the tolerance
-TOLERANCE = 1e-4  # nats: the integration error bound a row must meet
 BLOCK = 512  # rows explained at a time, bounding memory
 REFERENCE_ROWS = 500  # held-out rows whose cells give the percentiles of explain
-
-Joint = Callable[[np.ndarray], np.ndarray]
-_HIGH, _LOW = np.polynomial.legendre.leggauss(16), np.polynomial.legendre.leggauss(8)
-
 
 @dataclass
 class CellScores:
@@ -57,101 +43,6 @@ class CellScores:
     columns: list[str]
     log_probs: np.ndarray
     errors: np.ndarray
-
-
-def joint_of(density: MixedDensity) -> Joint:
-    """The log-density of encoded rows, in passes sized for the device."""
-    device = next(density.parameters()).device
-    step = rows_per_pass(density, device)
-
-    def joint(rows: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return in_passes(density.log_prob, rows, device, step=step)
-
-    return joint
-
-
-def _along(joint: Joint, x: np.ndarray, j: int, values: np.ndarray) -> np.ndarray:
-    """The joint at each row of ``x`` with dimension ``j`` set to each of ``values[i]``."""
-    k = values.shape[1]
-    rows = np.repeat(x, k, axis=0)
-    rows[:, j] = values.ravel()
-    return joint(rows).reshape(len(x), k)
-
-
-def _logsumexp(a: np.ndarray, axis: int = 1) -> np.ndarray:
-    top = np.max(a, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    return (top + np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True))).squeeze(axis)
-
-
-def _panels(joint: Joint, x: np.ndarray, j: int, lo: np.ndarray, hi: np.ndarray,
-            panels: int) -> tuple[np.ndarray, np.ndarray]:
-    """``log`` of the integral over ``[lo, hi]`` by 16-point Gauss-Legendre on ``panels``
-    equal panels, and its distance to the 8-point rule's."""
-    edges = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, panels + 1)[None, :]
-    mid, half = (edges[:, 1:] + edges[:, :-1]) / 2, (edges[:, 1:] - edges[:, :-1]) / 2
-    results = []
-    for nodes, weights in (_HIGH, _LOW):
-        at = (mid[:, :, None] + half[:, :, None] * nodes).reshape(len(x), -1)
-        log_w = np.log(half[:, :, None] * weights).reshape(len(x), -1)
-        results.append(_logsumexp(_along(joint, x, j, at) + log_w))
-    return results[0], np.abs(results[0] - results[1])
-
-
-def _window(joint: Joint, x: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the interval along dimension ``j`` that holds the mass: the coarse grid
-    points within :data:`WINDOW` nats of the peak, and one grid step either side. The grid
-    spans at least ``[-SPAN, SPAN]`` and the value; it widens on a side where the mass
-    reaches its edge."""
-    u = x[:, j]
-    a, b = np.minimum(-SPAN, u - 1.0), np.maximum(SPAN, u + 1.0)
-    lo, hi = np.empty(len(x)), np.empty(len(x))
-    todo = np.arange(len(x))
-    for _ in range(WIDENINGS + 1):
-        first, last, grid = _coarse(joint, x[todo], j, a[todo], b[todo])
-        rows = np.arange(len(todo))
-        lo[todo] = grid[rows, np.maximum(first - 1, 0)]
-        hi[todo] = grid[rows, np.minimum(last + 1, GRID - 1)]
-        low_edge, high_edge = first == 0, last == GRID - 1
-        width = b[todo] - a[todo]
-        a[todo] -= np.where(low_edge, width, 0.0)
-        b[todo] += np.where(high_edge, width, 0.0)
-        todo = todo[low_edge | high_edge]
-        if not todo.size:
-            break
-    return lo, hi
-
-
-def _coarse(joint: Joint, x: np.ndarray, j: int, a: np.ndarray, b: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first and last points of a grid on ``[a, b]`` within :data:`WINDOW` nats of the
-    peak, and the grid."""
-    grid = a[:, None] + (b - a)[:, None] * np.linspace(0.0, 1.0, GRID)[None, :]
-    log_p = _along(joint, x, j, grid)
-    inside = log_p > np.max(log_p, axis=1, keepdims=True) - WINDOW
-    return np.argmax(inside, axis=1), GRID - 1 - np.argmax(inside[:, ::-1], axis=1), grid
-
-
-def log_normalizer(joint: Joint, x: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
-    """``log`` of the joint integrated along dimension ``j`` for each row of ``x``, and the
-    error bound in nats."""
-    lo, hi = _window(joint, x, j)
-    log_z, error = _panels(joint, x, j, lo, hi, PANELS)
-    panels = PANELS
-    for _ in range(ROUNDS):
-        redo = error > TOLERANCE
-        if not redo.any():
-            break
-        panels *= 4
-        log_z[redo], error[redo] = _panels(joint, x[redo], j, lo[redo], hi[redo], panels)
-    return log_z, error
-
-
-def label_normalizer(joint: Joint, x: np.ndarray, k: int, labels: int) -> np.ndarray:
-    """``log`` of the joint summed over the ``labels`` codes of dimension ``k``."""
-    codes = np.tile(np.arange(labels, dtype=np.float64), (len(x), 1))
-    return _logsumexp(_along(joint, x, k, codes))
 
 
 def _layout(pre: Preprocessor) -> list[tuple[Encoder, int | None, int | None]]:
@@ -192,7 +83,7 @@ def _cells(joint: Joint, x: np.ndarray, layout: list[tuple[Encoder, int | None, 
         present = x[:, k] < 0.5 if k is not None else np.ones(len(x), dtype=bool)
         out[:, col] = np.nan
         if present.any():
-            log_z, error = log_normalizer(joint, x[present], j)
+            log_z, error = log_normalizer(joint, Line.coordinate(x[present], j))
             out[present, col], errors[present, col] = whole[present] - log_z, error
     return out, errors
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from flowcli import FlowModel
 from flowcli.cli import app
+from flowcli.conditionals import Line, label_normalizer, log_normalizer
 from flowcli.errors import FlowcliWarning
-from flowcli.explain import label_normalizer, log_normalizer
 
 FIT = dict(model="maf", layers=2, hidden=16, epochs=30, patience=10)
 
@@ -47,7 +47,7 @@ def test_numeric_cells_match_the_closed_form_gaussian_conditional(tightness: flo
     x = rng.multivariate_normal(mean, cov, size=300)
     x[:10, 2] += 6.0  # cells far from where the rest of the row puts them
     for j in range(4):
-        log_z, bound = log_normalizer(joint, x, j)
+        log_z, bound = log_normalizer(joint, Line.coordinate(x, j))
         assert np.abs(joint(x) - log_z - conditional(x, j)).max() < 1e-3
         assert bound.max() < 1e-3
 
@@ -58,7 +58,7 @@ def test_two_separate_narrow_modes_are_both_found() -> None:
                              -0.5 * ((x[:, 0] + 4.0) / 0.02) ** 2)
         return modes - np.log(2 * 0.02 * np.sqrt(2 * np.pi))
 
-    log_z, bound = log_normalizer(joint, np.zeros((4, 1)), 0)
+    log_z, bound = log_normalizer(joint, Line.coordinate(np.zeros((4, 1)), 0))
     np.testing.assert_allclose(log_z, 0.0, atol=1e-6)
     assert bound.max() < 1e-4
 
