@@ -77,14 +77,19 @@ class Line:
         """Where each row itself lies on its line."""
         return np.einsum("bm,bm->b", self.x[:, self.dims], self.direction)
 
+    @property
+    def origin(self) -> np.ndarray:
+        """The point of each line at position 0, in its ``dims``, ``(B, len(dims))``."""
+        return self.x[:, self.dims] - self.position[:, None] * self.direction
+
+    def moved(self, s: np.ndarray) -> np.ndarray:
+        """The ``dims`` at positions ``s`` ``(B, k)``, as ``(B, k, len(dims))``."""
+        return self.origin[:, None, :] + s[:, :, None] * self.direction[:, None, :]
+
     def rows(self, s: np.ndarray) -> np.ndarray:
         """The rows at positions ``s`` ``(B, k)``, as ``(B * k, D)``, row by row."""
-        k = s.shape[1]
-        d = self.direction
-        origin = self.x[:, self.dims] - self.position[:, None] * d
-        out = np.repeat(self.x, k, axis=0)
-        moved = origin[:, None, :] + s[:, :, None] * d[:, None, :]
-        out[:, self.dims] = moved.reshape(-1, len(self.dims))
+        out = np.repeat(self.x, s.shape[1], axis=0)
+        out[:, self.dims] = self.moved(s).reshape(-1, len(self.dims))
         return out
 
     def at(self, s: np.ndarray) -> np.ndarray:

@@ -12,9 +12,9 @@ from typing import Any
 from .errors import UsageError
 
 __all__ = [
-    "CHUNK_ROWS", "DEVICES", "FORMATS", "MISSING", "MODELS", "OPTIONS", "QUANTILES",
-    "FIT_DEFAULTS", "SMALL_TABLE", "UNSEEN", "Option", "default", "flow_size", "learning_rate",
-    "pass_rows",
+    "CHUNK_ROWS", "DEVICES", "FORMATS", "IMPUTE_METHODS", "MISSING", "MODELS", "OPTIONS",
+    "QUANTILES", "FIT_DEFAULTS", "SMALL_TABLE", "UNSEEN", "Option", "default", "flow_size",
+    "learning_rate", "pass_rows",
 ]
 
 MODELS = ("auto", "maf", "realnvp", "nsf", "unmix")
@@ -22,6 +22,7 @@ MISSING = ("error", "drop", "model")
 UNSEEN = ("error", "floor")
 DEVICES = ("auto", "cpu", "cuda")
 FORMATS = ("csv", "parquet")
+IMPUTE_METHODS = ("sample", "mode")
 
 CHUNK_ROWS = 65536  # rows per chunk read, sampled and written
 # Rows per network pass: on a CPU, small passes keep the activations in cache (2,048 rows score
@@ -178,14 +179,21 @@ OPTIONS: dict[str, Option] = _options(
            "Q-quantile of held-out training rows (0.01 flags the least likely 1 % of typical "
            "data).", low=0, high=1),
     Option("chunk_rows", "--batch-size", "Rows per chunk read, computed and written.", low=1),
+    Option("draws", "--draws", "Completed copies of each row to write, numbered in an "
+           "'imputation' column when more than one (multiple imputation).", low=1),
+    Option("method", "--method", "sample: draw the gaps from p(missing | observed); mode: "
+           "the most likely completion.", choices=IMPUTE_METHODS),
+    Option("sweeps", "--sweeps", "Gibbs sweeps for rows with several gaps.", low=1),
 )
 
 
 # Defaults of the options that are not fit settings.
 DEFAULT_DEVICE = "auto"
 DEFAULT_UNSEEN = "error"
+DEFAULT_SWEEPS = 10
 COMMAND_DEFAULTS: dict[str, Any] = {"device": DEFAULT_DEVICE, "unseen": DEFAULT_UNSEEN,
-                                    "chunk_rows": CHUNK_ROWS}
+                                    "chunk_rows": CHUNK_ROWS, "draws": 1, "method": "sample",
+                                    "sweeps": DEFAULT_SWEEPS}
 
 # The fields of a fit config with their defaults, in the order model files hold them
 # (``FitConfig`` in :mod:`flowcli.fitting.fitconfig` is built from this).

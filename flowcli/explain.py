@@ -45,21 +45,12 @@ class CellScores:
     errors: np.ndarray
 
 
-def _layout(pre: Preprocessor) -> list[tuple[Encoder, int | None, int | None]]:
-    """Each modelled column's encoder with its continuous and first discrete dimension."""
-    cont_at, disc_at, out = 0, pre.continuous, []
-    for e in pre.encoders:
-        out.append((e, cont_at if e.cont else None, disc_at if e.cards else None))
-        cont_at, disc_at = cont_at + e.cont, disc_at + len(e.cards)
-    return out
-
-
 def cell_log_probs(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
                    source: str = "data", row_offset: int = 0, unseen: str = DEFAULT_UNSEEN
                    ) -> CellScores:
     """``log p(x_c | x_-c)`` of every modelled cell of ``df``, in the table's units."""
     x, _ = pre.encode(df, source, row_offset, unseen=unseen)
-    layout = _layout(pre)
+    layout = pre.layout
     logdets = np.stack([e.encode(df[e.spec.name], source, row_offset, 0.5, unseen)[2]
                         for e, _, _ in layout], axis=1) if layout else np.zeros((len(df), 0))
     joint = joint_of(density)

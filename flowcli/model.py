@@ -39,6 +39,7 @@ from .fitting import (
     label,
     resume_training,
 )
+from .impute import SWEEPS, Imputation, impute_table
 from .latent import LatentMap, latent_columns
 from .quantiles import level_of, percentile_of
 from .rows import score_rows
@@ -209,9 +210,8 @@ class FlowModel:
         return cls(kept.pre, kept.density, kept.training, kept.config, kept.resume)
 
     def check_resume(self, **given: Any) -> None:
-        """Refuse settings that a resumed run cannot change: fit settings, ``seed``, column
-        choices and declared kinds that differ from this model's (the same ones are welcome).
-        """
+        """Refuse fit settings, ``seed``, column choices and declared kinds that differ from
+        this model's: a resumed run cannot change them (the same ones are welcome)."""
         check_unchanged(self.fit_config, self.training["seed"], self.schema, given)
 
     def resume_fit(self, data: pd.DataFrame, *,
@@ -241,10 +241,8 @@ class FlowModel:
     def score(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0,
               unseen: str = DEFAULT_UNSEEN) -> pd.Series:
         """Log-likelihood of each row in nats, in the table's units; aligned to ``df.index``.
-
         Extra columns are ignored; missing model columns raise :class:`SchemaError`. With
-        ``unseen="floor"``, a category never seen in training is scored as the rarest one.
-        """
+        ``unseen="floor"``, a category never seen in training is scored as the rarest one."""
         if self.preprocessor.conditions:
             warn_outside(self.preprocessor, df, source)
         values = score_rows(self.preprocessor, self.density, self._latent_map.double, df,
@@ -254,10 +252,7 @@ class FlowModel:
     def score_batches(self, chunks: Iterable[pd.DataFrame], source: str = "data",
                       unseen: str = DEFAULT_UNSEEN) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
         """Score a stream of chunks; yields each chunk with its scores."""
-        offset = 0
-        for chunk in chunks:
-            yield chunk, self.score(chunk, source, offset, unseen)
-            offset += len(chunk)
+        return _by_chunk(chunks, lambda c, at: (c, self.score(c, source, at, unseen)))
 
     def scored_table(self, chunk: pd.DataFrame, scores: pd.Series, *, percentile: bool = False,
                      cutoff: float | None = None, only_score: bool = False,
@@ -295,23 +290,32 @@ class FlowModel:
     def explain_batches(self, chunks: Iterable[pd.DataFrame], source: str = "data",
                         unseen: str = DEFAULT_UNSEEN) -> Iterator[pd.DataFrame]:
         """Explain a stream of chunks; yields each with its explain columns after its own."""
-        offset = 0
-        for chunk in chunks:
-            yield with_columns(chunk, self.explain(chunk, source, offset, unseen))
-            offset += len(chunk)
+        return _by_chunk(chunks,
+                         lambda c, at: with_columns(c, self.explain(c, source, at, unseen)))
+
+    # ------------------------------------------------------------------ filling gaps
+    def impute(self, df: pd.DataFrame, draws: int = 1, method: str = "sample",
+               seed: int | None = None, sweeps: int = SWEEPS) -> pd.DataFrame:
+        """``df``, gaps filled as :class:`~flowcli.impute.Imputation` says; the rest kept."""
+        plan = Imputation(draws, method, sweeps)
+        return pd.concat(list(self.impute_batches([df], plan, seed)))
+
+    def impute_batches(self, chunks: Iterable[pd.DataFrame], plan: Imputation,
+                       seed: int | None = None, source: str = "data",
+                       unseen: str = DEFAULT_UNSEEN) -> Iterator[pd.DataFrame]:
+        """Fill the gaps of a stream of chunks as ``plan`` says; yields each filled."""
+        rng = np.random.default_rng(seed)
+        return _by_chunk(chunks, lambda c, at: impute_table(
+            self.preprocessor, self.density, c, plan, rng, source, at, unseen))
 
     # ------------------------------------------------------------------ sampling
-    def _generator(self, seed: int | None) -> torch.Generator:
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(secrets.randbelow(2**63) if seed is None else int(seed))
-        return generator
-
     def sample_batches(self, n: int, seed: int | None = None,
                        batch_size: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """Yield ``n`` new rows in chunks of at most ``batch_size``, with the training schema."""
         if n < 0:
             raise UsageError(f"cannot draw {n} rows; give a number >= 0")
-        return draw_rows(self.preprocessor, self.density, n, self._generator(seed), batch_size)
+        generator = _generator(self.device, seed)
+        return draw_rows(self.preprocessor, self.density, n, generator, batch_size)
 
     def sample_given_batches(self, given: Iterable[pd.DataFrame], n: int = 1,
                              seed: int | None = None, source: str = "given",
@@ -320,7 +324,7 @@ class FlowModel:
         """For a conditional model: ``n`` new rows for each row of the ``given`` tables, in
         order, each with its condition, in chunks of at most ``batch_size``
         (:func:`~flowcli.sampling.draw_given`)."""
-        return draw_given(self.preprocessor, self.density, given, n, self._generator(seed),
+        return draw_given(self.preprocessor, self.density, given, n, _generator(self.device, seed),
                           source, unseen, batch_size)
 
     def sample(self, n: int, seed: int | None = None,
@@ -353,11 +357,9 @@ class FlowModel:
 
     def to_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
                   ) -> pd.DataFrame:
-        """Latent coordinates ``z_0 ..`` of each row's continuous part, computed in float64.
-
-        Categorical columns come along unchanged (the latent code is conditional on them),
-        and a ``<column>_missing`` flag for each numeric column with modelled gaps.
-        """
+        """Latent coordinates ``z_0 ..`` of each row's continuous part, in float64; then
+        categorical columns unchanged (the latent code is conditional on them) and a
+        ``<column>_missing`` flag for each numeric column with modelled gaps."""
         return self._latent_map.to_latent(df, source, row_offset)
 
     def from_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
@@ -372,12 +374,13 @@ class FlowModel:
         not mapped pass through, after the mapped ones."""
         used = set(self.latent_columns() if to_data else self.columns)
         convert = self.from_latent if to_data else self.to_latent
-        offset = 0
-        for chunk in chunks:
+
+        def mapped(chunk: pd.DataFrame, offset: int) -> pd.DataFrame:
             out = convert(chunk, source, offset)
             rest = [c for c in chunk.columns if c not in used and c not in out.columns]
-            yield out.join(chunk[rest]) if rest else out
-            offset += len(chunk)
+            return out.join(chunk[rest]) if rest else out
+
+        return _by_chunk(chunks, mapped)
 
     # ------------------------------------------------------------------ files
     def save(self, path: str) -> None:
@@ -394,6 +397,22 @@ class FlowModel:
         """Columns, architecture, training and versions as plain data."""
         return describe(self.preprocessor, self.density, self.training, self.fit_config,
                         self.created)
+
+
+def _generator(device: torch.device, seed: int | None) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(secrets.randbelow(2**63) if seed is None else int(seed))
+    return generator
+
+
+def _by_chunk(chunks: Iterable[pd.DataFrame], apply: Callable[[pd.DataFrame, int], Any]
+              ) -> Iterator[Any]:
+    """``apply(chunk, row_offset)`` to each chunk of a stream, ``row_offset`` counting the
+    rows before it (for error messages that name rows)."""
+    offset = 0
+    for chunk in chunks:
+        yield apply(chunk, offset)
+        offset += len(chunk)
 
 
 def _parts(record: modelfile.ModelRecord, path: str) -> tuple[Any, ...]:

@@ -43,8 +43,8 @@ def _links(page: Path) -> list[str]:
             if not re.match(r"[a-z][a-z0-9+.-]*:", t)]  # http:, https:, mailto:
 
 
-def test_all_six_commands_exist() -> None:
-    assert COMMANDS == ["explain", "fit", "info", "invert", "sample", "score"]
+def test_all_seven_commands_exist() -> None:
+    assert COMMANDS == ["explain", "fit", "impute", "info", "invert", "sample", "score"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -14,21 +14,21 @@ import typer
 from .. import __version__
 from .fit import fit
 from .info import info
-from .stream import explain, invert, sample, score
+from .stream import explain, impute, invert, sample, score
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="flowcli",
     help="Density estimation on tables with normalizing flows: fit, sample, score, explain, "
-         "invert.",
+         "impute, invert.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for command in (fit, sample, score, explain, invert, info):
+for command in (fit, sample, score, explain, impute, invert, info):
     app.command()(command)
 
 

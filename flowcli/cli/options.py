@@ -12,13 +12,14 @@ from ..config import (
     DEVICES,
     FIT_DEFAULTS,
     FORMATS,
+    IMPUTE_METHODS,
     MISSING,
     MODELS,
     OPTIONS,
     UNSEEN,
 )
 
-__all__ = ["Device", "Format", "Missing", "ModelKind", "Unseen", "option", "spell"]
+__all__ = ["Device", "Format", "ImputeMethod", "Missing", "ModelKind", "Unseen", "option", "spell"]
 
 
 # the choice lists as types: Typer checks the values and lists them in help
@@ -27,6 +28,7 @@ Missing = Literal[MISSING]  # type: ignore[valid-type]
 Unseen = Literal[UNSEEN]  # type: ignore[valid-type]
 Device = Literal[DEVICES]  # type: ignore[valid-type]
 Format = Literal[FORMATS]  # type: ignore[valid-type]
+ImputeMethod = Literal[IMPUTE_METHODS]  # type: ignore[valid-type]
 
 
 def option(field: str, *decls: str, **extra: Any) -> Any:

@@ -1,5 +1,5 @@
-"""The commands that stream tables through a model: ``sample``, ``score``, ``explain`` and
-``invert``.
+"""The commands that stream tables through a model: ``sample``, ``score``, ``explain``,
+``impute`` and ``invert``.
 
 Each reads its input in chunks and writes its output chunk by chunk to a file that appears
 only when complete (or to stdout as it goes).
@@ -12,12 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import CHUNK_ROWS, DEFAULT_DEVICE, DEFAULT_UNSEEN
+from ..config import CHUNK_ROWS, DEFAULT_DEVICE, DEFAULT_SWEEPS, DEFAULT_UNSEEN
 from .guard import guard
 from .options import (
     ChunkOpt,
     DataPath,
     DeviceOpt,
+    ImputeMethod,
     InputFormatOpt,
     ModelPath,
     OutputFormatOpt,
@@ -28,7 +29,7 @@ from .options import (
     option,
 )
 
-__all__ = ["explain", "invert", "sample", "score"]
+__all__ = ["explain", "impute", "invert", "sample", "score"]
 
 
 def _say(message: str) -> None:
@@ -209,6 +210,44 @@ def explain(
                       output_format)
         if not quiet and output != "-":
             _say(f"explained {rows:,} rows into {output}")
+
+
+def impute(
+    model: ModelPath,
+    data: DataPath,
+    output: OutputOpt = "-",
+    draws: Annotated[int, option("draws")] = 1,
+    method: Annotated[ImputeMethod, option("method")] = "sample",  # type: ignore[valid-type]
+    sweeps: Annotated[int, option("sweeps")] = DEFAULT_SWEEPS,
+    seed: SeedOpt = None,
+    unseen: Annotated[Unseen, option("unseen")] = DEFAULT_UNSEEN,  # type: ignore[valid-type]
+    fmt: InputFormatOpt = None,
+    output_format: OutputFormatOpt = None,
+    batch_size: ChunkOpt = CHUNK_ROWS,
+    device: DeviceOpt = DEFAULT_DEVICE,  # type: ignore[valid-type]
+    quiet: QuietOpt = False,
+) -> None:
+    """Fill the gaps (empty cells) of the model's columns from the model.
+
+    --method sample draws each row's gaps from p(missing | observed): one gap exactly, by
+    the inverse CDF of its conditional; several by Gibbs sweeps over their conditionals.
+    --draws K writes K completed copies of each row, numbered in 'imputation'. Observed
+    cells and other columns come back as they were.
+    """
+    if method == "mode" and draws != 1:
+        raise typer.BadParameter("is one completion: leave --draws at 1 or use --method "
+                                 "sample", param_hint="--method mode")
+    with guard(quiet):
+        from ..impute import Imputation
+        from ..io import display_name, iter_tables
+
+        plan = Imputation(draws, method, sweeps)
+        fitted = _load(model, device)
+        chunks = iter_tables(data, fmt, batch_size)
+        rows = _write(fitted.impute_batches(chunks, plan, seed, display_name(data), unseen),
+                      output, output_format)
+        if not quiet and output != "-":
+            _say(f"wrote {rows:,} rows to {output}")
 
 
 def invert(

@@ -284,6 +284,15 @@ class NumericEncoder(Encoder):
             raw = np.where(disc[:, 0] > 0.5, np.nan, raw)
         return pd.Series(raw, name=self.spec.name).astype(self.spec.dtype)
 
+    def log_jacobian(self, encoded: np.ndarray) -> np.ndarray:
+        """``log |d encoded / d value|`` at the values whose encodings are ``encoded``: what
+        turns a density in encoded units into one in the table's units."""
+        if self.discrete:
+            return np.full_like(encoded, -math.log(self.std))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            raw = self._inverse(encoded * self.std + self.mean)
+            return self._forward(raw)[1] - math.log(self.std)
+
     def to_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"mean": self.mean, "std": self.std}
         if self.spec.inferred and self.spec.kind in ("positive", "bounded"):

@@ -50,6 +50,16 @@ class Preprocessor:
         return [k for e in self.encoders for k in e.cards]
 
     @property
+    def layout(self) -> list[tuple[Encoder, int | None, int | None]]:
+        """Each modelled column's encoder with the position of its continuous dim and of its
+        first discrete dim in an encoded row (None where it has none)."""
+        cont_at, disc_at, out = 0, self.continuous, []
+        for e in self.encoders:
+            out.append((e, cont_at if e.cont else None, disc_at if e.cards else None))
+            cont_at, disc_at = cont_at + e.cont, disc_at + len(e.cards)
+        return out
+
+    @property
     def context_width(self) -> int:
         """Number of condition dims (0 for a model of whole rows)."""
         return sum(e.cont + sum(e.cards) for e in self.conditions)
