@@ -39,12 +39,14 @@ from .errors import UsageError
 from .tabular import Preprocessor
 from .tabular.encoders import CategoricalEncoder, NumericEncoder
 
-__all__ = ["Gaps", "Imputation", "complete", "impute_table"]
+__all__ = ["Gaps", "Imputation", "complete", "gaps_of", "impute_table"]
 
 SWEEPS = DEFAULT_SWEEPS  # Gibbs sweeps after the start, for rows with several gaps
 MODE_SWEEPS = 25  # at most, for the conditional mode
+START_SWEEPS = 3  # at most, for the mode that a chain's start is drawn around
 MODE_TOLERANCE = 1e-3  # encoded units (training sd): a gap that moves less has converged
 HESSIAN_STEP = 0.05  # encoded units, for the curvature at the start
+PAD = 1e12  # curvature given to the padding of rows with fewer numeric gaps than others
 PROPOSALS = 256  # points a chain's start is picked from, by importance weight
 DEGREES = 4  # of the Student t they are drawn from: heavier tails than the target's
 WIDEN = 1.5  # that t's scale against the curvature's
@@ -70,54 +72,73 @@ class Imputation:
 
 @dataclass
 class Gaps:
-    """The encoded dims to fill for one pattern of gaps: numeric dims (with the log-Jacobian
-    that turns encoded densities into the table's units), and label dims with the codes a
-    value may take (the gap label itself excluded)."""
+    """Per row, the encoded dims to fill. ``numbers`` ``(B, C)`` marks the continuous dims
+    (the first ``C`` of a row) and ``jacobians`` holds, per continuous dim, the log-Jacobian
+    that turns encoded densities into the table's units; ``labels`` lists each label
+    column's dim, the codes a value may take (the gap label excluded) and the rows
+    ``(B,)`` where it is a gap."""
 
-    numbers: list[int] = field(default_factory=list)
+    numbers: np.ndarray
     jacobians: list[Callable[[np.ndarray], np.ndarray]] = field(default_factory=list)
-    labels: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    labels: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     @property
-    def count(self) -> int:
-        return len(self.numbers) + len(self.labels)
+    def count(self) -> np.ndarray:
+        """Gaps per row."""
+        return self.numbers.sum(axis=1) + sum((rows.astype(int) for _, _, rows in self.labels),
+                                              np.zeros(len(self.numbers), dtype=int))
 
-    @property
-    def dims(self) -> list[int]:
-        return self.numbers + [k for k, _ in self.labels]
+    def take(self, rows: np.ndarray) -> Gaps:
+        """The gaps of ``rows`` (indices, repeats allowed)."""
+        return Gaps(self.numbers[rows], self.jacobians,
+                    [(k, codes, mask[rows]) for k, codes, mask in self.labels])
+
+    def filled(self, x: np.ndarray) -> np.ndarray:
+        """The values of every gap dim of ``x``, for convergence checks."""
+        return np.concatenate([x[:, : self.numbers.shape[1]] * self.numbers]
+                              + [x[:, [k]] * rows[:, None] for k, _, rows in self.labels], axis=1)
 
 
-def _gaps(pre: Preprocessor, pattern: np.ndarray) -> Gaps:
-    """The :class:`Gaps` of a row whose modelled columns are missing where ``pattern``."""
-    gaps = Gaps()
-    for (e, j, k), missing in zip(pre.layout, pattern, strict=True):
-        if not missing:
-            continue
+def gaps_of(pre: Preprocessor, missing: np.ndarray) -> Gaps:
+    """The :class:`Gaps` of rows whose modelled columns are missing where ``missing``
+    ``(B, columns)``."""
+    numbers = np.zeros((len(missing), pre.continuous), dtype=bool)
+    jacobians: list[Callable[[np.ndarray], np.ndarray]] = [np.zeros_like] * pre.continuous
+    labels = []
+    for c, (e, j, k) in enumerate(pre.layout):
         if j is not None:
             assert isinstance(e, NumericEncoder)
-            gaps.numbers.append(j)
-            gaps.jacobians.append(e.log_jacobian)
+            numbers[:, j], jacobians[j] = missing[:, c], e.log_jacobian
         else:
             assert k is not None and isinstance(e, CategoricalEncoder)
             codes = np.array([i for i, label in enumerate(e.labels) if label is not None])
-            gaps.labels.append((k, codes))
-    return gaps
+            labels.append((k, codes, missing[:, c]))
+    return Gaps(numbers, jacobians, labels)
 
 
-def _mode(joint: Joint, x: np.ndarray, gaps: Gaps, table_units: bool) -> np.ndarray:
+def _lines(x: np.ndarray, gaps: Gaps, axes: np.ndarray, d: int) -> tuple[np.ndarray, Line]:
+    """The rows that have a ``d``-th numeric axis, and their lines along it."""
+    rows = np.flatnonzero(gaps.numbers.sum(axis=1) > d)
+    dims = list(range(gaps.numbers.shape[1]))
+    return rows, Line(x[rows], dims, axes[rows, :, d])
+
+
+def _mode(joint: Joint, x: np.ndarray, gaps: Gaps, table_units: bool,
+          sweeps: int = MODE_SWEEPS) -> np.ndarray:
     """The gaps' conditional mode, from ``x``: the numeric gaps to the peak along each axis
-    of the curvature (:func:`_axes`), the label gaps to their most likely labels, until
+    of the curvature (:func:`_curvature`), the label gaps to their most likely labels, until
     none moves (for a Gaussian, one pass)."""
     x = x.copy()
-    for _ in range(MODE_SWEEPS):
-        before = x[:, gaps.dims].copy()
-        axes = _axes(joint, x, gaps.numbers)
-        for d in range(len(gaps.numbers)):
-            line = Line(x, gaps.numbers, axes[:, :, d])
-            x = line.at(peak(joint, line, _jacobian_along(line, gaps) if table_units else None))
-        for k, codes in gaps.labels:
-            x[:, k] = draw_label(joint, x, k, codes, None)
-        if gaps.count == 1 or np.abs(x[:, gaps.dims] - before).max() < MODE_TOLERANCE:
+    for _ in range(sweeps):
+        before = gaps.filled(x)
+        axes = _curvature(joint, x, gaps)[1]
+        for d in range(axes.shape[2]):
+            rows, line = _lines(x, gaps, axes, d)
+            extra = _jacobian_along(line, gaps.take(rows)) if table_units else None
+            x[rows] = line.at(peak(joint, line, extra))
+        for k, codes, rows in gaps.labels:
+            x[rows, k] = draw_label(joint, x[rows], k, codes, None)
+        if gaps.count.max() <= 1 or np.abs(gaps.filled(x) - before).max() < MODE_TOLERANCE:
             break
     return x
 
@@ -125,40 +146,46 @@ def _mode(joint: Joint, x: np.ndarray, gaps: Gaps, table_units: bool) -> np.ndar
 def _jacobian_along(line: Line, gaps: Gaps) -> Callable[[np.ndarray], np.ndarray]:
     """The numeric gaps' log-Jacobians summed, at positions of ``line``."""
     def at(s: np.ndarray) -> np.ndarray:
-        moved = line.moved(s)
-        return sum((jacobian(moved[:, :, i]) for i, jacobian in enumerate(gaps.jacobians)),
-                   np.zeros_like(s))
+        moved, total = line.moved(s), np.zeros_like(s)
+        for c in np.flatnonzero(gaps.numbers.any(axis=0)):
+            total += np.where(gaps.numbers[:, [c]], gaps.jacobians[c](moved[:, :, c]), 0.0)
+        return total
     return at
 
 
-def _curvature(joint: Joint, x: np.ndarray, dims: list[int]
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the eigenvalues ``(B, m)`` and unit eigenvectors ``(B, m, m)`` (in columns)
-    of minus the Hessian of log p in ``dims`` at ``x``, by forward differences of step
-    :data:`HESSIAN_STEP`; ones and the column axes where it is not positive definite."""
-    m, h = len(dims), HESSIAN_STEP
-    pairs = [(i, j) for i in range(m) for j in range(i, m)]
-    shifts = [np.zeros(m)] + [np.eye(m)[i] for i in range(m)]
-    shifts += [np.eye(m)[i] + np.eye(m)[j] for i, j in pairs]
+def _curvature(joint: Joint, x: np.ndarray, gaps: Gaps) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the eigenvalues ``(B, M)`` and unit eigenvectors ``(B, C, M)`` (in columns,
+    in the row's continuous dims) of minus the Hessian of log p in its numeric gaps, by
+    forward differences of step :data:`HESSIAN_STEP`; ones and the gaps' axes where it is
+    not positive definite. ``M`` is the most numeric gaps of a row; a row with ``m`` has
+    its axes first and zero columns after."""
+    mask = gaps.numbers
+    m = mask.sum(axis=1)
+    big, h = int(m.max(initial=0)), HESSIAN_STEP
+    dims = np.argsort(~mask, axis=1, kind="stable")[:, :big]  # each row's gap dims first
+    real = np.arange(big)[None, :] < m[:, None]
+    pairs = [(i, j) for i in range(big) for j in range(i, big)]
+    shifts = [np.zeros(big)] + [np.eye(big)[i] for i in range(big)]
+    shifts += [np.eye(big)[i] + np.eye(big)[j] for i, j in pairs]
     points = np.repeat(x[None], len(shifts), axis=0)
-    points[:, :, dims] += h * np.array(shifts)[:, None, :]
+    at = np.arange(len(x))[:, None]
+    for p, shift in enumerate(shifts):
+        points[p, at, dims] += h * shift[None, :] * real
     f = joint(points.reshape(-1, x.shape[1])).reshape(len(shifts), len(x))
-    curvature = np.zeros((len(x), m, m))
+    curvature = np.zeros((len(x), big, big))
     for n, (i, j) in enumerate(pairs):
-        second = (f[1 + m + n] - f[1 + i] - f[1 + j] + f[0]) / h**2
-        curvature[:, i, j] = curvature[:, j, i] = -second
-    values, vectors = np.linalg.eigh(np.where(np.isfinite(curvature), curvature, 0.0))
-    concave = values.min(axis=1, initial=np.inf) > 0
-    return (np.where(concave[:, None], values, 1.0),
-            np.where(concave[:, None, None], vectors, np.eye(m)[None]))
-
-
-def _axes(joint: Joint, x: np.ndarray, dims: list[int]) -> np.ndarray:
-    """Per row, unit directions ``(B, m, m)`` (in columns) along which to move the numeric
-    gaps: the axes of the curvature at ``x`` (:func:`_curvature`)."""
-    if len(dims) < 2:
-        return np.ones((len(x), len(dims), len(dims)))
-    return _curvature(joint, x, dims)[1]
+        curvature[:, i, j] = curvature[:, j, i] = -(f[1 + big + n] - f[1 + i] - f[1 + j]
+                                                    + f[0]) / h**2
+    both = real[:, :, None] & real[:, None, :]
+    curvature = np.where(both & np.isfinite(curvature), curvature, 0.0)
+    curvature += np.where(real, 0.0, PAD)[:, :, None] * np.eye(big)[None]
+    values, vectors = np.linalg.eigh(curvature)  # the padding's PAD sorts last
+    concave = np.where(real, values, 1.0).min(axis=1, initial=np.inf) > 0
+    values = np.where(concave[:, None] & real, values, 1.0)
+    vectors = np.where(concave[:, None, None], vectors, np.eye(big)[None]) * real[:, None, :]
+    full = np.zeros((len(x), mask.shape[1], big))
+    full[at, dims] = vectors
+    return values, full
 
 
 def _start(joint: Joint, mode: np.ndarray, gaps: Gaps, draws: int,
@@ -166,57 +193,71 @@ def _start(joint: Joint, mode: np.ndarray, gaps: Gaps, draws: int,
     """``draws`` starting points per row near p(missing | observed), and the axes to move
     along: of :data:`PROPOSALS` points drawn from a Student t around ``mode`` shaped by the
     curvature there (widened by :data:`WIDEN`), one picked by importance weight."""
-    m, rows = len(gaps.numbers), np.repeat(mode, draws, axis=0)
-    if m == 0:
-        return rows, np.zeros((len(rows), 0, 0))
-    values, vectors = _curvature(joint, mode, gaps.numbers)
-    values, vectors = np.repeat(values, draws, axis=0), np.repeat(vectors, draws, axis=0)
-    t = rng.standard_normal((len(rows), PROPOSALS, m))
+    values, axes = _curvature(joint, mode, gaps)
+    rows = np.repeat(mode, draws, axis=0)
+    values, axes = np.repeat(values, draws, axis=0), np.repeat(axes, draws, axis=0)
+    m = np.repeat(gaps.numbers.sum(axis=1), draws)
+    real = np.arange(values.shape[1])[None, :] < m[:, None]
+    t = rng.standard_normal((len(rows), PROPOSALS, values.shape[1])) * real[:, None, :]
     t /= np.sqrt(rng.chisquare(DEGREES, (len(rows), PROPOSALS, 1)) / DEGREES)
-    scale = WIDEN / np.sqrt(values)
-    steps = np.einsum("bij,bkj->bki", vectors, t * scale[:, None, :])
+    steps = np.einsum("bcj,bkj->bkc", axes, t * (WIDEN / np.sqrt(values))[:, None, :])
     points = np.repeat(rows, PROPOSALS, axis=0)
-    points[:, gaps.numbers] += steps.reshape(-1, m)
-    log_q = -(DEGREES + m) / 2 * np.log1p((t**2).sum(axis=2) / DEGREES)
+    points[:, : steps.shape[2]] += steps.reshape(-1, steps.shape[2])
+    log_q = -(DEGREES + m[:, None]) / 2 * np.log1p((t**2).sum(axis=2) / DEGREES)
     log_w = joint(points).reshape(len(rows), PROPOSALS) - log_q
     log_w = np.where(np.isfinite(log_w), log_w, -np.inf)
     w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
     pick = (np.cumsum(w, axis=1) < rng.random(len(rows))[:, None] * w.sum(axis=1)[:, None])
     chosen = np.minimum(pick.sum(axis=1), PROPOSALS - 1)
-    start = points.reshape(len(rows), PROPOSALS, -1)[np.arange(len(rows)), chosen]
-    return start, (vectors if m > 1 else np.ones((len(rows), 1, 1)))
+    return points.reshape(len(rows), PROPOSALS, -1)[np.arange(len(rows)), chosen], axes
 
 
 def _sweep(joint: Joint, x: np.ndarray, gaps: Gaps, axes: np.ndarray,
            rng: np.random.Generator) -> np.ndarray:
     """One Gibbs sweep: each numeric move along ``axes``, then each label gap."""
-    for d in range(len(gaps.numbers)):
-        line = Line(x, gaps.numbers, axes[:, :, d])
-        x = line.at(draw(joint, line, rng))
-    for k, codes in gaps.labels:
-        x[:, k] = draw_label(joint, x, k, codes, rng)
+    for d in range(axes.shape[2]):
+        rows, line = _lines(x, gaps, axes, d)
+        x[rows] = line.at(draw(joint, line, rng))
+    for k, codes, rows in gaps.labels:
+        x[rows, k] = draw_label(joint, x[rows], k, codes, rng)
+    return x
+
+
+def _one_gap(joint: Joint, x: np.ndarray, gaps: Gaps, rng: np.random.Generator
+             ) -> np.ndarray:
+    """Rows with one gap each, that gap drawn from its exact conditional."""
+    x = x.copy()
+    rows = np.flatnonzero(gaps.numbers.any(axis=1))
+    if rows.size:
+        dims = list(range(gaps.numbers.shape[1]))
+        line = Line(x[rows], dims, gaps.numbers[rows].astype(np.float64))
+        x[rows] = line.at(draw(joint, line, rng))
+    for k, codes, at in gaps.labels:
+        x[at, k] = draw_label(joint, x[at], k, codes, rng)
     return x
 
 
 def complete(joint: Joint, x: np.ndarray, gaps: Gaps, plan: Imputation,
              rng: np.random.Generator) -> np.ndarray:
     """``plan.draws`` completions of each encoded row of ``x`` (copies of a row adjacent),
-    the dims of ``gaps`` filled."""
+    the dims of ``gaps`` filled; rows without gaps come back as they are."""
     if plan.method == "mode":
         return _mode(joint, x, gaps, table_units=True)
-    if gaps.count == 1:
-        x = np.repeat(x, plan.draws, axis=0)
-        if gaps.numbers:
-            line = Line.coordinate(x, gaps.numbers[0])
-            return line.at(draw(joint, line, rng))
-        k, codes = gaps.labels[0]
-        x[:, k] = draw_label(joint, x, k, codes, rng)
-        return x
-    mode = _mode(joint, x, gaps, table_units=False)
-    x, axes = _start(joint, mode, gaps, plan.draws, rng)
-    for _ in range(plan.sweeps):
-        x = _sweep(joint, x, gaps, axes, rng)
-    return x
+    k = plan.draws
+    out = np.repeat(x, k, axis=0)
+    count = np.repeat(gaps.count, k)
+    one = np.flatnonzero(count == 1)
+    out[one] = _one_gap(joint, out[one], gaps.take(one // k), rng)
+    several = np.flatnonzero(gaps.count > 1)
+    if several.size:
+        chained = gaps.take(np.repeat(several, k))
+        mode = _mode(joint, x[several], gaps.take(several), table_units=False,
+                     sweeps=START_SWEEPS)
+        chains, axes = _start(joint, mode, gaps.take(several), k, rng)
+        for _ in range(plan.sweeps):
+            chains = _sweep(joint, chains, chained, axes, rng)
+        out[(several[:, None] * k + np.arange(k)).ravel()] = chains
+    return out
 
 
 def _placeholders(pre: Preprocessor, df: pd.DataFrame, missing: np.ndarray) -> pd.DataFrame:
@@ -266,20 +307,16 @@ def impute_table(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
     missing = np.column_stack([df[e.spec.name].isna().to_numpy() for e in pre.encoders]) \
         if pre.encoders else np.zeros((len(df), 0), dtype=bool)
     x, _ = pre.encode(_placeholders(pre, df, missing), source, row_offset, unseen=unseen)
-    k = plan.draws
-    x = np.repeat(x, k, axis=0)
+    k, gaps = plan.draws, gaps_of(pre, missing)
     joint = joint_of(density)
-    patterns, which = np.unique(missing, axis=0, return_inverse=True)
-    for p, pattern in enumerate(patterns):
-        rows = np.flatnonzero(which.ravel() == p)
-        if not pattern.any():
-            continue
-        gaps = _gaps(pre, pattern)
-        for start in range(0, len(rows), max(BLOCK // k, 1)):
-            block = rows[start : start + max(BLOCK // k, 1)]
-            copies = (block[:, None] * k + np.arange(k)).ravel()
-            x[copies] = complete(joint, x[copies[::k]], gaps, plan, rng)
-    return _table(pre, df, x, missing, k)
+    rows = np.flatnonzero(missing.any(axis=1))
+    out = np.repeat(x, k, axis=0)
+    step = max(BLOCK // k, 1)
+    for start in range(0, len(rows), step):
+        block = rows[start : start + step]
+        copies = (block[:, None] * k + np.arange(k)).ravel()
+        out[copies] = complete(joint, x[block], gaps.take(block), plan, rng)
+    return _table(pre, df, out, missing, k)
 
 
 def _table(pre: Preprocessor, df: pd.DataFrame, x: np.ndarray, missing: np.ndarray,

@@ -42,8 +42,10 @@ def _conditional(x: np.ndarray, gaps: list[int]) -> tuple[np.ndarray, np.ndarray
     return MEAN[gaps] + cross @ solve[:, 0], COV[np.ix_(gaps, gaps)] - cross @ solve[:, 1:]
 
 
-def _numbers(dims: list[int]) -> Gaps:
-    return Gaps(numbers=dims, jacobians=[np.zeros_like] * len(dims))
+def _numbers(dims: list[int], width: int = 4, rows: int = 1) -> Gaps:
+    """Gaps in the numeric ``dims`` of ``rows`` rows of ``width`` continuous dims."""
+    mask = np.repeat(np.isin(np.arange(width), dims)[None], rows, axis=0)
+    return Gaps(mask, [np.zeros_like] * width)
 
 
 def test_one_gap_is_drawn_from_its_exact_conditional() -> None:
@@ -68,6 +70,24 @@ def test_gibbs_draws_of_correlated_gaps_match_the_closed_form() -> None:
     np.testing.assert_allclose(np.cov(drawn[:, [1, 2]].T), cov, atol=0.06)
 
 
+def test_rows_with_different_gaps_are_drawn_together_each_from_its_own() -> None:
+    rows = np.array([[0.1, -0.4, 0.0, 1.2], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, -1.0],
+                     [0.5, 0.5, 0.5, 0.5]])
+    patterns = [[2], [1, 2, 3], [0, 1, 2, 3], []]
+    mask = np.array([np.isin(np.arange(4), p) for p in patterns])
+    gaps = Gaps(mask, [np.zeros_like] * 4)
+    drawn = complete(_gaussian_joint, rows, gaps, Imputation(draws=3000),
+                     np.random.default_rng(3)).reshape(4, 3000, 4)
+    for i, pattern in enumerate(patterns[:3]):
+        mean, cov = _conditional(rows[i], pattern)
+        for k, j in enumerate(pattern):
+            exact = stats.norm(mean[k], np.sqrt(cov[k, k]))
+            assert stats.kstest(drawn[i, :, j], exact.cdf).pvalue > 0.01, (i, j)
+        kept = [j for j in range(4) if j not in pattern]
+        assert (drawn[i][:, kept] == rows[i, kept]).all()
+    assert (drawn[3] == rows[3]).all()
+
+
 def _banana(x: np.ndarray) -> np.ndarray:
     """A curved, skewed joint of (a, b) given an observed c: not Gaussian in any axes."""
     a, b, c = x[:, 0], x[:, 1], x[:, 2]
@@ -82,8 +102,8 @@ def test_gibbs_chains_converge_to_the_brute_force_conditional() -> None:
     p = np.exp(_banana(cells)).reshape(a.shape)
     rng = np.random.default_rng(2)
     for sweeps in (10, 30):
-        drawn = complete(_banana, row, _numbers([0, 1]), Imputation(draws=3000, sweeps=sweeps),
-                         rng)
+        drawn = complete(_banana, row, _numbers([0, 1], width=3),
+                         Imputation(draws=3000, sweeps=sweeps), rng)
         for j, marginal in ((0, p.sum(axis=1)), (1, p.sum(axis=0))):
             cdf = np.cumsum(marginal) / marginal.sum()
             assert stats.kstest(drawn[:, j], lambda v, c=cdf: np.interp(v, grid, c)
@@ -92,7 +112,7 @@ def test_gibbs_chains_converge_to_the_brute_force_conditional() -> None:
 
 def test_the_mode_of_gaussian_gaps_is_their_conditional_mean() -> None:
     row = np.array([[1.5, 0.0, 0.0, -0.5], [-1.0, 0.0, 0.0, 2.0]])
-    filled = complete(_gaussian_joint, row, _numbers([1, 2]), Imputation(method="mode"),
+    filled = complete(_gaussian_joint, row, _numbers([1, 2], rows=2), Imputation(method="mode"),
                       np.random.default_rng(0))
     for i in range(2):
         np.testing.assert_allclose(filled[i, [1, 2]], _conditional(row[i], [1, 2])[0],
