@@ -258,10 +258,17 @@ def test_impute_refuses_bad_input_in_one_line(model_file: Path, tmp_path: Path) 
     assert result.exit_code == 2 and "one completion" in result.output
 
 
+def interruptible() -> None:
+    """In the child: Ctrl-C as Python takes it by default (a run started in the background
+    inherits SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_impute_leaves_no_file(model_file: Path, tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "flowcli", "impute", str(model_file), "-",
                              "-o", "out.csv", "--batch-size", "10"], cwd=tmp_path,
-                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     assert proc.stdin is not None
     proc.stdin.write(_holes().to_csv(index=False))  # rows arrive, then the input stalls
     proc.stdin.flush()

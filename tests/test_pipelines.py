@@ -15,6 +15,12 @@ import pandas as pd
 import pytest
 
 FLOWCLI = [sys.executable, "-m", "flowcli"]
+
+
+def interruptible() -> None:
+    """In a child process: take Ctrl-C as Python does by default. A test run started in the
+    background inherits SIGINT ignored, and Python keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 FAST = ["--layers", "2", "--hidden", "16", "--patience", "5"]
 
 
@@ -96,6 +102,7 @@ def test_signal_during_fit_saves_the_best_model(fitted_model, tmp_path: Path, si
         [*FLOWCLI, "fit", "d.csv", "-o", "m.flow", "--epochs", "100000", "--patience", "100000",
          "--seed", "0", "--layers", "2", "--hidden", "16"],
         cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 60
     # wait until training runs (the first progress line comes after 10 s; poll the clock)
