@@ -256,7 +256,7 @@ class FlowModel:
 
     def scored_table(self, chunk: pd.DataFrame, scores: pd.Series, *, percentile: bool = False,
                      cutoff: float | None = None, only_score: bool = False,
-                     explain: bool = False) -> pd.DataFrame:
+                     explain: bool = False, unseen: str = DEFAULT_UNSEEN) -> pd.DataFrame:
         """What ``flowcli score`` writes: the rows (none with ``only_score``) and ``log_prob``,
         then ``percentile`` if asked, ``anomaly`` (score below ``cutoff``) if given, and the
         :meth:`explain` columns of the anomalies (empty for other rows) if asked."""
@@ -267,7 +267,8 @@ class FlowModel:
         if cutoff is not None:
             out["anomaly"] = scores.to_numpy() < cutoff
         if explain and cutoff is not None:
-            out = with_columns(out, self.explain(chunk[out["anomaly"].to_numpy()]))
+            flagged = chunk[out["anomaly"].to_numpy()]
+            out = with_columns(out, self.explain(flagged, unseen=unseen))
         return out
 
     def percentile(self, scores: np.ndarray | pd.Series) -> np.ndarray:

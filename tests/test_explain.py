@@ -201,6 +201,18 @@ def test_score_explains_only_the_flagged_rows(model_file: Path) -> None:
     assert out.loc[~flagged, "most_unusual"].isna().all()  # empty in the CSV
 
 
+def test_score_explains_flagged_rows_with_unseen_labels_floored(model_file: Path,
+                                                                 tmp_path: Path) -> None:
+    data = tmp_path / "unseen.csv"
+    _table(20, seed=12).assign(kind="z").to_csv(data, index=False)
+    result = run("score", model_file, data, "--threshold", "0.9", "--unseen", "floor",
+                 "--explain", "-q")
+    assert result.exit_code == 0, result.stderr
+    out = pd.read_csv(io.StringIO(result.stdout))
+    assert out["anomaly"].any()
+    assert out.loc[out["anomaly"], "kind_cond_log_prob"].notna().all()
+
+
 def test_explain_refuses_bad_input_in_one_line(model_file: Path, tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     out = tmp_path / "out.csv"

@@ -166,7 +166,8 @@ def score(
             chunks = iter_tables(data, fmt, batch_size)
             for chunk, scores in fitted.score_batches(chunks, source, unseen):
                 out = fitted.scored_table(chunk, scores, percentile=percentile, cutoff=cutoff,
-                                          only_score=only_score, explain=explain)
+                                          only_score=only_score, explain=explain,
+                                          unseen=unseen)
                 flagged += int(out["anomaly"].sum()) if cutoff is not None else 0
                 yield out
 
