@@ -67,7 +67,8 @@ class Imputation:
         for name in ("draws", "method", "sweeps"):
             OPTIONS[name].check(getattr(self, name))
         if self.method == "mode" and self.draws != 1:
-            raise UsageError("mode is one completion: it needs draws=1", field="method")
+            raise UsageError("must be 1 with the mode, which is one completion",
+                             field="draws")
 
 
 @dataclass

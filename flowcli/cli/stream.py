@@ -7,7 +7,7 @@ only when complete (or to stdout as it goes).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -52,6 +52,22 @@ def _write(tables: Iterable[Any], output: str, output_format: str | None) -> int
         for table in tables:
             writer.write(table)
     return writer.rows
+
+
+def _map_table(model: str, device: Any, data: str, fmt: Any, batch_size: int, output: str,
+               output_format: Any, quiet: bool,
+               batches: Callable[[Any, Iterator[Any], str], Iterable[Any]], done: str) -> None:
+    """Stream the table ``data`` through the model read from ``model``: ``batches(fitted,
+    chunks, source)`` gives the output tables, written to ``output``; then ``done`` (with
+    ``{rows}`` and ``{output}``) on stderr unless quiet or on stdout."""
+    with guard(quiet):
+        from ..io import display_name, iter_tables
+
+        fitted = _load(model, device)
+        chunks = iter_tables(data, fmt, batch_size)
+        rows = _write(batches(fitted, chunks, display_name(data)), output, output_format)
+        if not quiet and output != "-":
+            _say(done.format(rows=rows, output=output))
 
 
 def sample(
@@ -202,15 +218,9 @@ def explain(
     evaluations of the model: explain the rows that need it (score --threshold Q --explain
     explains the flagged ones).
     """
-    with guard(quiet):
-        from ..io import display_name, iter_tables
-
-        fitted = _load(model, device)
-        chunks = iter_tables(data, fmt, batch_size)
-        rows = _write(fitted.explain_batches(chunks, display_name(data), unseen), output,
-                      output_format)
-        if not quiet and output != "-":
-            _say(f"explained {rows:,} rows into {output}")
+    _map_table(model, device, data, fmt, batch_size, output, output_format, quiet,
+               lambda fitted, chunks, source: fitted.explain_batches(chunks, source, unseen),
+               "explained {rows:,} rows into {output}")
 
 
 def impute(
@@ -235,20 +245,14 @@ def impute(
     --draws K writes K completed copies of each row, numbered in 'imputation'. Observed
     cells and other columns come back as they were.
     """
-    if method == "mode" and draws != 1:
-        raise typer.BadParameter("is one completion: leave --draws at 1 or use --method "
-                                 "sample", param_hint="--method mode")
     with guard(quiet):
         from ..impute import Imputation
-        from ..io import display_name, iter_tables
 
-        plan = Imputation(draws, method, sweeps)
-        fitted = _load(model, device)
-        chunks = iter_tables(data, fmt, batch_size)
-        rows = _write(fitted.impute_batches(chunks, plan, seed, display_name(data), unseen),
-                      output, output_format)
-        if not quiet and output != "-":
-            _say(f"wrote {rows:,} rows to {output}")
+        plan = Imputation(draws, method, sweeps)  # refused before the model is read
+    _map_table(model, device, data, fmt, batch_size, output, output_format, quiet,
+               lambda fitted, chunks, source: fitted.impute_batches(chunks, plan, seed, source,
+                                                                    unseen),
+               "wrote {rows:,} rows to {output}")
 
 
 def invert(
@@ -267,12 +271,6 @@ def invert(
 
     Columns that are not the model's pass through untouched, after the mapped ones.
     """
-    with guard(quiet):
-        from ..io import display_name, iter_tables
-
-        fitted = _load(model, device)
-        chunks = iter_tables(data, fmt, batch_size)
-        rows = _write(fitted.invert_batches(chunks, to_data, display_name(data)), output,
-                      output_format)
-        if not quiet and output != "-":
-            _say(f"wrote {rows:,} rows to {output}")
+    _map_table(model, device, data, fmt, batch_size, output, output_format, quiet,
+               lambda fitted, chunks, source: fitted.invert_batches(chunks, to_data, source),
+               "wrote {rows:,} rows to {output}")
