@@ -28,6 +28,7 @@ from .engine.mixed import MixedDensity
 from .errors import FlowcliWarning
 from .quantiles import percentile_of, quantiles_of
 from .tabular import Encoder, Preprocessor
+from .tabular.encoders import NumericEncoder
 
 __all__ = ["CellScores", "cell_log_probs", "explain_table", "held_out_quantiles",
            "with_columns"]
@@ -51,8 +52,11 @@ def cell_log_probs(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
     """``log p(x_c | x_-c)`` of every modelled cell of ``df``, in the table's units."""
     x, _ = pre.encode(df, source, row_offset, unseen=unseen)
     layout = pre.layout
-    logdets = np.stack([e.encode(df[e.spec.name], source, row_offset, 0.5, unseen)[2]
-                        for e, _, _ in layout], axis=1) if layout else np.zeros((len(df), 0))
+    logdets = np.zeros((len(df), len(layout)))  # each column's log-Jacobian; labels: 0
+    for k, (e, j, _) in enumerate(layout):
+        if isinstance(e, NumericEncoder):
+            assert j is not None
+            logdets[:, k] = e.log_jacobian(x[:, j])
     joint = joint_of(density)
     out, errors = np.empty((len(df), len(layout))), np.zeros((len(df), len(layout)))
     for start in range(0, len(df), BLOCK):
