@@ -223,7 +223,7 @@ class Candidate:
             seconds=self.training.get("seconds", 0.0) + result.seconds + em_seconds,
             val_log_likelihood=float(np.mean(scores)) if scores.size else math.nan,
             train_log_likelihood=result.train_ll + data.shift_train,
-            score_quantiles=_quantiles(scores),
+            score_quantiles=quantiles_of(scores, QUANTILES),
             held_out="validation" if data.has_val else "training",
         )
         self.held_out = scores
@@ -250,14 +250,9 @@ class Candidate:
         self.density.eval()
         self.held_out = start.scores
         self.training.update(best_epoch=0, val_log_likelihood=float(np.mean(start.scores)),
-                             score_quantiles=_quantiles(start.scores))
+                             score_quantiles=quantiles_of(start.scores, QUANTILES))
         if self.resume is not None:
             self.resume = self.resume.restarted(start.val_ll)
-
-
-def _quantiles(scores: np.ndarray) -> list[float]:
-    """The held-out scores' quantiles that a model keeps for percentiles and thresholds."""
-    return quantiles_of(scores, QUANTILES)
 
 
 def _interrupted() -> TrainResult:

@@ -40,7 +40,7 @@ def fit_table(data: pd.DataFrame, config: FitConfig, *, columns: list[str] | Non
                 "epochs": 0, "seconds": 0.0}
     encoded = Encoded.of(pre, train_df, val_df, source)
     kept = search(pre, encoded, config, training, device, callback)
-    keep_cell_reference(kept, val_df if len(val_df) else train_df)
+    keep_cell_reference(kept, val_df, train_df)
     return kept
 
 
@@ -66,19 +66,22 @@ def resume_training(candidate: Candidate, data: pd.DataFrame, changes: dict[str,
     candidate.resume = resume.with_lr(changes["lr"]) if "lr" in changes else resume
     candidate.run(Encoded.of(candidate.pre, train_df, val_df, source), callback,
                   config.max_seconds)
-    keep_cell_reference(candidate, val_df if len(val_df) else train_df)
+    keep_cell_reference(candidate, val_df, train_df)
 
 
-def keep_cell_reference(kept: Candidate, held_out: pd.DataFrame) -> None:
-    """Keep the quantiles of held-out cells' conditionals, which give ``explain`` its
-    percentiles. A model stopped by Ctrl-C goes without (it is saved as soon as it can be),
-    and so does one interrupted here, which then says it was interrupted."""
+def keep_cell_reference(kept: Candidate, held_out: pd.DataFrame, train: pd.DataFrame
+                        ) -> None:
+    """Keep the quantiles of held-out cells' conditionals (training cells when no row was
+    held out), which give ``explain`` its percentiles. A model stopped by Ctrl-C goes
+    without (it is saved as soon as it can be), and so does one interrupted here, which
+    then says it was interrupted."""
     if kept.training.get("stopped") == StopReason.INTERRUPTED.value:
         return
     kept.density.eval()
     try:
         kept.training["cell_quantiles"] = held_out_quantiles(
-            kept.pre, kept.density, held_out, kept.training["seed"])
+            kept.pre, kept.density, held_out if len(held_out) else train,
+            kept.training["seed"])
     except KeyboardInterrupt:
         kept.training["stopped"] = StopReason.INTERRUPTED.value
 
