@@ -79,9 +79,9 @@ def remove_cells(test: pd.DataFrame, share: float, rng: np.random.Generator) -> 
     return mask
 
 
-def flowcli_draws(train: pd.DataFrame, holes: pd.DataFrame, seed: int
-                  ) -> tuple[pd.DataFrame, float, float]:
-    """Imputed draws (``DRAWS`` per row, in long form), fit seconds, rows/s of one draw."""
+def flowcli_draws(train: pd.DataFrame, holes: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Imputed draws (``DRAWS`` per row, in long form); prints the fit's seconds and the
+    rows/s of one draw."""
     from flowcli import FlowModel
 
     tick = time.perf_counter()
@@ -92,7 +92,7 @@ def flowcli_draws(train: pd.DataFrame, holes: pd.DataFrame, seed: int
     rate = len(holes) / (time.perf_counter() - tick)
     print(f"  flowcli kept {model.info()['model']['kind']}, fit {fit_seconds:.0f} s; "
           f"impute {rate:,.0f} rows/s (one draw)")
-    return model.impute(holes, draws=DRAWS, seed=seed), fit_seconds, rate
+    return model.impute(holes, draws=DRAWS, seed=seed)
 
 
 def sklearn_fills(train: pd.DataFrame, holes: pd.DataFrame, numbers: list[str]
@@ -117,7 +117,7 @@ def evaluate(name: str, train: pd.DataFrame, test: pd.DataFrame, share: float,
     labels = [c for c in test.columns if c not in numbers]
     print(f"\n{name}: {len(train):,} train rows, {len(test)} test rows, {mask.sum():,} cells "
           f"removed ({share:.0%})")
-    draws, _, _ = flowcli_draws(train, holes, seed)
+    draws = flowcli_draws(train, holes, seed)
     by_row = draws.groupby(level=0, sort=False)
     sd = train[numbers].std().to_numpy()
     num_mask = mask[:, [test.columns.get_loc(c) for c in numbers]]
