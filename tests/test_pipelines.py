@@ -141,6 +141,23 @@ def test_sigkill_never_corrupts_and_resume_carries_on(fitted_model, tmp_path: Pa
     assert '"epochs": 4' in r.stdout
 
 
+def test_ctrl_c_while_reading_stdin_is_an_interrupt_not_bad_input(fitted_model,
+                                                                     tmp_path: Path) -> None:
+    """pandas turns an interrupt inside its read of the input into a parser error."""
+    _, path, df = fitted_model
+    proc = subprocess.Popen([*FLOWCLI, "score", str(path), "-", "-o", "out.csv"],
+                            cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=interruptible)
+    assert proc.stdin is not None
+    proc.stdin.write(df.head(3).to_csv(index=False))  # part of the input, then it stalls
+    proc.stdin.flush()
+    time.sleep(4)  # torch imported, the reader waiting for more
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert (proc.returncode, err) == (130, "interrupted\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sigterm_during_score_leaves_no_output(fitted_model, tmp_path: Path) -> None:
     _, path, df = fitted_model
     proc = subprocess.Popen([*FLOWCLI, "score", str(path), "-", "-o", "out.csv",

@@ -28,12 +28,19 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as an interrupt so that training stops the same way."""
 
 
-_signals: list[int] = []
+_signals: list[int] = []  # the signals that arrived during the command
 
 
-def _on_sigterm(signum: int, frame: object) -> NoReturn:
+def _on_signal(signum: int, frame: object) -> NoReturn:
     _signals.append(signum)
-    raise Terminated()
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _caught() -> list[int]:
+    """SIGTERM, and SIGINT unless the command was started with it ignored (in the
+    background of a shell)."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    return [signal.SIGTERM] if ignored else [signal.SIGTERM, signal.SIGINT]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -44,7 +51,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def reraise_interrupt() -> NoReturn:
     """End the command as the signal that interrupted its work would have."""
-    raise Terminated() if _signals else KeyboardInterrupt()
+    raise Terminated() if signal.SIGTERM in _signals else KeyboardInterrupt()
 
 
 @contextlib.contextmanager
@@ -80,14 +87,18 @@ def guard(quiet: bool = False) -> Iterator[None]:
     to one line each (none when ``quiet``).
 
     SIGTERM is turned into an interrupt for the command's duration, so that a partly written
-    output file is removed and a fit saves its best model, as on Ctrl-C.
+    output file is removed and a fit saves its best model, as on Ctrl-C. Both are recorded:
+    a reader that turns the interrupt into an error of its own (pandas' CSV parser, stopped
+    in a read) still ends the command as interrupted, not as bad input.
     """
     _signals.clear()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {s: signal.signal(s, _on_signal) for s in _caught()}
     try:
         with warnings_as_lines(quiet):
             yield
     except FlowcliError as exc:
+        if _signals:
+            _end_interrupted()
         fail(exc.render(spell), exc.exit_code)
     except BrokenPipeError:
         # the reader went away (``| head``): stop quietly, as a tool killed by SIGPIPE would
@@ -95,13 +106,19 @@ def guard(quiet: bool = False) -> Iterator[None]:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(141) from None
-    except Terminated:
-        sys.stderr.write("terminated\n")
-        raise typer.Exit(143) from None
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        raise typer.Exit(130) from None
+        _end_interrupted()
     except MemoryError:
         fail("out of memory; use a smaller --batch-size")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _end_interrupted() -> NoReturn:
+    """Exit as the signal that interrupted the command: 143 for SIGTERM, 130 for Ctrl-C."""
+    if signal.SIGTERM in _signals:
+        sys.stderr.write("terminated\n")
+        raise typer.Exit(143) from None
+    sys.stderr.write("interrupted\n")
+    raise typer.Exit(130) from None
