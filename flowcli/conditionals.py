@@ -7,7 +7,8 @@ this module finds, integrates, samples and maximizes:
 - :func:`window`: a coarse grid finds where the mass lies (within :data:`WINDOW` nats of the
   peak), widening on a side the mass reaches;
 - :func:`log_normalizer`: Gauss-Legendre panels integrate it there, and a rule of half the
-  order on the same panels bounds the error; rows over :data:`TOLERANCE` get more panels;
+  order on the same panels bounds the error; in rows over :data:`TOLERANCE` the panels that
+  hold the error are cut finer;
 - :func:`draw`: the inverse CDF of the density interpolated log-linearly between
   :data:`FINE` points of the window, which is exact for a density whose log is linear
   between them and otherwise off by the interpolation (measured in the benchmarks);
@@ -29,7 +30,7 @@ import torch
 from .engine.mixed import MixedDensity
 from .engine.passes import in_passes, rows_per_pass
 
-__all__ = ["Joint", "Line", "draw", "draw_label", "joint_of", "label_normalizer",
+__all__ = ["TOLERANCE", "Joint", "Line", "draw", "draw_label", "joint_of", "label_normalizer",
            "log_normalizer", "logsumexp", "peak", "window"]
 
 GRID = 96  # coarse grid points per line
@@ -37,7 +38,8 @@ SPAN = 10.0  # the coarse grid covers at least [-SPAN, SPAN] encoded units, and 
 WINDOW = 30.0  # nats below the peak that still count as mass (exp(-30) ~ 1e-13)
 PANELS = 12  # Gauss-Legendre panels over the window, at first
 WIDENINGS = 4  # times the coarse grid may double its width on a side the mass reaches
-ROUNDS = 2  # times the panels are multiplied by 4 for rows over the tolerance
+ROUNDS = 6  # times a row over the tolerance may cut its worst panels
+SPLIT = 4  # parts a panel is cut into
 TOLERANCE = 1e-4  # nats: the integration error bound a row must meet
 FINE = 257  # points of the interpolated density that draw and peak use
 
@@ -111,18 +113,70 @@ def logsumexp(a: np.ndarray, axis: int = 1) -> np.ndarray:
     return (top + np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True))).squeeze(axis)
 
 
-def _panels(joint: Joint, line: Line, lo: np.ndarray, hi: np.ndarray,
-            panels: int) -> tuple[np.ndarray, np.ndarray]:
-    """``log`` of the integral over ``[lo, hi]`` by 16-point Gauss-Legendre on ``panels``
-    equal panels, and its distance to the 8-point rule's."""
-    edges = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, panels + 1)[None, :]
-    mid, half = (edges[:, 1:] + edges[:, :-1]) / 2, (edges[:, 1:] - edges[:, :-1]) / 2
-    results = []
-    for nodes, weights in (_HIGH, _LOW):
-        at = (mid[:, :, None] + half[:, :, None] * nodes).reshape(len(lo), -1)
-        log_w = np.log(half[:, :, None] * weights).reshape(len(lo), -1)
-        results.append(logsumexp(along(joint, line, at) + log_w))
-    return results[0], np.abs(results[0] - results[1])
+@dataclass
+class _Panels:
+    """Integration panels ``[a, b]`` of the rows ``owner``; once evaluated, ``log_value``
+    holds the 16-point rule's log-integral of each and ``log_error`` the log of its distance
+    to the 8-point rule's."""
+
+    owner: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    log_value: np.ndarray | None = None
+    log_error: np.ndarray | None = None
+
+    @classmethod
+    def even(cls, lo: np.ndarray, hi: np.ndarray, count: int) -> _Panels:
+        """``count`` equal panels over each row's ``[lo, hi]``."""
+        edges = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, count + 1)[None, :]
+        owner = np.repeat(np.arange(len(lo)), count)
+        return cls(owner, edges[:, :-1].ravel(), edges[:, 1:].ravel())
+
+    def evaluate(self, joint: Joint, line: Line) -> _Panels:
+        mid, half = (self.a + self.b) / 2, (self.b - self.a) / 2
+        rows, logs = line.subset(self.owner), []
+        for nodes, weights in (_HIGH, _LOW):
+            at = mid[:, None] + half[:, None] * nodes
+            logs.append(logsumexp(along(joint, rows, at) + np.log(half[:, None] * weights)))
+        high, low = logs
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.where(np.isfinite(high), np.log(np.abs(np.expm1(low - high))) + high, low)
+        self.log_value, self.log_error = high, np.where(np.isnan(gap), np.inf, gap)
+        return self
+
+    def split(self, which: np.ndarray, parts: int) -> _Panels:
+        """The panels ``which`` cut into ``parts`` equal ones (not yet evaluated)."""
+        a, b = self.a[which], self.b[which]
+        edges = a[:, None] + (b - a)[:, None] * np.linspace(0.0, 1.0, parts + 1)[None, :]
+        owner = np.repeat(self.owner[which], parts)
+        return _Panels(owner, edges[:, :-1].ravel(), edges[:, 1:].ravel())
+
+    def join(self, other: _Panels, keep: np.ndarray) -> _Panels:
+        """The panels ``keep`` of these and all of ``other`` (both evaluated)."""
+        assert self.log_value is not None and self.log_error is not None
+        assert other.log_value is not None and other.log_error is not None
+        return _Panels(*(np.concatenate([mine[keep], theirs]) for mine, theirs in (
+            (self.owner, other.owner), (self.a, other.a), (self.b, other.b),
+            (self.log_value, other.log_value), (self.log_error, other.log_error))))
+
+    def totals(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the log of its panels' sum and each panel's error relative to that sum."""
+        assert self.log_value is not None and self.log_error is not None
+        log_z = _grouped_logsumexp(self.log_value, self.owner, rows)
+        with np.errstate(invalid="ignore"):
+            relative = np.exp(self.log_error - log_z[self.owner])
+        return log_z, np.where(np.isnan(relative), np.inf, relative)
+
+
+def _grouped_logsumexp(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
+    """``logsumexp`` of ``values`` within each of ``count`` groups (empty: -inf)."""
+    top = np.full(count, -np.inf)
+    np.maximum.at(top, groups, values)
+    top = np.where(np.isfinite(top), top, 0.0)
+    sums = np.zeros(count)
+    np.add.at(sums, groups, np.exp(values - top[groups]))
+    with np.errstate(divide="ignore"):
+        return top + np.log(sums)
 
 
 def window(joint: Joint, line: Line) -> tuple[np.ndarray, np.ndarray]:
@@ -158,19 +212,38 @@ def _coarse(joint: Joint, line: Line, a: np.ndarray, b: np.ndarray
     return np.argmax(inside, axis=1), GRID - 1 - np.argmax(inside[:, ::-1], axis=1), grid
 
 
-def log_normalizer(joint: Joint, line: Line) -> tuple[np.ndarray, np.ndarray]:
-    """``log`` of the joint integrated along each row's line, and the error bound in nats."""
+def log_normalizer(joint: Joint, line: Line, tolerance: float = TOLERANCE
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``log`` of the joint integrated along each row's line, and the error bound in nats.
+
+    Adaptive: while a row's summed panel errors exceed ``tolerance``, its panels whose
+    error exceeds an equal share of the tolerance are cut in :data:`SPLIT` (the error
+    of a kinked or spiky conditional sits in a few panels, so only those pay), at most
+    :data:`ROUNDS` times.
+    """
     lo, hi = window(joint, line)
-    log_z, error = _panels(joint, line, lo, hi, PANELS)
-    panels = PANELS
+    panels = _Panels.even(lo, hi, PANELS).evaluate(joint, line)
     for _ in range(ROUNDS):
-        redo = error > TOLERANCE
-        if not redo.any():
+        log_z, relative = panels.totals(len(lo))
+        error = np.zeros(len(lo))
+        np.add.at(error, panels.owner, relative)
+        count = np.bincount(panels.owner, minlength=len(lo))
+        cut = (error[panels.owner] > tolerance) & \
+            (relative > tolerance / count[panels.owner])
+        if not cut.any():
             break
-        panels *= 4
-        log_z[redo], error[redo] = _panels(joint, line.subset(redo), lo[redo], hi[redo],
-                                           panels)
-    return log_z, error
+        finer = panels.split(cut, SPLIT).evaluate(joint, line)
+        panels = panels.join(finer, ~cut)
+    log_z, relative = panels.totals(len(lo))
+    error = np.zeros(len(lo))
+    np.add.at(error, panels.owner, relative)
+    return log_z, _nats(error)
+
+
+def _nats(relative: np.ndarray) -> np.ndarray:
+    """A bound in nats on ``|log(Z + e) - log Z|`` for ``|e| <= relative * Z``."""
+    with np.errstate(divide="ignore"):
+        return np.where(relative < 1.0, -np.log1p(-np.minimum(relative, 1.0)), np.inf)
 
 
 def label_normalizer(joint: Joint, x: np.ndarray, k: int, labels: int) -> np.ndarray:

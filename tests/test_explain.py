@@ -63,6 +63,26 @@ def test_two_separate_narrow_modes_are_both_found() -> None:
     assert bound.max() < 1e-4
 
 
+def test_a_kinked_conditional_meets_the_tolerance_by_cutting_its_kink_panels() -> None:
+    """A Laplace density has a kink at its mode, where Gauss-Legendre converges slowly:
+    only the panels around it are cut, until the error estimate and the true error are
+    both under the tolerance."""
+    calls = []
+
+    def joint(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return -np.abs(x[:, 0] - 0.3) / 0.5 - np.log(2 * 0.5)
+
+    x = np.zeros((5, 1))
+    for tolerance in (1e-3, 1e-6):
+        calls.clear()
+        log_z, bound = log_normalizer(joint, Line.coordinate(x, 0), tolerance)
+        assert bound.max() < tolerance
+        assert np.abs(log_z).max() < tolerance
+        # the first 12 panels and the coarse grid, plus a few cut panels per row
+        assert sum(calls) < len(x) * (96 * 5 + 24 * 12 + 24 * 4 * 4 * 6)
+
+
 def test_label_cells_sum_the_joint_over_labels() -> None:
     table = np.log(np.array([[0.1, 0.2, 0.3], [0.05, 0.05, 0.3]]))
 
