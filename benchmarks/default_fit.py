@@ -41,8 +41,9 @@ def fit_once(name: str, seed: int) -> dict:
                                                             time.perf_counter() - tick]))
     seconds = time.perf_counter() - tick
     test = float(model.score(pd.DataFrame(ds.test, columns=columns)).mean())
-    tried = [f"{c['model']}{'+mixture' if c.get('mixture') else ''} {c['epochs']} "
-             f"({c['stopped']}, {c['seconds']:.0f} s)" for c in model.training["candidates"]]
+    tried = [f"{'**' if c['kept'] else ''}{c['model']}{'+mixture' if c.get('mixture') else ''}"
+             f"{'**' if c['kept'] else ''} {c['epochs']} ({c['stopped']}, {c['seconds']:.0f} s)"
+             for c in model.training["candidates"]]
     return {"set": name, "rows": ds.train.shape[0] + ds.val.shape[0], "columns": ds.dim,
             "seconds": seconds, "test_ll": test, "tried": tried, "curves": curves}
 
@@ -57,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     torch.set_num_threads(1)
-    print("| set | rows x columns | fit seconds | test LL | candidates: epochs (stop, s) |")
+    print("| set | rows x columns | fit seconds | test LL | candidates: epochs (stop, s); kept in bold |")
     print("|---|---|---:|---:|---|")
     for name in args.sets.split(","):
         r = fit_once(name, args.seed)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .conditionals import Joint, Line, joint_of, label_normalizer, log_normalizer
+from .conditionals import TOLERANCE, Joint, Line, joint_of, label_normalizer, log_normalizer
 from .config import DEFAULT_UNSEEN, QUANTILES
 from .engine.mixed import MixedDensity
 from .errors import FlowcliWarning
@@ -34,7 +34,9 @@ __all__ = ["CellScores", "cell_log_probs", "explain_table", "held_out_quantiles"
            "with_columns"]
 
 BLOCK = 512  # rows explained at a time, bounding memory
-REFERENCE_ROWS = 500  # held-out rows whose cells give the percentiles of explain
+# Held-out rows whose cells give the percentiles of explain, and the integration tolerance
+# there: a percentile does not move for 0.001 nats, and the rows are integrated at every fit.
+REFERENCE_ROWS, REFERENCE_TOLERANCE = 250, 1e-3
 
 @dataclass
 class CellScores:
@@ -47,9 +49,10 @@ class CellScores:
 
 
 def cell_log_probs(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
-                   source: str = "data", row_offset: int = 0, unseen: str = DEFAULT_UNSEEN
-                   ) -> CellScores:
-    """``log p(x_c | x_-c)`` of every modelled cell of ``df``, in the table's units."""
+                   source: str = "data", row_offset: int = 0, unseen: str = DEFAULT_UNSEEN,
+                   tolerance: float = TOLERANCE) -> CellScores:
+    """``log p(x_c | x_-c)`` of every modelled cell of ``df``, in the table's units, each
+    numeric one integrated to within ``tolerance`` nats."""
     x, _ = pre.encode(df, source, row_offset, unseen=unseen)
     layout = pre.layout
     logdets = np.zeros((len(df), len(layout)))  # each column's log-Jacobian; labels: 0
@@ -61,12 +64,12 @@ def cell_log_probs(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
     out, errors = np.empty((len(df), len(layout))), np.zeros((len(df), len(layout)))
     for start in range(0, len(df), BLOCK):
         block = slice(start, start + BLOCK)
-        out[block], errors[block] = _cells(joint, x[block], layout)
+        out[block], errors[block] = _cells(joint, x[block], layout, tolerance)
     return CellScores([e.spec.name for e, _, _ in layout], out + logdets, errors)
 
 
-def _cells(joint: Joint, x: np.ndarray, layout: list[tuple[Encoder, int | None, int | None]]
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _cells(joint: Joint, x: np.ndarray, layout: list[tuple[Encoder, int | None, int | None]],
+           tolerance: float) -> tuple[np.ndarray, np.ndarray]:
     """Encoded-unit conditionals and error bounds of one block of rows."""
     whole = joint(x)
     out, errors = np.empty((len(x), len(layout))), np.zeros((len(x), len(layout)))
@@ -78,7 +81,8 @@ def _cells(joint: Joint, x: np.ndarray, layout: list[tuple[Encoder, int | None, 
         present = x[:, k] < 0.5 if k is not None else np.ones(len(x), dtype=bool)
         out[:, col] = np.nan
         if present.any():
-            log_z, error = log_normalizer(joint, Line.coordinate(x[present], j))
+            log_z, error = log_normalizer(joint, Line.coordinate(x[present], j),
+                                        tolerance)
             out[present, col], errors[present, col] = whole[present] - log_z, error
     return out, errors
 
@@ -90,7 +94,7 @@ def held_out_quantiles(pre: Preprocessor, density: MixedDensity, held_out: pd.Da
     if len(held_out) > REFERENCE_ROWS:
         pick = np.random.default_rng(seed).choice(len(held_out), REFERENCE_ROWS, replace=False)
         held_out = held_out.iloc[np.sort(pick)]
-    cells = cell_log_probs(pre, density, held_out)
+    cells = cell_log_probs(pre, density, held_out, tolerance=REFERENCE_TOLERANCE)
     return {name: quantiles_of(values, QUANTILES)
             for name, values in zip(cells.columns, cells.log_probs.T, strict=True)}
 
