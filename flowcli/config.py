@@ -138,6 +138,9 @@ OPTIONS: dict[str, Option] = _options(
            shown="0.001, 0.01 for unmix"),
     Option("patience", "--patience",
            "Stop after this many epochs without a better validation score.", low=1),
+    Option("min_gain", "--min-gain", "Stop once the last half of the epochs (from epoch 20) "
+           "raised the best validation log-likelihood by less than this many nats per row; "
+           "0 trains on until patience.", low=0),
     Option("weight_decay", "--weight-decay", "Adam weight decay.", low=0),
     Option("val_fraction", "--val-fraction", "Share of rows held out for early stopping.",
            low=0, high=0.9),
@@ -214,6 +217,7 @@ FIT_DEFAULTS: dict[str, Any] = {
     "whiten": None,  # None: off, but ``auto`` tries it on small tables
     "mixture": None,  # None: off, but ``auto`` tries it when the mixture leads
     "tails": None,  # None: on for spline flows (``fitting.candidate.tails_for``)
+    "min_gain": 0.01,
 }
 
 

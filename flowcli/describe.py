@@ -37,7 +37,7 @@ def describe(pre: Preprocessor, density: MixedDensity, training: dict[str, Any],
         "created": created,
         "versions": {"flowcli": __version__, "torch": torch.__version__,
                      "format": modelfile.format_for(config if flow is not None else None,
-                                                    pre.to_dict())},
+                                                    pre.to_dict(), fit_config.as_dict())},
     }
 
 

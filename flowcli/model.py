@@ -223,14 +223,14 @@ class FlowModel:
 
         The epoch count, early-stopping state and optimizer state continue; the data should be
         the table the model was fitted on (the same seed gives the same validation split).
-        ``epochs``, ``patience``, ``max_seconds`` and ``lr`` may change (None: as they were);
-        anything else given must be as the model has it (:meth:`check_resume`).
+        ``epochs``, ``patience``, ``max_seconds``, ``lr`` and ``min_gain`` may change (None:
+        as they were); anything else given must be as the model has it (:meth:`check_resume`).
         """
+        changes = {"epochs": epochs, "patience": patience, "max_seconds": max_seconds,
+                   "lr": lr, "min_gain": unchanged.pop("min_gain", None)}
         self.check_resume(**unchanged)
         candidate = Candidate(self.preprocessor, self.density, self.training, self.fit_config,
                               resume=self.resume)
-        changes = {"epochs": epochs, "patience": patience, "max_seconds": max_seconds,
-                   "lr": lr}
         resume_training(candidate, data, changes, callback, source)
         self.fit_config, self.resume = candidate.config, candidate.resume
         self.density.eval()

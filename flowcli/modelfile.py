@@ -13,6 +13,8 @@ format   adds
 4        heavy-tail layers (``fit_config["tails"]``)
 5        supports inferred from training (``inferred`` columns, ``scale``)
 6        unmix flows; a learning rate left to the flow (``fit_config["lr"]`` None)
+7        condition columns (``given`` columns)
+8        a stopping rule on gains other than the default (``fit_config["min_gain"]``)
 =======  ============================================================
 
 Loading uses ``torch.load(weights_only=True)``: the unpickler accepts tensors and plain
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import learning_rate
+from .config import default, learning_rate
 from .errors import ModelFileError
 from .files import AtomicFile, check_target
 
@@ -45,14 +47,14 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "format_for", "load", "pla
            "save", "seal", "unseal", "write"]
 
 FORMAT = "flowcli-model"
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 REQUIRED = ("format", "format_version", "preprocessor", "flow", "training")
 SEAL = b"flowcli-sha256:"
 _END = b"PK\x05\x06"  # the zip archive's end record: 22 bytes, then the comment
 _END_SIZE = 22
 # fit config fields that came with a later format: files of earlier formats leave them out,
 # since the releases that read only those refuse a field they do not know
-LATER_FIT_FIELDS = (("mixture", 3), ("tails", 4))
+LATER_FIT_FIELDS = (("mixture", 3), ("tails", 4), ("min_gain", 8))
 
 
 @dataclass
@@ -70,14 +72,19 @@ class ModelRecord:
 
     @property
     def format(self) -> int:
-        return format_for(self.density_config.get("flow"), self.preprocessor)
+        return format_for(self.density_config.get("flow"), self.preprocessor, self.fit_config)
 
 
 def format_for(flow_config: dict[str, Any] | None,
-               preprocessor: dict[str, Any] | None = None) -> int:
-    """The lowest format that holds a model: 7 for a conditional model, 6 for an unmix flow,
-    5 with a support inferred from training, 4 with a heavy-tail layer, 3 with a mixture
-    base, else 2."""
+               preprocessor: dict[str, Any] | None = None,
+               fit_config: dict[str, Any] | None = None) -> int:
+    """The lowest format that holds a model: 8 when it was fitted with a ``min_gain`` other
+    than the default (earlier releases read the file as fitted with none, which only
+    matters to a resumed run), 7 for a conditional model, 6 for an unmix flow, 5 with a
+    support inferred from training, 4 with a heavy-tail layer, 3 with a mixture base,
+    else 2."""
+    if (fit_config or {}).get("min_gain", default("min_gain")) != default("min_gain"):
+        return 8
     flow_config = flow_config or {}
     columns = (preprocessor or {}).get("schema", [])
     if any(column.get("given") for column in columns):

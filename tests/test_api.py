@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import torch
 
 from flowcli import FitConfig, FlowModel
 from flowcli.errors import DataError, SchemaError, UsageError
-from flowcli.training import TrainConfig, train
+from flowcli.fitting.candidate import Rival, _GiveUp
+from flowcli.training import EpochReport, TrainConfig, train
 
 
 def test_score_is_per_row_nats_aligned_to_the_index(fitted_model) -> None:
@@ -261,7 +263,7 @@ def test_candidates_follow_the_model_and_the_table_size() -> None:
 
 def test_with_a_time_limit_the_leader_gets_the_rest(gaussian_table: pd.DataFrame) -> None:
     model = FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=16,
-                          max_seconds=3.0, patience=1000)
+                          max_seconds=3.0, patience=1000, min_gain=0)
     tried = model.training["candidates"]
     # (the leader is not always the one kept: on this nearly Gaussian table the MAF on a
     # one-component mixture leads, and its gain over the fitted Gaussian it starts from is
@@ -273,6 +275,32 @@ def test_with_a_time_limit_the_leader_gets_the_rest(gaussian_table: pd.DataFrame
     assert all(c["seconds"] < 1.0 and c["stopped"] in ("time", "given up") for c in others)
     assert leader["seconds"] > 1.5
     assert 2.5 < model.training["seconds"] < 4.5
+
+
+def test_a_later_candidate_races_the_leaders_curve() -> None:
+    leader = Rival(10.0, -1.0, ((1.0, -5.0), (2.5, -3.0), (6.0, -2.0), (10.0, -1.0)))
+    assert [leader.best_at(t) for t in (0.5, 1.0, 2.4, 2.5, 9.9, 10.0, 50.0)] == \
+        [-math.inf, -5.0, -5.0, -3.0, -2.0, -1.0, -1.0]
+
+    def stops(curve: list[tuple[float, float]]) -> int | None:
+        """The epoch at which a run with these (epoch seconds, best) gives up."""
+        give_up = _GiveUp(leader, val_shift=0.0)
+        for epoch, (seconds, best) in enumerate(curve, 1):
+            if give_up(EpochReport(epoch, 100, best, best, best, epoch, 0.0, seconds, 1e-3)):
+                return epoch
+        return None
+
+    # a little behind the leader from the start, but given the first half of its time (5 s)
+    assert stops([(2.0, -5.1), (2.0, -3.1), (2.0, -2.1)]) == 3
+    # level with the leader's curve at each time: carries on past the leader's time
+    assert stops([(2.5, -3.0), (3.5, -2.0), (4.0, -1.0), (5.0, -0.5)]) is None
+    # ahead at first, then falling behind where the leader was at 6 s
+    assert stops([(2.5, -2.5), (3.5, -2.5)]) == 2
+    # past the leader's time it must beat the leader's final best
+    assert stops([(5.0, -2.0), (5.0, -1.5), (5.0, -1.2)]) == 2
+    # far behind (over 0.25 nats) gives up from a tenth of the leader's time (1 s)
+    assert stops([(0.5, -9.0), (0.5, -9.0)]) == 2
+    assert stops([(1.0, -5.2), (1.0, -5.0), (1.0, -3.2)]) is None  # within 0.25 until 5 s
 
 
 def test_train_stops_when_asked() -> None:
@@ -706,7 +734,7 @@ def test_library_messages_name_arguments_not_flags(gaussian_table, fast) -> None
     with pytest.raises(UsageError) as info:
         model.resume_fit(gaussian_table, batch_size=8)
     assert str(info.value) == ("batch_size cannot be changed when resuming (the model has "
-                               "512); a resumed run may change only epochs, patience, "
+                               "512); a resumed run may change only epochs, patience, min_gain, "
                                "max_seconds or lr")
     epochs = model.training["epochs"]
     model.resume_fit(gaussian_table, batch_size=512, model="maf", seed=0, epochs=epochs + 1)

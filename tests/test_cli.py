@@ -282,7 +282,8 @@ def test_resume_honours_the_learning_rate(runner: CliRunner, fitted_model,
     # one epoch, far from a plateau (patience 1000): the rate is the one given
     assert resumed.training["epochs"] == 3
     assert resumed.resume.optimizer["param_groups"][0]["lr"] == pytest.approx(0.05)
-    allowed = "a resumed run may change only --epochs, --patience, --max-time or --lr"
+    allowed = ("a resumed run may change only --epochs, --patience, --min-gain, --max-time "
+               "or --lr")
     for flag, value, has in (("--batch-size", "64", " (the model has 512)"),
                              ("--exclude", "a", ""), ("--seed", "1", " (the model has 3)")):
         refused = run(runner, "fit", data, "-o", second, "--resume", first, flag, value)

@@ -58,6 +58,7 @@ def fit(
     lr: Annotated[float | None, opt("lr")] = None,
     val_fraction: Annotated[float | None, opt("val_fraction")] = None,
     patience: Annotated[int | None, opt("patience")] = None,
+    min_gain: Annotated[float | None, opt("min_gain")] = None,
     max_time: Annotated[float | None, opt("max_seconds")] = None,
     resume: Annotated[str | None, typer.Option(
         "--resume", metavar="MODEL",
@@ -86,7 +87,8 @@ def fit(
         ("model", model), ("whiten", whiten), ("mixture", mixture), ("tails", tails),
         ("layers", layers), ("hidden", hidden), ("epochs", epochs),
         ("batch_size", batch_size), ("lr", lr), ("val_fraction", val_fraction),
-        ("patience", patience), ("max_seconds", max_time), ("missing", missing))
+        ("patience", patience), ("min_gain", min_gain), ("max_seconds", max_time),
+        ("missing", missing))
         if v is not None}
     declared = {"columns": split_names(columns, "--columns"),
                 "exclude": split_names(exclude, "--exclude"),

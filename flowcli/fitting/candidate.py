@@ -3,6 +3,7 @@ data, trained, scored, and settled back on its start unless training clearly bea
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import Callable
@@ -23,6 +24,12 @@ from .fitconfig import FitConfig
 from .start import Start, fit_mixture_base, initialize, score_start
 
 __all__ = ["Candidate", "Rival", "Spec", "clearly_better", "label", "tails_for"]
+
+# A run behind the rival's curve gives up from GRACE of the rival's training time on, or
+# from EARLY on when it is more than MARGIN nats per row behind. On the benchmark tables no
+# flow these gave up would have been kept; with GRACE at a quarter, or MARGIN at 0.05, the
+# unmix flow that wins parkinsons late was given up (benchmarks/README.md, "Default fits").
+GRACE, EARLY, MARGIN = 0.5, 0.1, 0.25
 
 
 def tails_for(kind: str, tails: bool | None) -> bool:
@@ -78,11 +85,20 @@ class Spec(NamedTuple):
 
 
 class Rival(NamedTuple):
-    """A run gives up once it has trained ``seconds`` and its best validation score (table
-    units) is still below ``val_ll``."""
+    """The candidate to catch up with: its training ``seconds``, its best validation score
+    ``val_ll`` (table units) and ``curve``, its best score so far after each epoch as
+    ``(seconds, score)``, which is how far a run must have come in the same time."""
 
     seconds: float
     val_ll: float
+    curve: tuple[tuple[float, float], ...] = ()
+
+    def best_at(self, seconds: float) -> float:
+        """Its best score after training ``seconds`` (its final one from its end on)."""
+        if seconds >= self.seconds or not self.curve:
+            return self.val_ll
+        i = bisect.bisect_right([t for t, _ in self.curve], seconds)
+        return self.curve[i - 1][1] if i else -math.inf
 
 
 class Candidate:
@@ -97,6 +113,7 @@ class Candidate:
         self.resume = resume
         self.held_out = np.zeros(0)
         self.start: Start | None = None
+        self.curve: list[tuple[float, float]] = []  # see Rival.curve
 
     @classmethod
     def build(cls, pre: Preprocessor, spec: Spec, config: FitConfig, device: torch.device,
@@ -204,7 +221,7 @@ class Candidate:
         lr = c.lr if c.lr is not None else learning_rate(self.density.flow.config["kind"])
         config = TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=lr,
                              patience=c.patience, weight_decay=c.weight_decay,
-                             max_seconds=seconds)
+                             max_seconds=seconds, min_gain=c.min_gain)
         report = _Report(callback, data, self.label if self.staged else "")
         give_up = _GiveUp(rival, data.shift_val) if rival is not None else None
         start_val = self.start.val_ll if self.start is not None else None
@@ -216,6 +233,7 @@ class Candidate:
         self.density.eval()
         scores = in_passes(self.density.log_prob, data.x_held, self.device,
                            step=rows_per_pass(self.density, self.device)) + data.ld_held
+        self._extend_curve(result, data.shift_val)
         self.training.update(
             epochs=result.epochs,
             best_epoch=result.best_epoch,
@@ -227,6 +245,20 @@ class Candidate:
             held_out="validation" if data.has_val else "training",
         )
         self.held_out = scores
+
+    def _extend_curve(self, result: TrainResult, shift: float) -> None:
+        """Add the run's epochs to :attr:`curve`, in table units, after the runs before."""
+        elapsed, best = self.curve[-1] if self.curve else (0.0, -math.inf)
+        for epoch in result.history:
+            elapsed += epoch["seconds"]
+            if math.isfinite(epoch["val_ll"]):
+                best = max(best, epoch["val_ll"] + shift)
+            self.curve.append((elapsed, best))
+
+    def rival(self) -> Rival:
+        """This candidate as the one to catch up with."""
+        elapsed = self.curve[-1][0] if self.curve else 0.0
+        return Rival(elapsed, self.val_ll, tuple(self.curve))
 
     def time_scoring(self, data: Encoded) -> None:
         """Record how many rows like the held-out ones the density scores per second."""
@@ -278,12 +310,15 @@ class _Report:
 
 
 class _GiveUp:
-    """The stop rule against a :class:`Rival`: trained as long, still behind it."""
+    """The stop rule against a :class:`Rival`: behind where the rival was after as long
+    (past its time: behind its best), once past :data:`GRACE` of the rival's time, or by
+    more than :data:`MARGIN` once past :data:`EARLY` of it."""
 
     def __init__(self, rival: Rival, val_shift: float) -> None:
         self.rival, self.val_shift, self.elapsed = rival, val_shift, 0.0
 
     def __call__(self, r: EpochReport) -> bool:
         self.elapsed += r.seconds
-        return (self.elapsed >= self.rival.seconds
-                and r.best_val_ll + self.val_shift < self.rival.val_ll)
+        behind = self.rival.best_at(self.elapsed) - (r.best_val_ll + self.val_shift)
+        share = self.elapsed / self.rival.seconds if self.rival.seconds > 0 else math.inf
+        return behind > 0 and share >= GRACE or behind > MARGIN and share >= EARLY

@@ -34,6 +34,7 @@ class FitConfig:
     whiten: bool | None = D["whiten"]
     mixture: bool | None = D["mixture"]
     tails: bool | None = D["tails"]
+    min_gain: float = D["min_gain"]
 
     def check(self) -> None:
         """Raise :class:`UsageError` naming the first field out of its range."""

@@ -7,8 +7,10 @@ Rules (docs/auto.md explains them; benchmarks/README.md holds the evidence):
   ``SMALL_TABLE`` training rows a whitened MAF after the first; last, a MAF on a
   Gaussian-mixture base, which must lead from its start (the mixture alone, or after one
   epoch) or it gives up and gets no more time.
-- A later candidate gives up once it has trained as long as the first without catching up,
-  so ``auto`` costs about three times the first fit when that one wins.
+- A later candidate gives up once it is behind where the best so far was after as long, from
+  half of that one's training time on, or by more than 0.25 nats per row from a tenth on
+  (``GRACE``, ``EARLY``, ``MARGIN``); past its time, behind its best. When
+  the first wins, ``auto`` costs well under three times its fit.
 - With a time limit, each candidate first gets an equal part of 40 % of it (a mixture base's
   EM up to another 20 %); the ones this cut short, or that gave up behind a rival the probe
   had cut short, carry on with what is left, the most promising first.
@@ -139,13 +141,13 @@ def _first_round(pre: Preprocessor, data: Encoded, config: FitConfig,
 
 
 def _rival(fitted: list[Candidate], gated_now: bool) -> Rival | None:
-    """Whom a new candidate must catch up with: the first candidate, in as much time; the
-    gated mixture, the best so far from the start."""
+    """Whom a new candidate must catch up with: the best so far, as far as it had come in
+    the same time; the gated mixture, the best so far from the start."""
     if not fitted:
         return None
     if gated_now:
         return Rival(0.0, max(_finite(c.val_ll) for c in fitted))
-    return Rival(fitted[0].seconds, fitted[0].val_ll)
+    return max(fitted, key=lambda c: _finite(c.val_ll)).rival()
 
 
 def _continue(data: Encoded, callback: Callback, budget: Budget, gated: int | None,

@@ -70,8 +70,9 @@ class Trainer:
             returns true.
 
     Rules: the best weights so far, the starting ones included (epoch 0), are kept; training
-    stops after ``patience`` epochs without a validation gain above ``min_delta``, and the
-    learning rate halves halfway through such a plateau. With ``config.average`` each epoch
+    stops after ``patience`` epochs without a validation gain above ``min_delta``, or once
+    the last half of the run's epochs gained less than ``min_gain`` in all; the learning
+    rate halves halfway through a plateau. With ``config.average`` each epoch
     also scores a running average of the weights (:class:`WeightAverage`); the better of the
     two counts as the epoch's and may become the best, while training carries on from the
     trained weights. A non-finite loss or gradient rolls back to the best weights and halves
@@ -138,6 +139,7 @@ class Trainer:
         self.where = _Where.MODEL
         self.best_val, self.best_epoch = state.best_val, state.best_epoch
         self.bad_epochs = state.bad_epochs
+        self.best_by_epoch: list[float] = []  # this run's best score after each epoch
         self.started = time.perf_counter()
         self.train_ll = math.nan
         self.average: WeightAverage | None = None
@@ -265,6 +267,7 @@ class Trainer:
             self.bad_epochs = 0
         else:
             self.bad_epochs += 1
+        self.best_by_epoch.append(max(self.best_val, val_ll))
         if val_ll > self.best_val or not self.has_val:
             state = snapshot(self.model)  # first: a Ctrl-C here leaves the old best whole
             self.best_val, self.best_epoch, self.best_state = val_ll, epoch, state
@@ -283,10 +286,22 @@ class Trainer:
             return StopReason.GIVEN_UP
         if self.has_val and self.bad_epochs >= self.config.patience:
             return StopReason.PATIENCE
+        if self.has_val and self._gains_run_dry():
+            return StopReason.GAINS
         limit = self.config.max_seconds
         if limit is not None and time.perf_counter() - self.started > limit:
             return StopReason.TIME
         return None
+
+
+    def _gains_run_dry(self) -> bool:
+        """Whether the last half of this run's epochs raised the best score by less than
+        ``min_gain`` (judged from ``min_epochs`` epochs on)."""
+        done = len(self.best_by_epoch)
+        if done < self.config.min_epochs or self.config.min_gain <= 0:
+            return False
+        half_way = self.best_by_epoch[done - done // 2 - 1]
+        return self.best_by_epoch[-1] - half_way < self.config.min_gain
 
 
 def train(model: nn.Module, x_train: Tensor, x_val: Tensor, widths: Tensor | None = None,

@@ -18,6 +18,7 @@ class StopReason(str, Enum):
 
     EPOCHS = "epochs"  # the epoch limit
     PATIENCE = "patience"  # no validation gain for ``patience`` epochs
+    GAINS = "gains"  # the last half of the run gained less than ``min_gain``
     TIME = "time"  # the time limit
     GIVEN_UP = "given up"  # the caller's stop rule (``auto``: behind a rival)
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
@@ -40,6 +41,11 @@ class TrainConfig:
     clip_norm: float = 5.0
     max_seconds: float | None = None
     min_delta: float = 1e-4  # nats per row: smaller validation gains do not reset patience
+    # stop once the best validation score rose less than this (nats per row) over the last
+    # half of the run's epochs, from epoch ``min_epochs`` on: doubling the run would buy
+    # about as little, for as long again (benchmarks/README.md, "Default fits"); 0: never
+    min_gain: float = default("min_gain")
+    min_epochs: int = 20
     plateau_decay: bool = True  # halve the learning rate halfway through a plateau
     average: bool = True  # also validate a running average of the weights
 
