@@ -83,6 +83,7 @@ class FlowDensity(DensityMixin, BaseEstimator):
         whiten: bool | None = default("whiten"),
         mixture: bool | None = default("mixture"),
         tails: bool | None = default("tails"),
+        min_gain: float = default("min_gain"),
         device: str = "cpu",
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
@@ -102,6 +103,7 @@ class FlowDensity(DensityMixin, BaseEstimator):
         self.whiten = whiten
         self.mixture = mixture
         self.tails = tails
+        self.min_gain = min_gain
         self.device = device
         self.random_state = random_state
 

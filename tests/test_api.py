@@ -512,6 +512,29 @@ def test_an_unmix_model_takes_its_own_step_and_format_6(gaussian_table, tmp_path
     assert seen[-1] == 1e-3 and slower.fit_config.lr == 1e-3
 
 
+def test_a_run_stops_when_its_gains_run_dry_and_min_gain_is_kept(gaussian_table, tmp_path
+                                                                  ) -> None:
+    seen = []
+    fast = dict(seed=0, device="cpu", model="maf", layers=2, hidden=16, epochs=60,
+                patience=1000, callback=lambda r: seen.append(r.best_val_ll))
+    model = FlowModel.fit(gaussian_table, min_gain=1.0, **fast)  # no half-run gains a nat
+    assert model.training["stopped"] == "gains" and len(seen) == 20
+    assert seen[-1] - seen[9] < 1.0
+    model.save(str(tmp_path / "m.flow"))
+    data = torch.load(tmp_path / "m.flow", weights_only=True)
+    assert data["format_version"] == 8 and data["fit_config"]["min_gain"] == 1.0
+    assert FlowModel.load(str(tmp_path / "m.flow")).fit_config.min_gain == 1.0
+    seen.clear()
+    model = FlowModel.fit(gaussian_table, min_gain=0, **fast)
+    assert model.training["stopped"] == "epochs" and len(seen) == 60
+    # the default is left out of the file: releases before format 8 read it
+    FlowModel.fit(gaussian_table, epochs=2, **{k: v for k, v in fast.items() if k != "epochs"}
+                  ).save(str(tmp_path / "d.flow"))
+    data = torch.load(tmp_path / "d.flow", weights_only=True)
+    assert data["format_version"] < 8 and "min_gain" not in data["fit_config"]
+    assert FlowModel.load(str(tmp_path / "d.flow")).fit_config.min_gain == 0.01
+
+
 def test_format_2_files_hold_only_what_format_2_readers_know(fitted_model) -> None:
     assert_format_2(fitted_model[1])
 

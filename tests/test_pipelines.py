@@ -100,7 +100,7 @@ def test_signal_during_fit_saves_the_best_model(fitted_model, tmp_path: Path, si
     pd.concat([df] * 4).to_csv(tmp_path / "d.csv", index=False)
     proc = subprocess.Popen(
         [*FLOWCLI, "fit", "d.csv", "-o", "m.flow", "--epochs", "100000", "--patience", "100000",
-         "--seed", "0", "--layers", "2", "--hidden", "16"],
+         "--min-gain", "0", "--seed", "0", "--layers", "2", "--hidden", "16"],
         cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         preexec_fn=interruptible,
     )
@@ -127,7 +127,7 @@ def test_sigkill_never_corrupts_and_resume_carries_on(fitted_model, tmp_path: Pa
     before = (tmp_path / "m.flow").read_bytes()
     proc = subprocess.Popen(
         [*FLOWCLI, "fit", "d.csv", "-o", "m.flow", "--resume", "m.flow", "--epochs", "100000",
-         "--patience", "100000", "-q"],
+         "--patience", "100000", "--min-gain", "0", "-q"],
         cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
     )
     time.sleep(5)
