@@ -280,13 +280,40 @@ def run_task(task: Task, rows: int, seed: int, max_seconds: float | None) -> Non
             print(f"| {band} | {ks:.4f} |")
 
 
+def data_floor(task: Task, rows: int, draws: int = 20, n: int = 20_000) -> None:
+    """How far each label's own training rows are from the truth: the largest KS distance
+    over the five columns between the rows with that label among ``rows`` drawn (90 %, the
+    share flowcli trains on) and ``n`` true rows given it, over ``draws`` training tables. A
+    model that learns the label's conditional from those rows starts from that distance."""
+    names = [f"x{j}" for j in range(5)]
+    print("| label | training rows | their max KS: median | 10th-90th percentile |")
+    print("|---|---:|---:|---|")
+    for label in LABELS:
+        found, count = [], 0
+        for d in range(draws):
+            train = task.draw(np.random.default_rng(1000 + d), rows).iloc[: int(0.9 * rows)]
+            own = train[train["label"] == label]
+            real = task.draw_given(np.random.default_rng(5000 + d),  # type: ignore[attr-defined]
+                                   np.full(n, label))
+            found.append(max(_ks(own[c].to_numpy(), real[c].to_numpy()) for c in names))
+            count = len(own)
+        low, mid, high = np.percentile(found, [10, 50, 90])
+        print(f"| {label} | {count:,} | {mid:.4f} | {low:.4f}-{high:.4f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=None)
     parser.add_argument("--task", choices=("gmm-numeric", "gmm-label"), action="append")
+    parser.add_argument("--data-floor", action="store_true",
+                        help="only measure how far gmm-label's training rows per label are "
+                             "from the truth (no fits)")
     args = parser.parse_args()
+    if args.data_floor:
+        data_floor(gmm_label(args.seed), args.rows)
+        return
     makers = {"gmm-numeric": gmm_numeric, "gmm-label": gmm_label}
     for name in args.task or list(makers):
         run_task(makers[name](args.seed), args.rows, args.seed, args.max_seconds)
