@@ -37,16 +37,22 @@ def fit_once(name: str, seed: int, grids: bool = False) -> dict:
     df = pd.DataFrame(np.concatenate([ds.train, ds.val]), columns=columns)
     tick = time.perf_counter()
     curves: list[list] = []
-    model = FlowModel.fit(df, seed=seed, device="cpu", continuous=[] if grids else grid_columns(df),
+    continuous = [] if grids else grid_columns(df)
+    model = FlowModel.fit(df, seed=seed, device="cpu", continuous=continuous,
                           callback=lambda r: curves.append([r.stage, r.epoch, r.val_ll,
                                                             time.perf_counter() - tick]))
     seconds = time.perf_counter() - tick
     test = float(model.score(pd.DataFrame(ds.test, columns=columns)).mean())
-    tried = [f"{'**' if c['kept'] else ''}{c['model']}{'+mixture' if c.get('mixture') else ''}"
-             f"{'**' if c['kept'] else ''} {c['epochs']} ({c['stopped']}, {c['seconds']:.0f} s)"
+    tried = [f"{_name(c)} {c['epochs']} ({c['stopped']}, {c['seconds']:.0f} s)"
              for c in model.training["candidates"]]
     return {"set": name, "rows": ds.train.shape[0] + ds.val.shape[0], "columns": ds.dim,
             "seconds": seconds, "test_ll": test, "tried": tried, "curves": curves}
+
+
+def _name(candidate: dict) -> str:
+    """A candidate's flow, in bold when it is the one kept."""
+    name = candidate["model"] + ("+mixture" if candidate.get("mixture") else "")
+    return f"**{name}**" if candidate["kept"] else name
 
 
 def main() -> None:
@@ -61,7 +67,8 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     torch.set_num_threads(1)
-    print("| set | rows x columns | fit seconds | test LL | candidates: epochs (stop, s); kept in bold |")
+    print("| set | rows x columns | fit seconds | test LL "
+          "| candidates: epochs (stop, s); kept in bold |")
     print("|---|---|---:|---:|---|")
     for name in args.sets.split(","):
         r = fit_once(name, args.seed, args.grids)

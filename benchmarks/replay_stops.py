@@ -28,8 +28,8 @@ from __future__ import annotations
 import bisect
 import json
 import sys
-from collections.abc import Callable
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PATIENCE, MIN_DELTA, MIN_EPOCHS = 20, 1e-4, 20

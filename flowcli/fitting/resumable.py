@@ -12,7 +12,8 @@ from .fitconfig import FitConfig
 
 __all__ = ["RESUMABLE", "check_unchanged"]
 
-RESUMABLE = ("epochs", "patience", "min_gain", "max_seconds", "lr")  # what a resumed run may change
+# what a resumed run may change
+RESUMABLE = ("epochs", "patience", "min_gain", "max_seconds", "lr")
 DECLARATIONS = ("columns", "exclude", "categorical", "integer", "positive", "bounds",
                 "unbounded", "continuous", "condition")
 KIND_OF = {"categorical": "categorical", "integer": "integer", "positive": "positive"}
