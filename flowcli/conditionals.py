@@ -113,59 +113,54 @@ def logsumexp(a: np.ndarray, axis: int = 1) -> np.ndarray:
     return (top + np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True))).squeeze(axis)
 
 
+def _cut(owner: np.ndarray, a: np.ndarray, b: np.ndarray, parts: int
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each interval ``[a, b]`` of the rows ``owner`` cut into ``parts`` equal panels:
+    their owners, left and right ends."""
+    edges = a[:, None] + (b - a)[:, None] * np.linspace(0.0, 1.0, parts + 1)[None, :]
+    return np.repeat(owner, parts), edges[:, :-1].ravel(), edges[:, 1:].ravel()
+
+
 @dataclass
 class _Panels:
-    """Integration panels ``[a, b]`` of the rows ``owner``; once evaluated, ``log_value``
-    holds the 16-point rule's log-integral of each and ``log_error`` the log of its distance
-    to the 8-point rule's."""
+    """Integration panels ``[a, b]`` of the rows ``owner``, with the 16-point rule's
+    log-integral of each (``log_value``) and the log of its distance to the 8-point rule's
+    (``log_error``)."""
 
     owner: np.ndarray
     a: np.ndarray
     b: np.ndarray
-    log_value: np.ndarray | None = None
-    log_error: np.ndarray | None = None
+    log_value: np.ndarray
+    log_error: np.ndarray
 
     @classmethod
-    def even(cls, lo: np.ndarray, hi: np.ndarray, count: int) -> _Panels:
-        """``count`` equal panels over each row's ``[lo, hi]``."""
-        edges = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, count + 1)[None, :]
-        owner = np.repeat(np.arange(len(lo)), count)
-        return cls(owner, edges[:, :-1].ravel(), edges[:, 1:].ravel())
-
-    def evaluate(self, joint: Joint, line: Line) -> _Panels:
-        mid, half = (self.a + self.b) / 2, (self.b - self.a) / 2
-        rows, logs = line.subset(self.owner), []
+    def measured(cls, joint: Joint, line: Line, owner: np.ndarray, a: np.ndarray,
+                 b: np.ndarray) -> _Panels:
+        """The panels ``[a, b]`` of the rows ``owner`` of ``line``, integrated."""
+        mid, half = (a + b) / 2, (b - a) / 2
+        rows, logs = line.subset(owner), []
         for nodes, weights in (_HIGH, _LOW):
             at = mid[:, None] + half[:, None] * nodes
             logs.append(logsumexp(along(joint, rows, at) + np.log(half[:, None] * weights)))
         high, low = logs
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = np.where(np.isfinite(high), np.log(np.abs(np.expm1(low - high))) + high, low)
-        self.log_value, self.log_error = high, np.where(np.isnan(gap), np.inf, gap)
-        return self
-
-    def split(self, which: np.ndarray, parts: int) -> _Panels:
-        """The panels ``which`` cut into ``parts`` equal ones (not yet evaluated)."""
-        a, b = self.a[which], self.b[which]
-        edges = a[:, None] + (b - a)[:, None] * np.linspace(0.0, 1.0, parts + 1)[None, :]
-        owner = np.repeat(self.owner[which], parts)
-        return _Panels(owner, edges[:, :-1].ravel(), edges[:, 1:].ravel())
+        return cls(owner, a, b, high, np.where(np.isnan(gap), np.inf, gap))
 
     def join(self, other: _Panels, keep: np.ndarray) -> _Panels:
-        """The panels ``keep`` of these and all of ``other`` (both evaluated)."""
-        assert self.log_value is not None and self.log_error is not None
-        assert other.log_value is not None and other.log_error is not None
+        """The panels ``keep`` of these and all of ``other``."""
         return _Panels(*(np.concatenate([mine[keep], theirs]) for mine, theirs in (
             (self.owner, other.owner), (self.a, other.a), (self.b, other.b),
             (self.log_value, other.log_value), (self.log_error, other.log_error))))
 
-    def totals(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, the log of its panels' sum and each panel's error relative to that sum."""
-        assert self.log_value is not None and self.log_error is not None
+    def totals(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row, the log of its panels' sum and their summed error relative to it; and
+        each panel's relative error."""
         log_z = _grouped_logsumexp(self.log_value, self.owner, rows)
         with np.errstate(invalid="ignore"):
             relative = np.exp(self.log_error - log_z[self.owner])
-        return log_z, np.where(np.isnan(relative), np.inf, relative)
+        relative = np.where(np.isnan(relative), np.inf, relative)
+        return log_z, np.bincount(self.owner, relative, minlength=rows), relative
 
 
 def _grouped_logsumexp(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
@@ -222,21 +217,17 @@ def log_normalizer(joint: Joint, line: Line, tolerance: float = TOLERANCE
     :data:`ROUNDS` times.
     """
     lo, hi = window(joint, line)
-    panels = _Panels.even(lo, hi, PANELS).evaluate(joint, line)
-    for _ in range(ROUNDS):
-        log_z, relative = panels.totals(len(lo))
-        error = np.zeros(len(lo))
-        np.add.at(error, panels.owner, relative)
+    panels = _Panels.measured(joint, line, *_cut(np.arange(len(lo)), lo, hi, PANELS))
+    for done in range(ROUNDS + 1):
+        log_z, error, relative = panels.totals(len(lo))
         count = np.bincount(panels.owner, minlength=len(lo))
         cut = (error[panels.owner] > tolerance) & \
             (relative > tolerance / count[panels.owner])
-        if not cut.any():
+        if done == ROUNDS or not cut.any():
             break
-        finer = panels.split(cut, SPLIT).evaluate(joint, line)
+        finer = _Panels.measured(joint, line, *_cut(panels.owner[cut], panels.a[cut],
+                                                    panels.b[cut], SPLIT))
         panels = panels.join(finer, ~cut)
-    log_z, relative = panels.totals(len(lo))
-    error = np.zeros(len(lo))
-    np.add.at(error, panels.owner, relative)
     return log_z, _nats(error)
 
 
