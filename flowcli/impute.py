@@ -244,21 +244,26 @@ def complete(joint: Joint, x: np.ndarray, gaps: Gaps, plan: Imputation,
     the dims of ``gaps`` filled; rows without gaps come back as they are."""
     if plan.method == "mode":
         return _mode(joint, x, gaps, table_units=True)
-    k = plan.draws
+    k, count = plan.draws, gaps.count
     out = np.repeat(x, k, axis=0)
-    count = np.repeat(gaps.count, k)
-    one = np.flatnonzero(count == 1)
+    one = _copies(np.flatnonzero(count == 1), k)
     out[one] = _one_gap(joint, out[one], gaps.take(one // k), rng)
-    several = np.flatnonzero(gaps.count > 1)
+    several = np.flatnonzero(count > 1)
     if several.size:
-        chained = gaps.take(np.repeat(several, k))
-        mode = _mode(joint, x[several], gaps.take(several), table_units=False,
-                     sweeps=START_SWEEPS)
-        chains, axes = _start(joint, mode, gaps.take(several), k, rng)
+        theirs = gaps.take(several)
+        mode = _mode(joint, x[several], theirs, table_units=False, sweeps=START_SWEEPS)
+        chains, axes = _start(joint, mode, theirs, k, rng)
+        chained = theirs.take(np.repeat(np.arange(len(several)), k))
         for _ in range(plan.sweeps):
             chains = _sweep(joint, chains, chained, axes, rng)
-        out[(several[:, None] * k + np.arange(k)).ravel()] = chains
+        out[_copies(several, k)] = chains
     return out
+
+
+def _copies(rows: np.ndarray, k: int) -> np.ndarray:
+    """The positions of the ``k`` adjacent copies of each of ``rows`` once every row is
+    repeated ``k`` times."""
+    return (rows[:, None] * k + np.arange(k)).ravel()
 
 
 def _placeholders(pre: Preprocessor, df: pd.DataFrame, missing: np.ndarray) -> pd.DataFrame:
@@ -315,8 +320,7 @@ def impute_table(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
     step = max(BLOCK // k, 1)
     for start in range(0, len(rows), step):
         block = rows[start : start + step]
-        copies = (block[:, None] * k + np.arange(k)).ravel()
-        out[copies] = complete(joint, x[block], gaps.take(block), plan, rng)
+        out[_copies(block, k)] = complete(joint, x[block], gaps.take(block), plan, rng)
     return _table(pre, df, out, missing, k)
 
 
