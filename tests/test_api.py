@@ -278,7 +278,7 @@ def test_with_a_time_limit_the_leader_gets_the_rest(gaussian_table: pd.DataFrame
 
 
 def test_a_later_candidate_races_the_leaders_curve() -> None:
-    leader = Rival(10.0, -1.0, ((1.0, -5.0), (2.5, -3.0), (6.0, -2.0), (10.0, -1.0)))
+    leader = Rival(10.0, -1.0, (1.0, 2.5, 6.0, 10.0), (-5.0, -3.0, -2.0, -1.0))
     assert [leader.best_at(t) for t in (0.5, 1.0, 2.4, 2.5, 9.9, 10.0, 50.0)] == \
         [-math.inf, -5.0, -5.0, -3.0, -2.0, -1.0, -1.0]
 

@@ -86,19 +86,20 @@ class Spec(NamedTuple):
 
 class Rival(NamedTuple):
     """The candidate to catch up with: its training ``seconds``, its best validation score
-    ``val_ll`` (table units) and ``curve``, its best score so far after each epoch as
-    ``(seconds, score)``, which is how far a run must have come in the same time."""
+    ``val_ll`` (table units) and its curve, the best score so far (``bests``) at the end
+    of each epoch (``times``), which is how far a run must have come in the same time."""
 
     seconds: float
     val_ll: float
-    curve: tuple[tuple[float, float], ...] = ()
+    times: tuple[float, ...] = ()
+    bests: tuple[float, ...] = ()
 
     def best_at(self, seconds: float) -> float:
         """Its best score after training ``seconds`` (its final one from its end on)."""
-        if seconds >= self.seconds or not self.curve:
+        if seconds >= self.seconds or not self.times:
             return self.val_ll
-        i = bisect.bisect_right([t for t, _ in self.curve], seconds)
-        return self.curve[i - 1][1] if i else -math.inf
+        i = bisect.bisect_right(self.times, seconds)
+        return self.bests[i - 1] if i else -math.inf
 
 
 class Candidate:
@@ -113,7 +114,9 @@ class Candidate:
         self.resume = resume
         self.held_out = np.zeros(0)
         self.start: Start | None = None
-        self.curve: list[tuple[float, float]] = []  # see Rival.curve
+        # training seconds and best validation score so far at the end of each epoch
+        self.times: list[float] = []
+        self.bests: list[float] = []
 
     @classmethod
     def build(cls, pre: Preprocessor, spec: Spec, config: FitConfig, device: torch.device,
@@ -247,18 +250,21 @@ class Candidate:
         self.held_out = scores
 
     def _extend_curve(self, result: TrainResult, shift: float) -> None:
-        """Add the run's epochs to :attr:`curve`, in table units, after the runs before."""
-        elapsed, best = self.curve[-1] if self.curve else (0.0, -math.inf)
+        """Add the run's epochs to :attr:`times` and :attr:`bests` (table units), after
+        the runs before."""
+        elapsed = self.times[-1] if self.times else 0.0
+        best = self.bests[-1] if self.bests else -math.inf
         for epoch in result.history:
             elapsed += epoch["seconds"]
             if math.isfinite(epoch["val_ll"]):
                 best = max(best, epoch["val_ll"] + shift)
-            self.curve.append((elapsed, best))
+            self.times.append(elapsed)
+            self.bests.append(best)
 
     def rival(self) -> Rival:
         """This candidate as the one to catch up with."""
-        elapsed = self.curve[-1][0] if self.curve else 0.0
-        return Rival(elapsed, self.val_ll, tuple(self.curve))
+        return Rival(self.times[-1] if self.times else 0.0, self.val_ll, tuple(self.times),
+                     tuple(self.bests))
 
     def time_scoring(self, data: Encoded) -> None:
         """Record how many rows like the held-out ones the density scores per second."""
