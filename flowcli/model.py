@@ -218,7 +218,8 @@ class FlowModel:
                    callback: Callable[[EpochReport], None] | None = None,
                    source: str = "data", epochs: int | None = None,
                    patience: int | None = None, max_seconds: float | None = None,
-                   lr: float | None = None, **unchanged: Any) -> FlowModel:
+                   lr: float | None = None, min_gain: float | None = None,
+                   **unchanged: Any) -> FlowModel:
         """Carry on training this model on ``data`` where its last run stopped.
 
         The epoch count, early-stopping state and optimizer state continue; the data should be
@@ -227,7 +228,7 @@ class FlowModel:
         as they were); anything else given must be as the model has it (:meth:`check_resume`).
         """
         changes = {"epochs": epochs, "patience": patience, "max_seconds": max_seconds,
-                   "lr": lr, "min_gain": unchanged.pop("min_gain", None)}
+                   "lr": lr, "min_gain": min_gain}
         self.check_resume(**unchanged)
         candidate = Candidate(self.preprocessor, self.density, self.training, self.fit_config,
                               resume=self.resume)

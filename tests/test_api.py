@@ -523,7 +523,11 @@ def test_a_run_stops_when_its_gains_run_dry_and_min_gain_is_kept(gaussian_table,
     model.save(str(tmp_path / "m.flow"))
     data = torch.load(tmp_path / "m.flow", weights_only=True)
     assert data["format_version"] == 8 and data["fit_config"]["min_gain"] == 1.0
-    assert FlowModel.load(str(tmp_path / "m.flow")).fit_config.min_gain == 1.0
+    resumed = FlowModel.load(str(tmp_path / "m.flow"))
+    assert resumed.fit_config.min_gain == 1.0
+    resumed.resume_fit(gaussian_table, epochs=25, min_gain=0)  # a stopping rule may change
+    assert resumed.fit_config.min_gain == 0 and resumed.training["stopped"] == "epochs"
+    assert resumed.training["epochs"] == 25
     seen.clear()
     model = FlowModel.fit(gaussian_table, min_gain=0, **fast)
     assert model.training["stopped"] == "epochs" and len(seen) == 60
