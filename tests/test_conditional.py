@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from flowcli import FlowModel
@@ -39,6 +40,13 @@ def model() -> FlowModel:
 
 
 @pytest.fixture(scope="module")
+def mixture_model() -> FlowModel:
+    """On a mixture base whose weights and means move with the condition."""
+    return FlowModel.fit(_shops(), seed=0, device="cpu", condition=["shop", "load"],
+                         missing="model", mixture=True, **FIT)
+
+
+@pytest.fixture(scope="module")
 def model_file(model: FlowModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("conditional") / "c.flow"
     model.save(str(path))
@@ -63,6 +71,34 @@ def test_scores_are_a_density_of_the_others_for_each_condition(model: FlowModel,
         rows = pd.DataFrame({"shop": shop, "load": load, "amount": amounts, "paid": paid})
         total += np.trapezoid(np.exp(model.score(rows).to_numpy()), amounts)
     assert total == pytest.approx(1.0, abs=2e-3)
+
+
+@pytest.mark.parametrize(("shop", "load"), [("north", 0.0), ("south", -1.0), ("south", np.nan)])
+def test_a_mixture_base_given_the_condition_is_a_density(mixture_model: FlowModel, shop: str,
+                                                         load: float) -> None:
+    assert mixture_model.info()["model"]["base_context"] is True
+    amounts = np.linspace(-10.0, 10.0, 4001)
+    total = 0.0
+    for paid in ("card", "cash"):
+        rows = pd.DataFrame({"shop": shop, "load": load, "amount": amounts, "paid": paid})
+        total += np.trapezoid(np.exp(mixture_model.score(rows).to_numpy()), amounts)
+    assert total == pytest.approx(1.0, abs=2e-3)
+
+
+def test_a_mixture_base_given_the_condition_samples_and_survives_the_file(
+        mixture_model: FlowModel, tmp_path: Path) -> None:
+    north = mixture_model.sample(3000, seed=1, given={"shop": "north", "load": 0.0})
+    south = mixture_model.sample(3000, seed=1, given={"shop": "south", "load": 0.0})
+    assert north["amount"].mean() == pytest.approx(-2.0, abs=0.15)
+    assert south["amount"].mean() == pytest.approx(2.0, abs=0.15)
+    path = tmp_path / "m.flow"
+    mixture_model.save(str(path))
+    loaded = FlowModel.load(str(path))
+    rows = _shops(100, seed=7)
+    np.testing.assert_array_equal(loaded.score(rows), mixture_model.score(rows))
+    assert torch.load(path, weights_only=True)["format_version"] == 9
+    back = loaded.from_latent(loaded.to_latent(rows))
+    np.testing.assert_allclose(back["amount"], rows["amount"], atol=1e-6)
 
 
 def test_samples_follow_their_condition(model: FlowModel) -> None:

@@ -92,7 +92,8 @@ def _flow_note(m: dict[str, Any]) -> str:
     if m.get("tails"):
         note = f", heavy tails pulled in on {_plural(len(m['tails_columns']), 'column')}"
     k = int(m.get("mixture", 0))
-    return note + (f", on a mixture of {_plural(k, 'Gaussian')}" if k else "")
+    moving = " that moves with the condition" if m.get("base_context") else ""
+    return note + (f", on a mixture of {_plural(k, 'Gaussian')}{moving}" if k else "")
 
 
 def _networks(m: dict[str, Any], detailed: bool) -> str:

@@ -4,7 +4,13 @@ from .autoregressive import MaskedAffineAutoregressive
 from .base import Compose, Inverse, Transform
 from .coupling import AffineCoupling, alternating_mask
 from .discrete import CategoricalChain
-from .distributions import GaussianMixture, StandardNormal, fit_mixture, select_mixture
+from .distributions import (
+    ContextMixture,
+    GaussianMixture,
+    StandardNormal,
+    fit_mixture,
+    select_mixture,
+)
 from .elementwise import ContextStandardize, ElementwiseAffine
 from .flow import KINDS, Flow, build, maf, nsf, realnvp, unmix
 from .linear import LULinear, Whiten
@@ -23,6 +29,7 @@ __all__ = [
     "ContextStandardize",
     "ElementwiseAffine",
     "ElementwiseSpline",
+    "ContextMixture",
     "GaussianMixture",
     "LULinear",
     "Flow",

@@ -1,4 +1,5 @@
-"""Base distributions: the standard normal, and a Gaussian mixture fitted by EM."""
+"""Base distributions: the standard normal, a Gaussian mixture fitted by EM, and a mixture
+whose weights and means move with a context."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MIXTURE_SIZES", "GaussianMixture", "StandardNormal", "fit_mixture", "select_mixture"]
+__all__ = ["MIXTURE_SIZES", "ContextMixture", "GaussianMixture", "StandardNormal",
+           "fit_context_mixture", "fit_mixture", "select_mixture"]
 
 
 class _Base(nn.Module):
@@ -23,8 +25,10 @@ class _Base(nn.Module):
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
-        """``n`` draws of shape ``(n, D)``, by default on the base's device and in its dtype."""
+        """``n`` draws of shape ``(n, D)``, by default on the base's device and in its dtype
+        (a base that takes no context ignores it)."""
         ref = next(self.buffers())
         device = torch.device(device) if device is not None else ref.device
         return self._draw(n, generator, device, dtype or ref.dtype)
@@ -44,8 +48,8 @@ class StandardNormal(_Base):
             "_log_z", torch.tensor(0.5 * features * math.log(2 * math.pi)), persistent=False
         )
 
-    def log_prob(self, z: Tensor) -> Tensor:
-        """Log-density of each row of ``z`` ``(B, D)``; shape ``(B,)``."""
+    def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """Log-density of each row of ``z`` ``(B, D)``; shape ``(B,)``. (No context.)"""
         return -0.5 * z.pow(2).sum(dim=1) - self._log_z.to(z.dtype)
 
     def _draw(self, n: int, generator: torch.Generator | None, device: torch.device,
@@ -100,8 +104,8 @@ class GaussianMixture(_Base):
         return (self.log_weights - log_det - 0.5 * self.features * math.log(2 * math.pi)
                 - 0.5 * y.pow(2).sum(dim=2))
 
-    def log_prob(self, z: Tensor) -> Tensor:
-        """Log-density of each row of ``z`` ``(B, D)``; shape ``(B,)``."""
+    def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """Log-density of each row of ``z`` ``(B, D)``; shape ``(B,)``. (No context.)"""
         return torch.logsumexp(self.component_log_prob(z), dim=1)
 
     def _draw(self, n: int, generator: torch.Generator | None, device: torch.device,
@@ -118,6 +122,110 @@ class GaussianMixture(_Base):
             rows = (k == c).nonzero().squeeze(1)
             out[rows] += eps[rows] @ scale[c].T
         return out
+
+
+class ContextMixture(nn.Module):
+    """A mixture of ``components`` full-covariance Gaussians whose weights and means move with
+    a context ``c`` of ``context_features`` numbers: ``log w_k(c) = a_k + v_k . c + c' Q_k c``
+    (normalized over k), ``m_k(c) = m_k + W_k c``, covariances ``L_k L_k^T`` fixed in ``c``.
+
+    The base of a conditional flow. Its family holds the conditionals of a Gaussian mixture
+    given some of its columns (weights quadratic, means linear in them) and, with one-hot
+    labels as the context, a mixture of each label's own, so a flow on it starts from the
+    structure such tables have. Unlike :class:`GaussianMixture`, its numbers are parameters,
+    trained with the flow; :meth:`take` starts it as a fitted mixture that ignores the
+    context. For every context it is a mixture of Gaussians, so it integrates to one.
+    """
+
+    def __init__(self, features: int, components: int, context_features: int) -> None:
+        super().__init__()
+        if components < 1 or context_features < 1:
+            raise ValueError("a context mixture needs a component and a context")
+        self.features, self.components = features, components
+        self.context_features = context_features
+        k, d, c = components, features, context_features
+        self.logits = nn.Parameter(torch.zeros(k))
+        self.logits_context = nn.Parameter(torch.zeros(k, c))
+        self.logits_square = nn.Parameter(torch.zeros(k, c, c))
+        self.means = nn.Parameter(torch.zeros(k, d))
+        self.means_context = nn.Parameter(torch.zeros(k * d, c))
+        self.tril = nn.Parameter(torch.zeros(k, d, d))  # strictly lower part of L_k
+        self.log_diag = nn.Parameter(torch.zeros(k, d))  # log of L_k's diagonal
+
+    @torch.no_grad()
+    def take(self, mixture: GaussianMixture) -> ContextMixture:
+        """Start as ``mixture``, whatever the context."""
+        ref = self.logits
+        self.logits.copy_(mixture.log_weights.to(ref))
+        self.means.copy_(mixture.means.to(ref))
+        self.tril.copy_(mixture.scale_tril.to(ref).tril(-1))
+        self.log_diag.copy_(mixture.scale_tril.to(ref).diagonal(dim1=1, dim2=2).log())
+        self.logits_context.zero_()
+        self.logits_square.zero_()
+        self.means_context.zero_()
+        return self
+
+    def _parts(self, context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per row: log-weights ``(B, K)``, means ``(B, K, D)``; and the factors ``(K, D, D)``."""
+        k, c = self.components, self.context_features
+        square = ((context @ self.logits_square.view(k * c, c).T).view(-1, k, c)
+                  * context.unsqueeze(1)).sum(dim=2)
+        log_w = torch.log_softmax(self.logits + context @ self.logits_context.T + square, dim=1)
+        means = self.means + (context @ self.means_context.T).view(
+            -1, self.components, self.features)
+        scale = self.tril.tril(-1) + torch.diag_embed(self.log_diag.exp())
+        return log_w, means, scale
+
+    def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """Log-density of each row of ``z`` ``(B, D)`` given its ``context`` ``(B, C)``."""
+        if context is None:
+            raise ValueError("a context mixture needs a context")
+        log_w, means, scale = self._parts(context)
+        eye = torch.eye(self.features, device=z.device, dtype=z.dtype)
+        whiten = torch.linalg.solve_triangular(scale, eye.expand_as(scale), upper=False)
+        y = torch.einsum("kij,bkj->bki", whiten, z.unsqueeze(1) - means)
+        log_det = self.log_diag.sum(dim=1)
+        return torch.logsumexp(log_w - log_det - 0.5 * self.features * math.log(2 * math.pi)
+                               - 0.5 * y.pow(2).sum(dim=2), dim=1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+               context: Tensor | None = None) -> Tensor:
+        """One draw per row of ``context`` ``(n, C)``: a component by its weight there, then
+        its Gaussian."""
+        if context is None or context.shape[0] != n:
+            raise ValueError(f"a context mixture needs a context of {n} rows")
+        device = torch.device(device) if device is not None else self.logits.device
+        dtype = dtype or self.logits.dtype
+        if n == 0:
+            return torch.zeros(0, self.features, device=device, dtype=dtype)
+        log_w, means, scale = self._parts(context.to(self.logits))
+        k = torch.multinomial(log_w.exp(), 1, generator=generator).squeeze(1)
+        eps = torch.randn(n, self.features, generator=generator, device=device,
+                          dtype=self.logits.dtype)
+        rows = torch.arange(n, device=device)
+        draws = means[rows, k] + (scale[k] @ eps.unsqueeze(2)).squeeze(2)
+        return draws.to(dtype)
+
+
+def fit_context_mixture(mixture: ContextMixture, z: Tensor, context: Tensor,
+                        generator: torch.Generator | None = None, steps: int = 300,
+                        batch: int = 4096, lr: float = 0.01) -> ContextMixture:
+    """Fit how ``mixture``'s weights and means move with the context, by ``steps`` Adam steps
+    on random batches of the rows ``z`` and their ``context``, the rest of the flow left as
+    it is. Run from :meth:`ContextMixture.take`, so that a conditional flow's training starts
+    from a base that already depends on its condition, as an unconditional flow's starts from
+    EM's mixture."""
+    params = [p for p in mixture.parameters()]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    for _ in range(steps):
+        pick = torch.randint(0, z.shape[0], (min(batch, z.shape[0]),), generator=generator)
+        pick = pick.to(z.device)
+        loss = -mixture.log_prob(z[pick], context[pick]).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return mixture
 
 
 _SLICE = 8192  # rows per pass of a mixture's density: a (rows, components, features) array

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from .autoregressive import MaskedAffineAutoregressive
 from .base import Compose, Transform, check_inputs
 from .coupling import AffineCoupling, alternating_mask
-from .distributions import GaussianMixture, StandardNormal
+from .distributions import ContextMixture, GaussianMixture, StandardNormal
 from .elementwise import ContextStandardize, ElementwiseAffine
 from .linear import LULinear, Whiten
 from .spline import ElementwiseSpline, MaskedSplineAutoregressive
@@ -31,7 +31,9 @@ class Flow(nn.Module):
 
     The base is the standard normal, or with ``config["mixture"] = K`` a mixture of ``K``
     Gaussians (:class:`GaussianMixture`, set with :meth:`set_mixture`; MAF-MoG). With a mixture
-    base the latent rows follow that mixture rather than ``N(0, I)``.
+    base the latent rows follow that mixture rather than ``N(0, I)``. With
+    ``config["base_context"]`` too, the mixture's weights and means move with the context
+    (:class:`ContextMixture`).
 
     Attributes:
         config: plain data that :func:`build` turns back into the same architecture.
@@ -41,23 +43,29 @@ class Flow(nn.Module):
         super().__init__()
         self.transform = transform
         self.config = dict(config)
-        components = int(self.config.get("mixture", 0))
-        self.base: StandardNormal | GaussianMixture = (
-            GaussianMixture(transform.features, components) if components
-            else StandardNormal(transform.features))
+        self.base = _base_of(self.config, transform.features, transform.context_features)
 
-    def set_mixture(self, mixture: GaussianMixture) -> Flow:
+    def set_mixture(self, mixture: GaussianMixture, context: bool = False) -> Flow:
         """Make ``mixture`` (on this flow's features) the base, recording its size in
-        ``config``."""
+        ``config``; with ``context``, as the start of a :class:`ContextMixture` on the flow's
+        context."""
         if mixture.features != self.features:
             raise ValueError(f"expected a mixture on {self.features} features, "
                              f"got {mixture.features}")
+        if context and not self.context_features:
+            raise ValueError("a context mixture needs a flow with a context")
         ref = next(self.transform.parameters(), None)
-        self.base = GaussianMixture(self.features, mixture.components)
-        self.base.load_state_dict(mixture.state_dict())
+        self.config["mixture"] = mixture.components
+        self.config.pop("base_context", None)
+        if context:
+            self.config["base_context"] = True
+        self.base = _base_of(self.config, self.features, self.context_features)
+        if context:
+            self.base.take(mixture)
+        else:
+            self.base.load_state_dict(mixture.state_dict())
         if ref is not None:
             self.base.to(device=ref.device, dtype=ref.dtype)
-        self.config["mixture"] = mixture.components
         return self
 
     def drop_tails(self) -> Flow:
@@ -86,7 +94,7 @@ class Flow(nn.Module):
     def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Natural-log density of each row, shape ``(B,)``."""
         z, ladj = self.transform(x, context)
-        return self.base.log_prob(z) + ladj
+        return self.base.log_prob(z, context) + ladj
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Same as :meth:`log_prob`, so that ``DistributedDataParallel(flow)(x)`` trains it."""
@@ -110,9 +118,21 @@ class Flow(nn.Module):
         if context is not None and context.shape[0] != n:
             raise ValueError(f"expected a context of {n} rows, got {context.shape[0]}")
         ref = next(self.parameters())
-        z = self.base.sample(n, generator=generator, device=ref.device, dtype=ref.dtype)
+        z = self.base.sample(n, generator=generator, device=ref.device, dtype=ref.dtype,
+                             context=context)
         check_inputs(z, context, self.features, self.context_features)
         return self.transform.inverse(z, context)[0]
+
+
+def _base_of(config: dict[str, Any], features: int, context_features: int
+             ) -> StandardNormal | GaussianMixture | ContextMixture:
+    """The base that ``config`` names: see :class:`Flow`."""
+    components = int(config.get("mixture", 0))
+    if not components:
+        return StandardNormal(features)
+    if config.get("base_context"):
+        return ContextMixture(features, components, context_features)
+    return GaussianMixture(features, components)
 
 
 def _check_sizes(features: int, layers: int, hidden: int, depth: int) -> None:
@@ -321,12 +341,12 @@ def build(config: dict[str, Any]) -> Flow:
     """Rebuild a flow from its ``config``; load the weights with ``load_state_dict``."""
     config = dict(config)
     kind = config.pop("kind", None)
-    if kind == "maf":
-        return maf(**config)
-    if kind == "realnvp":
-        return realnvp(**config)
-    if kind == "nsf":
-        return nsf(**config)
-    if kind == "unmix":
-        return unmix(**config)
-    raise ValueError(f"unknown flow kind {kind!r}; expected one of {', '.join(KINDS)}")
+    base_context = bool(config.pop("base_context", False))
+    builders = {"maf": maf, "realnvp": realnvp, "nsf": nsf, "unmix": unmix}
+    if kind not in builders:
+        raise ValueError(f"unknown flow kind {kind!r}; expected one of {', '.join(KINDS)}")
+    flow = builders[kind](**config)
+    if base_context:
+        flow.config["base_context"] = True
+        flow.base = _base_of(flow.config, flow.features, flow.context_features)
+    return flow

@@ -76,6 +76,11 @@ class MixedDensity(nn.Module):
         d, j = self.continuous, self.continuous + len(self.cardinalities)
         return rows[:, :d], rows[:, d:j], rows[:, j:] if self.given else None
 
+    def flow_context(self, rows: Tensor) -> Tensor | None:
+        """What the flow sees as the context of each row (see :meth:`_context`)."""
+        _, c, g = self.split(rows)
+        return self._context(c, g)
+
     def _context(self, c: Tensor, g: Tensor | None) -> Tensor | None:
         """What the flow is conditioned on: the categories' one-hot codes and the condition."""
         parts = [one_hot(c, self.cardinalities).to(c.dtype)] if self.cardinalities else []
@@ -141,8 +146,10 @@ class MixedDensity(nn.Module):
             ref.new_zeros(n, 0)
         if self.flow is None:
             return c
-        z = self.flow.base.sample(n, generator=generator, device=ref.device, dtype=ref.dtype)
-        x = self.flow.from_latent(z, self._context(c, g))
+        context = self._context(c, g)
+        z = self.flow.base.sample(n, generator=generator, device=ref.device, dtype=ref.dtype,
+                                  context=context)
+        x = self.flow.from_latent(z, context)
         return torch.cat([x, c.to(x.dtype)], dim=1)
 
     def to_latent(self, rows: Tensor) -> Tensor:

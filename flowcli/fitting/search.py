@@ -6,7 +6,8 @@ Rules (docs/auto.md explains them; benchmarks/README.md holds the evidence):
 - ``auto`` tries a MAF, then a spline flow, then an unmix flow, and on tables under
   ``SMALL_TABLE`` training rows a whitened MAF after the first; last, a MAF on a
   Gaussian-mixture base, which must lead from its start (the mixture alone, or after one
-  epoch) or it gives up and gets no more time.
+  epoch) or it gives up and gets no more time. A conditional model's mixture moves with the
+  condition and learns how while it trains: it races like the others.
 - A later candidate gives up once it is behind where the best so far was after as long, from
   half of that one's training time on, or by more than 0.25 nats per row from a tenth on
   (``GRACE``, ``EARLY``, ``MARGIN``); past its time, behind its best. When
@@ -96,9 +97,10 @@ def search(pre: Preprocessor, data: Encoded, config: FitConfig, training: dict[s
     if not pre.continuous:  # categories alone: no flow to choose
         specs = specs[:1]
     budget = Budget.of(config.max_seconds, len(specs))
-    # the mixture that auto adds last must lead from its first epoch
+    # the mixture that auto adds last must lead from its first epoch; a conditional
+    # model's mixture learns to follow the condition while it trains, so it races
     gated = len(specs) - 1 if config.mixture is None and len(specs) > 1 and \
-        specs[-1].mixture else None
+        specs[-1].mixture and not pre.context_width else None
     fitted: list[Candidate] = []
     try:
         interrupted = _first_round(pre, data, config, training, device, callback, specs,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..config import MIXTURE_ROWS
-from ..engine.distributions import select_mixture
+from ..engine.distributions import fit_context_mixture, select_mixture
 from ..engine.mixed import MixedDensity
 from ..engine.passes import in_passes, rows_per_pass
 from ..training import fit_chain
@@ -69,6 +69,9 @@ def fit_mixture_base(density: MixedDensity, rows: torch.Tensor, x_val: torch.Ten
     ``seconds``, or once no size can reach ``target`` (a validation log-likelihood in table
     units; :func:`~flowcli.engine.distributions.select_mixture`). ``shift`` (the encoding's
     mean log-determinant on the validation rows) turns scores into the table's units.
+    A conditional model's mixture then learns how its weights and means move with the
+    condition (:func:`~flowcli.engine.distributions.fit_context_mixture`), so that its
+    training starts from a base that depends on the condition.
     Returns the record of the sizes tried; None (and the standard normal base kept) with
     fewer than 5 complete rows.
     """
@@ -89,13 +92,20 @@ def fit_mixture_base(density: MixedDensity, rows: torch.Tensor, x_val: torch.Ten
         # the rows EM fits would always choose the largest size
         cut = max(fitted.shape[0] // 10, 1)
         fitted, held = fitted[cut:], fitted[:cut]
-    if held.shape[0] < n_held:
-        target = None  # rows with gaps left out: not comparable with the target
+    if held.shape[0] < n_held or density.given:
+        # rows with gaps left out, or a mixture that does not yet see the condition: its
+        # scores are not comparable with the target
+        target = None
     z_train, z_val, offset = _to_latent(density, fitted, held, shift)
     mixture, scores = select_mixture(
         z_train, z_val, generator=generator, max_seconds=seconds,
         target=None if target is None else target - offset)
-    flow.set_mixture(mixture)
+    flow.set_mixture(mixture, context=density.given > 0)
+    if density.given:
+        context = density.flow_context(fitted)
+        assert context is not None
+        with torch.enable_grad():
+            fit_context_mixture(flow.base, z_train.to(context.dtype), context, generator)
     return {"components": mixture.components,
             "val_by_components": {str(k): v + offset for k, v in scores.items()}}
 
