@@ -21,9 +21,9 @@ Usage (from the repository root, on a machine with a GPU)::
    device, timed as a user would time them; the CUDA scores against the CPU scores of the
    same model file.
 3. **Every command on CUDA.** The sample table (mixed kinds, missing values) through ``fit``
-   (each model kind, and a conditional model), ``sample``, ``sample --given``, ``score
-   --explain``, ``explain``, ``impute``, ``invert`` both ways: exit code and the last message
-   line of each, so a tensor made on the wrong device shows up here.
+   (each model kind, and conditional models, one on a mixture base), ``sample``, ``sample
+   --given``, ``score --explain``, ``explain``, ``impute``, ``invert`` both ways: exit code
+   and the last message line of each, so a tensor made on the wrong device shows up here.
 4. **DDP.** The GPUs found are reported; multi-GPU training is measured once ``fit`` runs
    under ``torchrun``.
 
@@ -213,6 +213,9 @@ def _smoke_steps(folder: Path) -> dict[str, tuple[str, ...]]:
     steps["fit (auto)"] = (*fit, "-o", flow, "--epochs", "5")
     steps["fit --condition"] = (*fit, "-o", str(folder / "cond.flow"), "--condition",
                                 "merchant", "--epochs", "5")
+    steps["fit --condition --mixture"] = (*fit, "-o", str(folder / "cmix.flow"), "--condition",
+                                          "merchant", "--model", "maf", "--mixture",
+                                          "--epochs", "5")
     steps.update({
         "sample": ("sample", flow, "-n", "5000", "-o", str(folder / "s.csv")),
         "sample --given": ("sample", str(folder / "cond.flow"), "--given", str(given), "-n",
@@ -221,6 +224,10 @@ def _smoke_steps(folder: Path) -> dict[str, tuple[str, ...]]:
                             str(folder / "scored.csv")),
         "score (conditional)": ("score", str(folder / "cond.flow"), data, "-o",
                                 str(folder / "cscored.csv")),
+        "sample --given (mixture)": ("sample", str(folder / "cmix.flow"), "--given", str(given),
+                                     "-n", "3", "-o", str(folder / "given-m.csv")),
+        "explain (mixture)": ("explain", str(folder / "cmix.flow"), str(few), "-o",
+                              str(folder / "explained-m.csv")),
         "explain": ("explain", flow, str(few), "-o", str(folder / "explained.csv")),
         "impute": ("impute", flow, data, "--draws", "2", "-o", str(folder / "imputed.csv")),
         "invert": ("invert", flow, data, "-o", str(folder / "latent.parquet")),
@@ -235,7 +242,7 @@ def smoke_table(folder: Path, device: str) -> list[dict[str, Any]]:
     for name, args in _smoke_steps(folder).items():
         code, seconds, last = _flowcli(*args, "--device", device)
         rows.append({"step": name, "rc": code, "seconds": seconds, "message": last})
-        print(f"{name:>20}: rc {code}, {seconds:5.1f} s  {last}", flush=True)
+        print(f"{name:>26}: rc {code}, {seconds:5.1f} s  {last}", flush=True)
     return rows
 
 

@@ -36,7 +36,8 @@ from typing import Any
 from systems import DEPTH, HIDDEN, LAYERS, build_flow
 from training import batched_log_prob
 
-__all__ = ["MICRO_SYSTEMS", "SPLINE_SYSTEMS", "run_micro", "run_spline_micro"]
+__all__ = ["MICRO_SYSTEMS", "SPLINE_SYSTEMS", "run_micro", "run_sampling_micro",
+           "run_spline_micro"]
 
 MICRO_SYSTEMS = ("flowcli-maf", "flowcli-train", "zuko-maf", "nflows-maf")
 SPLINE_SYSTEMS = ("flowcli-maf", "flowcli-spline", "zuko-maf", "zuko-nsf")
@@ -224,10 +225,33 @@ def run_spline_micro(rows: int = 30_000, repeats: int = 9, threads: int = 1,
     return results
 
 
+def run_sampling_micro(rows: int = 10_000, repeats: int = 9, threads: int = 1,
+                       dims: tuple[int, ...] = (8, 16)) -> dict[str, dict[str, float]]:
+    """``{"16-D": {system: sample rows/s}, ...}``: sampling of untrained 5-layer, 2 x 128
+    flows (flowcli's MAF and spline flow, zuko's MAF and NSF), ``rows`` rows a call, the
+    systems taking turns as in :func:`run_micro`, without gradients (as ``flowcli sample``
+    runs)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    results: dict[str, dict[str, float]] = {}
+    for dim in dims:
+        jobs: dict[str, Callable[[], Any]] = {}
+        for kind in SPLINE_SYSTEMS:
+            torch.manual_seed(0)
+            module, _, sample = build_flow(kind, dim)
+            module.eval()
+            jobs[kind] = functools.partial(sample, rows)
+        with torch.no_grad():
+            times = _rounds(jobs, repeats)
+        results[f"{dim}-D"] = {k: rows / statistics.median(t) for k, t in times.items()}
+    return results
+
+
 if __name__ == "__main__":
     import argparse
 
-    from report import micro_table, spline_table
+    from report import micro_table, sampling_table, spline_table
 
     parser = argparse.ArgumentParser(description="the speed micro-benchmark alone")
     parser.add_argument("--threads", type=int, default=1)
@@ -235,8 +259,12 @@ if __name__ == "__main__":
                         help="only the spline flow's scoring against the MAF's")
     parser.add_argument("--flowcli-passes", action="store_true",
                         help="with --spline: score in the passes flowcli makes, not 4,096 rows")
+    parser.add_argument("--sampling", action="store_true",
+                        help="only sampling: flowcli's MAF and spline flow against zuko's")
     args = parser.parse_args()
-    if args.spline:
+    if args.sampling:
+        print(sampling_table(run_sampling_micro(threads=args.threads)))
+    elif args.spline:
         print(spline_table(run_spline_micro(threads=args.threads,
                                             flowcli_passes=args.flowcli_passes)))
     else:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["dataset_header", "ll_table", "micro_table", "ratio_table", "set_table", "spline_table"]
+__all__ = ["dataset_header", "ll_table", "micro_table", "ratio_table", "sampling_table",
+           "set_table", "spline_table"]
 
 Record = dict[str, Any]
 
@@ -149,6 +150,19 @@ def spline_table(results: dict[str, dict[str, float]]) -> str:
         ref = r["flowcli-maf"]
         lines.append(f"| {dims} | " + " | ".join(f"{r[s]:,.0f}" for s in systems) + " | "
                      + " | ".join(f"{ref / r[s]:.2f}x" for s in systems[1:]) + " |")
+    return "\n".join(lines)
+
+
+def sampling_table(results: dict[str, dict[str, float]]) -> str:
+    """Sampling rows/s per dimension, and flowcli's rate over zuko's for each kind of flow."""
+    systems = list(next(iter(results.values()), {}))
+    lines = ["| columns | " + " | ".join(f"{s} rows/s" for s in systems)
+             + " | flowcli-maf / zuko-maf | flowcli-spline / zuko-nsf |",
+             "|---|" + "---:|" * (len(systems) + 2)]
+    for dims, r in results.items():
+        lines.append(f"| {dims} | " + " | ".join(f"{r[s]:,.0f}" for s in systems)
+                     + f" | {r['flowcli-maf'] / r['zuko-maf']:.1f}x"
+                     + f" | {r['flowcli-spline'] / r['zuko-nsf']:.1f}x |")
     return "\n".join(lines)
 
 

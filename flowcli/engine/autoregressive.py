@@ -62,6 +62,8 @@ class MaskedAffineAutoregressive(Transform):
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_inputs(z, context, self.features, self.context_features)
+        if not torch.is_grad_enabled():  # sampling: each hidden unit computed once
+            return self._swept_inverse(z, context)
         # After pass k the first k features in the ordering are exact, so D passes suffice;
         # the last pass's s depends only on features that were already exact.
         x = torch.zeros_like(z)
@@ -70,6 +72,20 @@ class MaskedAffineAutoregressive(Transform):
             s, t = self._params(x, context)
             x = (z - t) * (-s).exp()
         return x, -s.sum(dim=1)
+
+    def _swept_inverse(self, z: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The inverse by :meth:`MADE.sweep`: the same numbers, about ``D`` times fewer
+        operations."""
+        at = torch.argsort(self.made.order)
+        z_at = z[:, at]
+        ladj = z.new_zeros(z.shape[0])
+
+        def solve(p: int, out: Tensor) -> Tensor:
+            s = soft_clamp(out[:, 0], self.scale_bound)
+            ladj.sub_(s)
+            return (z_at[:, p] - out[:, 1]) * (-s).exp()
+
+        return self.made.sweep(solve, z, context), ladj
 
 
 def _affine(x: Tensor, raw: Tensor, bound: float) -> tuple[Tensor, Tensor, list[Tensor]]:

@@ -118,3 +118,30 @@ def test_maf_layer_backward_passes_gradcheck(features: int, context: int) -> Non
 
     inputs = (x, c, *(p.detach().clone().requires_grad_() for p in params.values()))
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3, 4], [2, 0, 4, 1, 3]])
+@pytest.mark.parametrize(("hidden", "layers", "context"), [(32, 2, 0), (3, 1, 0), (16, 3, 2)])
+def test_a_sweep_gives_each_output_from_the_values_before_it(order: list[int], hidden: int,
+                                                              layers: int, context: int) -> None:
+    """``sweep`` feeds ``solve`` exactly what a full pass over the finished row gives."""
+    torch.manual_seed(0)
+    made = MADE(5, 3, hidden, layers, torch.tensor(order), context).double()
+    with torch.no_grad():
+        for p in made.parameters():
+            p.copy_(torch.randn_like(p))
+    c = torch.randn(40, context, dtype=torch.float64) if context else None
+    seen: dict[int, torch.Tensor] = {}
+    at = torch.argsort(torch.tensor(order))
+
+    def solve(p: int, out: torch.Tensor) -> torch.Tensor:
+        seen[p] = out.clone()
+        return torch.tanh(out.sum(dim=1)) + p  # any function of the outputs
+
+    rows = torch.zeros(40, 5, dtype=torch.float64)
+    x = made.sweep(solve, rows, c)
+    with torch.no_grad():
+        full = made(x, c).view(40, 3, 5)
+    for p in range(5):
+        assert torch.allclose(seen[p], full[:, :, at[p]], atol=1e-12)
+        assert torch.allclose(x[:, at[p]], torch.tanh(seen[p].sum(dim=1)) + p)
