@@ -1,4 +1,5 @@
-"""Read and write CSV and Parquet tables: whole or in record batches, files or ``-``.
+"""Read and write CSV and Parquet tables: whole or in record batches, files or ``-``, and
+(reading) datasets of Parquet files (:mod:`flowcli.partitions`).
 
 The format comes from the extension (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``) or an explicit
 ``fmt``; ``-`` means stdin or stdout and defaults to CSV. Outputs to a file go through
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 from .config import CHUNK_ROWS, FORMATS
 from .errors import Advice, DataError, OutputError
 from .files import AtomicFile, check_target
+from .partitions import dataset_parts, is_dataset, iter_part, read_dataset
 
 __all__ = ["FORMATS", "TableWriter", "detect_format", "display_name", "iter_tables",
            "read_table", "write_table"]
@@ -60,8 +62,6 @@ def _check_input(path: str | os.PathLike[str]) -> None:
     if str(path) == "-":
         return
     p, name = Path(path), str(path)
-    if p.is_dir():
-        raise DataError("is a folder, not a table", source=name)
     if not p.exists():
         raise DataError("no such file", source=name)
     if not os.access(p, os.R_OK):
@@ -118,14 +118,26 @@ def iter_tables(
     """Yield the table at ``path`` in chunks of at most ``batch_size`` rows.
 
     Parquet is read by record batches; CSV by chunks. An empty input yields one empty frame
-    that still carries the header's columns, when there is a header.
+    that still carries the header's columns, when there is a header. A dataset (a folder or
+    glob of Parquet files) yields its parts' chunks one part after another.
     """
+    if is_dataset(path):
+        _dataset_format(path, fmt)
+        for part in dataset_parts(path):
+            yield from iter_part(part, batch_size)
+        return
     _check_input(path)
     fmt = detect_format(path, fmt)
     if fmt == "parquet":
         yield from _iter_parquet(path, batch_size)
     else:
         yield from _iter_csv(path, batch_size)
+
+
+def _dataset_format(path: str | os.PathLike[str], fmt: str | None) -> None:
+    if fmt is not None and detect_format(path, fmt) != "parquet":
+        raise DataError("a folder or pattern is read as a dataset of Parquet files, not "
+                        f"{fmt}", source=str(path))
 
 
 def _iter_csv(path: str | os.PathLike[str], batch_size: int) -> Iterator[pd.DataFrame]:
@@ -153,7 +165,10 @@ def _iter_parquet(path: str | os.PathLike[str], batch_size: int) -> Iterator[pd.
 
 
 def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
-    """Read a whole table into memory."""
+    """Read a whole table (or dataset) into memory."""
+    if is_dataset(path):
+        _dataset_format(path, fmt)
+        return read_dataset(path)
     _check_input(path)
     fmt = detect_format(path, fmt)
     with _reading(path, fmt):

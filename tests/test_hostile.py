@@ -87,7 +87,7 @@ CASES = [
      f"error: future.flow: written by a newer flowcli (model format {FORMAT_VERSION + 1}; "
      f"this version reads up to {FORMAT_VERSION}); upgrade flowcli to use it"),
     (["info", "folder"], 1, "error: folder: is a folder, not a model file"),
-    (["score", "m.flow", "folder"], 1, "error: folder: is a folder, not a table"),
+    (["score", "m.flow", "folder"], 1, "error: folder: no files in the folder"),
     (["fit", "good.csv", "-o", "folder"], 1, "error: folder: is a folder; give a file name for "
                                              "the model"),
     (["score", "m.flow", "good.csv", "-o", "file/out.csv"], 1, "error: file/out.csv: cannot "

@@ -67,7 +67,7 @@ def test_read_errors_are_one_line_and_name_the_file(tmp_path: Path) -> None:
     cases = {
         "empty.csv": "the file is empty",
         "bad.parquet": "not a valid Parquet file",
-        "folder.csv": "is a folder, not a table",
+        "folder.csv": "no files in the folder",
         "missing.csv": "no such file",
         "binary.csv": "not a text CSV file",
     }

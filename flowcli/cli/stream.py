@@ -2,12 +2,16 @@
 ``impute`` and ``invert``.
 
 Each reads its input in chunks and writes its output chunk by chunk to a file that appears
-only when complete (or to stdout as it goes).
+only when complete (or to stdout as it goes). An input folder or glob of Parquet files is read
+part by part; an output path ending in ``/`` is a folder of parts, one per input file (per
+chunk for ``sample``), that appears only when complete.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -54,6 +58,58 @@ def _write(tables: Iterable[Any], output: str, output_format: str | None) -> int
     return writer.rows
 
 
+# an input: the name messages give it, its place in a dataset, and its chunks when asked
+Input = tuple[str, Path, Callable[[], Iterator[Any]]]
+
+
+def _inputs(data: str, fmt: Any, batch_size: int) -> list[Input]:
+    """The table ``data`` as one input, or each part of a dataset."""
+    from ..io import display_name, iter_tables
+    from ..partitions import dataset_parts, is_dataset, iter_part
+
+    if is_dataset(data):
+        return [(str(part.path), part.relative,
+                 lambda part=part: iter_part(part, batch_size))
+                for part in dataset_parts(data)]
+    name = display_name(data)
+    return [(name, Path(Path(data).name if data != "-" else "stdin"),
+             lambda: iter_tables(data, fmt, batch_size))]
+
+
+def _write_inputs(inputs: list[Input], outputs: Callable[[Iterator[Any], str], Iterable[Any]],
+                  output: str, output_format: str | None) -> int:
+    """Write ``outputs(chunks, source)`` of every input to ``output``: one file, or with a
+    path ending in ``/`` a folder with a part per input; the rows written."""
+    from ..partitions import FolderWriter, is_folder_output
+
+    if not is_folder_output(output):
+        return _write(itertools.chain.from_iterable(
+            outputs(chunks(), source) for source, _, chunks in inputs), output, output_format)
+    fmt = output_format or "parquet"
+    rows = 0
+    with FolderWriter(output) as folder:
+        for source, relative, chunks in inputs:
+            rows += _write(outputs(chunks(), source), str(folder.part_path(relative, f".{fmt}")),
+                           fmt)
+    return rows
+
+
+def _write_each(tables: Iterable[Any], output: str, output_format: str | None) -> int:
+    """Write ``tables`` to ``output``, one file, or with a path ending in ``/`` a folder with
+    a part per table; the rows written."""
+    from ..partitions import FolderWriter, is_folder_output
+
+    if not is_folder_output(output):
+        return _write(tables, output, output_format)
+    fmt = output_format or "parquet"
+    rows = 0
+    with FolderWriter(output) as folder:
+        for i, table in enumerate(tables):
+            rows += _write([table], str(folder.part_path(Path(f"part-{i:05d}"), f".{fmt}")),
+                           fmt)
+    return rows
+
+
 def _map_table(model: str, device: Any, data: str, fmt: Any, batch_size: int, output: str,
                output_format: Any, quiet: bool,
                batches: Callable[[Any, Iterator[Any], str], Iterable[Any]], done: str) -> None:
@@ -61,11 +117,10 @@ def _map_table(model: str, device: Any, data: str, fmt: Any, batch_size: int, ou
     chunks, source)`` gives the output tables, written to ``output``; then ``done`` (with
     ``{rows}`` and ``{output}``) on stderr unless quiet or on stdout."""
     with guard(quiet):
-        from ..io import display_name, iter_tables
-
         fitted = _load(model, device)
-        chunks = iter_tables(data, fmt, batch_size)
-        rows = _write(batches(fitted, chunks, display_name(data)), output, output_format)
+        inputs = _inputs(data, fmt, batch_size)
+        rows = _write_inputs(inputs, lambda chunks, source: batches(fitted, chunks, source),
+                             output, output_format)
         if not quiet and output != "-":
             _say(done.format(rows=rows, output=output))
 
@@ -98,7 +153,7 @@ def sample(
             tables = _given_draws(fitted, given, n, fmt, seed, unseen, batch_size)
         else:
             tables = fitted.sample_batches(n or 0, seed, batch_size)
-        rows = _write(tables, output, output_format)
+        rows = _write_each(tables, output, output_format)
         if not quiet and output != "-":
             _say(f"wrote {rows:,} rows to {output}")
 
@@ -170,16 +225,14 @@ def score(
         raise typer.BadParameter("needs --threshold Q", param_hint="--explain")
     with guard(quiet):
         from ..errors import AnomalyError
-        from ..io import display_name, iter_tables
+        from ..io import display_name
 
         fitted = _load(model, device)
-        source = display_name(data)
         cutoff = fitted.threshold(threshold) if threshold is not None else None
         flagged = 0
 
-        def scored() -> Iterator[Any]:
+        def scored(chunks: Iterator[Any], source: str) -> Iterator[Any]:
             nonlocal flagged
-            chunks = iter_tables(data, fmt, batch_size)
             for chunk, scores in fitted.score_batches(chunks, source, unseen):
                 out = fitted.scored_table(chunk, scores, percentile=percentile, cutoff=cutoff,
                                           only_score=only_score, explain=explain,
@@ -187,7 +240,7 @@ def score(
                 flagged += int(out["anomaly"].sum()) if cutoff is not None else 0
                 yield out
 
-        rows = _write(scored(), output, output_format)
+        rows = _write_inputs(_inputs(data, fmt, batch_size), scored, output, output_format)
         if not quiet and output != "-":
             _say(f"scored {rows:,} rows into {output}")
         if cutoff is not None and (not quiet or fail_on_anomaly):
@@ -195,7 +248,7 @@ def score(
                 f"{flagged:,} of {rows:,} rows flagged as anomalies "
                 f"(log_prob below {cutoff:.4g}, the {threshold:g} quantile of held-out rows)")
         if fail_on_anomaly and flagged:
-            raise AnomalyError(f"{flagged:,} anomalous rows in {source}")
+            raise AnomalyError(f"{flagged:,} anomalous rows in {display_name(data)}")
 
 
 def explain(
