@@ -113,9 +113,11 @@ def _check_delimiter(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
 
 
 def iter_tables(
-    path: str | os.PathLike[str], fmt: str | None = None, batch_size: int = CHUNK_ROWS
+    path: str | os.PathLike[str], fmt: str | None = None, batch_size: int = CHUNK_ROWS,
+    columns: list[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """Yield the table at ``path`` in chunks of at most ``batch_size`` rows.
+    """Yield the table at ``path`` in chunks of at most ``batch_size`` rows; with
+    ``columns``, only those of them it has (the rest is never read).
 
     Parquet is read by record batches; CSV by chunks. An empty input yields one empty frame
     that still carries the header's columns, when there is a header. A dataset (a folder or
@@ -124,14 +126,14 @@ def iter_tables(
     if is_dataset(path):
         _dataset_format(path, fmt)
         for part in dataset_parts(path):
-            yield from iter_part(part, batch_size)
+            yield from iter_part(part, batch_size, columns)
         return
     _check_input(path)
     fmt = detect_format(path, fmt)
     if fmt == "parquet":
-        yield from _iter_parquet(path, batch_size)
+        yield from _iter_parquet(path, batch_size, columns)
     else:
-        yield from _iter_csv(path, batch_size)
+        yield from _iter_csv(path, batch_size, columns)
 
 
 def _dataset_format(path: str | os.PathLike[str], fmt: str | None) -> None:
@@ -140,11 +142,13 @@ def _dataset_format(path: str | os.PathLike[str], fmt: str | None) -> None:
                         f"{fmt}", source=str(path))
 
 
-def _iter_csv(path: str | os.PathLike[str], batch_size: int) -> Iterator[pd.DataFrame]:
+def _iter_csv(path: str | os.PathLike[str], batch_size: int,
+              columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     source: Any = _stdin_bytes() if str(path) == "-" else path
+    wanted = None if columns is None else set(columns).__contains__
     with _reading(path, "csv"):
-        reader = pd.read_csv(source, chunksize=batch_size, compression="infer"
-                             if str(path) != "-" else None)
+        reader = pd.read_csv(source, chunksize=batch_size, usecols=wanted,
+                             compression="infer" if str(path) != "-" else None)
         with reader:
             for i, chunk in enumerate(reader):  # a header alone still yields one empty chunk
                 if i == 0:
@@ -152,16 +156,20 @@ def _iter_csv(path: str | os.PathLike[str], batch_size: int) -> Iterator[pd.Data
                 yield chunk
 
 
-def _iter_parquet(path: str | os.PathLike[str], batch_size: int) -> Iterator[pd.DataFrame]:
+def _iter_parquet(path: str | os.PathLike[str], batch_size: int,
+                  columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     with _reading(path, "parquet"):
         source: Any = io.BytesIO(_stdin_bytes().read()) if str(path) == "-" else path
         pf = pq.ParquetFile(source)
+        names = pf.schema_arrow.names
+        read = None if columns is None else [c for c in columns if c in names]
         empty = True
-        for batch in pf.iter_batches(batch_size=batch_size):
+        for batch in pf.iter_batches(batch_size=batch_size, columns=read):
             empty = False
             yield batch.to_pandas()
         if empty:
-            yield pf.schema_arrow.empty_table().to_pandas()
+            table = pf.schema_arrow.empty_table()
+            yield (table if read is None else table.select(read)).to_pandas()
 
 
 def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:

@@ -141,10 +141,11 @@ def _columns(part: Part) -> dict[str, str]:
 def iter_part(part: Part, batch_size: int,
               columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     """The part's rows in chunks of at most ``batch_size``, with its hive keys as columns;
-    only ``columns`` when given (the keys among them)."""
-    in_file = None if columns is None else [c for c in columns if c not in part.keys]
+    with ``columns``, only those of them it has (the keys among them)."""
     try:
         pf = pq.ParquetFile(part.path)
+        in_file = None if columns is None else [c for c in columns
+                                                if c in pf.schema_arrow.names]
         empty = True
         for batch in pf.iter_batches(batch_size=batch_size, columns=in_file):
             empty = False

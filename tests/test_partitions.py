@@ -168,3 +168,17 @@ def test_a_dataset_is_read_as_parquet_only(dataset) -> None:
 
     with pytest.raises(DataError, match="read as a dataset of Parquet files, not csv"):
         read_table(root, "csv")
+
+
+@pytest.mark.parametrize("source", ["dataset", "file.parquet", "file.csv"])
+def test_only_the_columns_asked_for_are_read(dataset, tmp_path: Path, source: str) -> None:
+    from flowcli.io import iter_tables
+
+    root, whole = dataset
+    if source != "dataset":
+        root = tmp_path / source
+        (whole.to_parquet if source.endswith("parquet") else whole.to_csv)(root, index=False)
+    chunks = list(iter_tables(root, batch_size=400, columns=["shop", "b", "absent"]))
+    assert all(list(c.columns) == ["b", "shop"] or list(c.columns) == ["shop", "b"]
+               for c in chunks)
+    pd.testing.assert_series_equal(pd.concat(chunks, ignore_index=True)["b"], whole["b"])

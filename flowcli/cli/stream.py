@@ -62,18 +62,20 @@ def _write(tables: Iterable[Any], output: str, output_format: str | None) -> int
 Input = tuple[str, Path, Callable[[], Iterator[Any]]]
 
 
-def _inputs(data: str, fmt: Any, batch_size: int) -> list[Input]:
-    """The table ``data`` as one input, or each part of a dataset."""
+def _inputs(data: str, fmt: Any, batch_size: int,
+            columns: list[str] | None = None) -> list[Input]:
+    """The table ``data`` as one input, or each part of a dataset; only ``columns`` of it
+    when given."""
     from ..io import display_name, iter_tables
     from ..partitions import dataset_parts, is_dataset, iter_part
 
     if is_dataset(data):
         return [(str(part.path), part.relative,
-                 lambda part=part: iter_part(part, batch_size))
+                 lambda part=part: iter_part(part, batch_size, columns))
                 for part in dataset_parts(data)]
     name = display_name(data)
     return [(name, Path(Path(data).name if data != "-" else "stdin"),
-             lambda: iter_tables(data, fmt, batch_size))]
+             lambda: iter_tables(data, fmt, batch_size, columns))]
 
 
 def _write_inputs(inputs: list[Input], outputs: Callable[[Iterator[Any], str], Iterable[Any]],
@@ -240,7 +242,9 @@ def score(
                 flagged += int(out["anomaly"].sum()) if cutoff is not None else 0
                 yield out
 
-        rows = _write_inputs(_inputs(data, fmt, batch_size), scored, output, output_format)
+        # --only-score writes no input column: only the model's are read
+        inputs = _inputs(data, fmt, batch_size, fitted.columns if only_score else None)
+        rows = _write_inputs(inputs, scored, output, output_format)
         if not quiet and output != "-":
             _say(f"scored {rows:,} rows into {output}")
         if cutoff is not None and (not quiet or fail_on_anomaly):
