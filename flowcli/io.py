@@ -117,7 +117,7 @@ def iter_tables(
     columns: list[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield the table at ``path`` in chunks of at most ``batch_size`` rows; with
-    ``columns``, only those of them it has (the rest is never read).
+    ``columns``, only those of them it has (Parquet reads no other; CSV parses them all).
 
     Parquet is read by record batches; CSV by chunks. An empty input yields one empty frame
     that still carries the header's columns, when there is a header. A dataset (a folder or
@@ -145,15 +145,15 @@ def _dataset_format(path: str | os.PathLike[str], fmt: str | None) -> None:
 def _iter_csv(path: str | os.PathLike[str], batch_size: int,
               columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     source: Any = _stdin_bytes() if str(path) == "-" else path
-    wanted = None if columns is None else set(columns).__contains__
     with _reading(path, "csv"):
-        reader = pd.read_csv(source, chunksize=batch_size, usecols=wanted,
-                             compression="infer" if str(path) != "-" else None)
+        reader = pd.read_csv(source, chunksize=batch_size, compression="infer"
+                             if str(path) != "-" else None)
         with reader:
             for i, chunk in enumerate(reader):  # a header alone still yields one empty chunk
                 if i == 0:
                     _check_delimiter(chunk, path)
-                yield chunk
+                # CSV is parsed whole; only the columns asked for come back
+                yield chunk if columns is None else chunk[[c for c in chunk if c in columns]]
 
 
 def _iter_parquet(path: str | os.PathLike[str], batch_size: int,

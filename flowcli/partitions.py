@@ -5,7 +5,8 @@ A dataset is every file under a folder (files and folders whose names start with
 ``_``, such as ``_SUCCESS``, are skipped), or every file a glob pattern matches. Each part must
 be a Parquet file, and all parts must have the same columns with the same types. Hive-style
 folders (``region=EU/``) give each row of the files under them a column of that name; its
-values are numbers when every part's value reads as one, else text.
+values are integers when every part's value reads as one, else decimals when every one reads
+as a number, else text (``007`` stays text: a code, not a number).
 
 An output folder (``-o DIR/``) is written under a temporary name beside it and renamed into
 place when every part is written, so a failed or interrupted run leaves no partial dataset;
@@ -38,7 +39,9 @@ _MAGIC = b"PAR1"
 def is_dataset(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` names a dataset (a folder, or a glob pattern) rather than one table."""
     text = str(path)
-    return text != "-" and (os.path.isdir(text) or any(c in text for c in _GLOB))
+    if text == "-" or os.path.isfile(text):  # a file named with [ or * is still one table
+        return False
+    return os.path.isdir(text) or any(c in text for c in _GLOB)
 
 
 def is_folder_output(path: str | os.PathLike[str]) -> bool:
@@ -97,16 +100,34 @@ def _is_parquet(path: Path) -> bool:
 
 
 def _hive_keys(relative: list[Path]) -> list[dict[str, object]]:
-    """Each part's ``key=value`` folders, values as numbers when every part's read as one."""
+    """Each part's ``key=value`` folders, each key's values typed once for all parts."""
     raw = [dict(p.split("=", 1) for p in r.parent.parts if "=" in p) for r in relative]
-    names = {name for keys in raw for name in keys}
-    for name in names:
-        values = pd.Series([keys.get(name) for keys in raw], dtype=object)
-        numbers = pd.to_numeric(values, errors="coerce")
-        if not numbers.isna().any():
-            for keys, number in zip(raw, numbers.tolist(), strict=True):
-                keys[name] = int(number) if float(number).is_integer() else number
+    for name in {name for keys in raw for name in keys}:
+        values = [keys[name] for keys in raw if name in keys]
+        convert = _key_type(values)
+        for keys in raw:
+            if name in keys:
+                keys[name] = convert(keys[name])
     return raw
+
+
+def _key_type(values: list[str]) -> type:
+    """``int`` when every value is a plain integer, ``float`` when every one is a number,
+    else ``str``; a value with a leading zero (``007``) keeps them all text."""
+    def reads_as(kind: type, text: str) -> bool:
+        try:
+            kind(text)
+        except ValueError:
+            return False
+        return True
+
+    if any(len(v) > 1 and v.lstrip("-").startswith("0") and not v.startswith("0.")
+           for v in values):
+        return str
+    for kind in (int, float):
+        if all(reads_as(kind, v) for v in values):
+            return kind
+    return str
 
 
 def _check_schemas(parts: list[Part]) -> None:
@@ -134,6 +155,10 @@ def _columns(part: Part) -> dict[str, str]:
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"not a valid Parquet file ({exc})", source=str(part.path)) from None
     columns = {f.name: str(f.type) for f in schema}
+    for key in part.keys:
+        if key in columns:
+            raise DataError(f"its folder {key}=... names a column the file also holds, "
+                            f"{key!r}", source=str(part.path))
     columns.update({k: type(v).__name__ for k, v in part.keys.items()})
     return columns
 
@@ -191,6 +216,9 @@ class FolderWriter:
         try:
             self.temporary = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.",
                                                    suffix=".partial", dir=parent))
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(self.temporary, 0o777 & ~mask)  # the mode a new folder gets
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
 

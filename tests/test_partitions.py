@@ -182,3 +182,45 @@ def test_only_the_columns_asked_for_are_read(dataset, tmp_path: Path, source: st
     assert all(list(c.columns) == ["b", "shop"] or list(c.columns) == ["shop", "b"]
                for c in chunks)
     pd.testing.assert_series_equal(pd.concat(chunks, ignore_index=True)["b"], whole["b"])
+
+
+def test_hive_keys_are_typed_once_for_all_parts(tmp_path: Path) -> None:
+    for folder in ("rate=1/zip=007", "rate=1.5/zip=12"):
+        (tmp_path / "d" / folder).mkdir(parents=True)
+        _table(5).to_parquet(tmp_path / "d" / folder / "p.parquet", index=False)
+    assert [p.keys for p in dataset_parts(tmp_path / "d")] == [
+        {"rate": 1.0, "zip": "007"}, {"rate": 1.5, "zip": "12"}]
+
+
+def test_a_folder_key_that_is_also_a_column_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d" / "a=9").mkdir(parents=True)
+    _table(5).to_parquet(tmp_path / "d" / "a=9" / "p.parquet", index=False)
+    with pytest.raises(DataError, match=r"p.parquet: its folder a=\.\.\. names a column"):
+        dataset_parts(tmp_path / "d")
+
+
+def test_a_file_named_like_a_pattern_is_one_table(tmp_path: Path) -> None:
+    from flowcli.io import read_table
+
+    _table(5).to_parquet(tmp_path / "run[1].parquet", index=False)
+    assert len(read_table(tmp_path / "run[1].parquet")) == 5
+
+
+def test_two_inputs_that_would_write_one_part_are_refused(fitted_model, tmp_path: Path
+                                                          ) -> None:
+    _, path, _ = fitted_model
+    (tmp_path / "d").mkdir()
+    for name in ("a.parquet", "a.pq"):
+        _table(5).to_parquet(tmp_path / "d" / name, index=False)
+    result = run("score", path, tmp_path / "d", "-o", f"{tmp_path / 'out'}/")
+    assert result.exit_code == 1 and "would write the same part, a.parquet" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_an_output_folder_gets_the_mode_of_a_new_folder(fitted_model, tmp_path: Path) -> None:
+    import os
+
+    _, path, _ = fitted_model
+    assert run("sample", path, "-n", "10", "-o", f"{tmp_path / 's'}/", "-q").exit_code == 0
+    (tmp_path / "plain").mkdir()
+    assert os.stat(tmp_path / "s").st_mode == os.stat(tmp_path / "plain").st_mode

@@ -88,12 +88,26 @@ def _write_inputs(inputs: list[Input], outputs: Callable[[Iterator[Any], str], I
         return _write(itertools.chain.from_iterable(
             outputs(chunks(), source) for source, _, chunks in inputs), output, output_format)
     fmt = output_format or "parquet"
+    _check_distinct(inputs, f".{fmt}")
     rows = 0
     with FolderWriter(output) as folder:
         for source, relative, chunks in inputs:
             rows += _write(outputs(chunks(), source), str(folder.part_path(relative, f".{fmt}")),
                            fmt)
     return rows
+
+
+def _check_distinct(inputs: list[Input], extension: str) -> None:
+    """Two inputs must not write the same part (``a.parquet`` and ``a.pq``)."""
+    from ..errors import DataError
+
+    seen: dict[Path, str] = {}
+    for source, relative, _ in inputs:
+        target = relative.with_suffix(extension)
+        if target in seen:
+            raise DataError(f"would write the same part, {target}, as {seen[target]}: rename "
+                            "one of them", source=source)
+        seen[target] = source
 
 
 def _write_each(tables: Iterable[Any], output: str, output_format: str | None) -> int:

@@ -126,8 +126,10 @@ class GaussianMixture(_Base):
 
 class ContextMixture(nn.Module):
     """A mixture of ``components`` full-covariance Gaussians whose weights and means move with
-    a context ``c`` of ``context_features`` numbers: ``log w_k(c) = a_k + v_k . c + c' Q_k c``
-    (normalized over k), ``m_k(c) = m_k + W_k c``, covariances ``L_k L_k^T`` fixed in ``c``.
+    a context ``c`` of ``context_features`` numbers: ``log w_k(c) = a_k + v_k . c + g' Q_k g``
+    (normalized over k) with ``g`` the last ``squared`` numbers of ``c`` (a conditional
+    flow's condition, after the modelled labels' one-hot codes, whose squares would repeat
+    them), ``m_k(c) = m_k + W_k c``, covariances ``L_k L_k^T`` fixed in ``c``.
 
     The base of a conditional flow. Its family holds the conditionals of a Gaussian mixture
     given some of its columns (weights quadratic, means linear in them) and, with one-hot
@@ -137,16 +139,20 @@ class ContextMixture(nn.Module):
     context. For every context it is a mixture of Gaussians, so it integrates to one.
     """
 
-    def __init__(self, features: int, components: int, context_features: int) -> None:
+    def __init__(self, features: int, components: int, context_features: int,
+                 squared: int | None = None) -> None:
         super().__init__()
         if components < 1 or context_features < 1:
             raise ValueError("a context mixture needs a component and a context")
+        squared = context_features if squared is None else squared
+        if not 0 <= squared <= context_features:
+            raise ValueError(f"squared must be in 0..{context_features}, got {squared}")
         self.features, self.components = features, components
-        self.context_features = context_features
+        self.context_features, self.squared = context_features, squared
         k, d, c = components, features, context_features
         self.logits = nn.Parameter(torch.zeros(k))
         self.logits_context = nn.Parameter(torch.zeros(k, c))
-        self.logits_square = nn.Parameter(torch.zeros(k, c, c))
+        self.logits_square = nn.Parameter(torch.zeros(k, squared, squared))
         self.means = nn.Parameter(torch.zeros(k, d))
         self.means_context = nn.Parameter(torch.zeros(k * d, c))
         self.tril = nn.Parameter(torch.zeros(k, d, d))  # strictly lower part of L_k
@@ -167,10 +173,13 @@ class ContextMixture(nn.Module):
 
     def _parts(self, context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per row: log-weights ``(B, K)``, means ``(B, K, D)``; and the factors ``(K, D, D)``."""
-        k, c = self.components, self.context_features
-        square = ((context @ self.logits_square.view(k * c, c).T).view(-1, k, c)
-                  * context.unsqueeze(1)).sum(dim=2)
-        log_w = torch.log_softmax(self.logits + context @ self.logits_context.T + square, dim=1)
+        k, s = self.components, self.squared
+        log_w = self.logits + context @ self.logits_context.T
+        if s:
+            g = context[:, context.shape[1] - s:]
+            log_w = log_w + ((g @ self.logits_square.view(k * s, s).T).view(-1, k, s)
+                             * g.unsqueeze(1)).sum(dim=2)
+        log_w = torch.log_softmax(log_w, dim=1)
         means = self.means + (context @ self.means_context.T).view(
             -1, self.components, self.features)
         scale = self.tril.tril(-1) + torch.diag_embed(self.log_diag.exp())
@@ -203,22 +212,27 @@ class ContextMixture(nn.Module):
         k = torch.multinomial(log_w.exp(), 1, generator=generator).squeeze(1)
         eps = torch.randn(n, self.features, generator=generator, device=device,
                           dtype=self.logits.dtype)
-        rows = torch.arange(n, device=device)
-        draws = means[rows, k] + (scale[k] @ eps.unsqueeze(2)).squeeze(2)
+        draws = means[torch.arange(n, device=device), k]
+        for c in range(self.components):  # one product per component, not a factor per row
+            rows = (k == c).nonzero().squeeze(1)
+            draws[rows] += eps[rows] @ scale[c].T
         return draws.to(dtype)
 
 
 def fit_context_mixture(mixture: ContextMixture, z: Tensor, context: Tensor,
                         generator: torch.Generator | None = None, steps: int = 300,
-                        batch: int = 4096, lr: float = 0.01) -> ContextMixture:
+                        batch: int = 4096, lr: float = 0.01,
+                        deadline: float | None = None) -> ContextMixture:
     """Fit how ``mixture``'s weights and means move with the context, by ``steps`` Adam steps
-    on random batches of the rows ``z`` and their ``context``, the rest of the flow left as
-    it is. Run from :meth:`ContextMixture.take`, so that a conditional flow's training starts
-    from a base that already depends on its condition, as an unconditional flow's starts from
-    EM's mixture."""
-    params = [p for p in mixture.parameters()]
-    optimizer = torch.optim.Adam(params, lr=lr)
+    on random batches of the rows ``z`` and their ``context`` (fewer once
+    ``time.perf_counter()`` passes ``deadline``), the rest of the flow left as it is. Run
+    from :meth:`ContextMixture.take`, so that a conditional flow's training starts from a
+    base that already depends on its condition, as an unconditional flow's starts from EM's
+    mixture."""
+    optimizer = torch.optim.Adam(list(mixture.parameters()), lr=lr)
     for _ in range(steps):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
         pick = torch.randint(0, z.shape[0], (min(batch, z.shape[0]),), generator=generator)
         pick = pick.to(z.device)
         loss = -mixture.log_prob(z[pick], context[pick]).mean()

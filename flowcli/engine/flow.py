@@ -32,8 +32,8 @@ class Flow(nn.Module):
     The base is the standard normal, or with ``config["mixture"] = K`` a mixture of ``K``
     Gaussians (:class:`GaussianMixture`, set with :meth:`set_mixture`; MAF-MoG). With a mixture
     base the latent rows follow that mixture rather than ``N(0, I)``. With
-    ``config["base_context"]`` too, the mixture's weights and means move with the context
-    (:class:`ContextMixture`).
+    ``config["base_context"] = G`` too, the mixture's weights and means move with the
+    context, its weights quadratic in the last ``G`` context numbers (:class:`ContextMixture`).
 
     Attributes:
         config: plain data that :func:`build` turns back into the same architecture.
@@ -45,22 +45,23 @@ class Flow(nn.Module):
         self.config = dict(config)
         self.base = _base_of(self.config, transform.features, transform.context_features)
 
-    def set_mixture(self, mixture: GaussianMixture, context: bool = False) -> Flow:
+    def set_mixture(self, mixture: GaussianMixture, condition: int = 0) -> Flow:
         """Make ``mixture`` (on this flow's features) the base, recording its size in
-        ``config``; with ``context``, as the start of a :class:`ContextMixture` on the flow's
-        context."""
+        ``config``; with ``condition``, the width of a conditional flow's condition (the
+        last numbers of its context), as the start of a :class:`ContextMixture`."""
         if mixture.features != self.features:
             raise ValueError(f"expected a mixture on {self.features} features, "
                              f"got {mixture.features}")
-        if context and not self.context_features:
-            raise ValueError("a context mixture needs a flow with a context")
+        if condition and not 0 < condition <= self.context_features:
+            raise ValueError("a context mixture needs a flow with a context that holds the "
+                             "condition")
         ref = next(self.transform.parameters(), None)
         self.config["mixture"] = mixture.components
         self.config.pop("base_context", None)
-        if context:
-            self.config["base_context"] = True
+        if condition:
+            self.config["base_context"] = int(condition)
         self.base = _base_of(self.config, self.features, self.context_features)
-        if context:
+        if condition:
             self.base.take(mixture)
         else:
             self.base.load_state_dict(mixture.state_dict())
@@ -131,7 +132,8 @@ def _base_of(config: dict[str, Any], features: int, context_features: int
     if not components:
         return StandardNormal(features)
     if config.get("base_context"):
-        return ContextMixture(features, components, context_features)
+        return ContextMixture(features, components, context_features,
+                              int(config["base_context"]))
     return GaussianMixture(features, components)
 
 
@@ -341,12 +343,12 @@ def build(config: dict[str, Any]) -> Flow:
     """Rebuild a flow from its ``config``; load the weights with ``load_state_dict``."""
     config = dict(config)
     kind = config.pop("kind", None)
-    base_context = bool(config.pop("base_context", False))
+    base_context = int(config.pop("base_context", 0))
     builders = {"maf": maf, "realnvp": realnvp, "nsf": nsf, "unmix": unmix}
     if kind not in builders:
         raise ValueError(f"unknown flow kind {kind!r}; expected one of {', '.join(KINDS)}")
     flow = builders[kind](**config)
     if base_context:
-        flow.config["base_context"] = True
+        flow.config["base_context"] = base_context
         flow.base = _base_of(flow.config, flow.features, flow.context_features)
     return flow

@@ -3,6 +3,7 @@ a mixture base fitted by EM, and the start's weights and held-out scores."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -100,12 +101,14 @@ def fit_mixture_base(density: MixedDensity, rows: torch.Tensor, x_val: torch.Ten
     mixture, scores = select_mixture(
         z_train, z_val, generator=generator, max_seconds=seconds,
         target=None if target is None else target - offset)
-    flow.set_mixture(mixture, context=density.given > 0)
+    flow.set_mixture(mixture, condition=density.given)
     if density.given:
         context = density.flow_context(fitted)
         assert context is not None
+        deadline = None if seconds is None else time.perf_counter() + seconds
         with torch.enable_grad():
-            fit_context_mixture(flow.base, z_train.to(context.dtype), context, generator)
+            fit_context_mixture(flow.base, z_train.to(context), context, generator,
+                                deadline=deadline)
     return {"components": mixture.components,
             "val_by_components": {str(k): v + offset for k, v in scores.items()}}
 

@@ -11,10 +11,10 @@ from flowcli.engine.distributions import fit_context_mixture
 
 
 def moved(features: int, components: int, context_features: int,
-          seed: int = 0) -> ContextMixture:
+          seed: int = 0, squared: int | None = None) -> ContextMixture:
     """A context mixture with every part away from its start, in float64."""
     g = torch.Generator().manual_seed(seed)
-    mixture = ContextMixture(features, components, context_features).double()
+    mixture = ContextMixture(features, components, context_features, squared).double()
     with torch.no_grad():
         for p in mixture.parameters():
             p.copy_(0.7 * torch.randn(p.shape, generator=g, dtype=torch.float64))
@@ -29,8 +29,9 @@ def reference(mixture: ContextMixture, context: torch.Tensor) -> MixtureSameFami
                                  context.shape[0], *scale.shape)))
 
 
-def test_log_prob_is_the_mixture_of_its_context() -> None:
-    mixture = moved(3, 4, 2)
+@pytest.mark.parametrize("squared", [None, 1, 0])
+def test_log_prob_is_the_mixture_of_its_context(squared) -> None:
+    mixture = moved(3, 4, 2, squared=squared)
     g = torch.Generator().manual_seed(1)
     z = 2 * torch.randn(300, 3, generator=g, dtype=torch.float64)
     context = torch.randn(300, 2, generator=g, dtype=torch.float64)
@@ -106,7 +107,7 @@ def test_a_conditional_flow_on_a_context_mixture_rebuilds_and_integrates(builder
     torch.manual_seed(0)
     flow = builder(2, layers=2, hidden=8, context_features=2, mixture=3)
     fixed = GaussianMixture(2, 3)
-    flow.set_mixture(fixed, context=True)
+    flow.set_mixture(fixed, condition=2)
     with torch.no_grad():
         for p in flow.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -127,6 +128,6 @@ def test_a_conditional_flow_on_a_context_mixture_rebuilds_and_integrates(builder
 
 def test_a_context_mixture_needs_a_context() -> None:
     with pytest.raises(ValueError, match="context"):
-        maf(2, layers=1, hidden=4, mixture=2).set_mixture(GaussianMixture(2, 2), context=True)
+        maf(2, layers=1, hidden=4, mixture=2).set_mixture(GaussianMixture(2, 2), condition=1)
     with pytest.raises(ValueError, match="context"):
         ContextMixture(2, 2, 1).log_prob(torch.zeros(3, 2))
