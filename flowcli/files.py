@@ -15,7 +15,7 @@ from typing import IO
 
 from .errors import OutputError
 
-__all__ = ["AtomicFile", "check_target"]
+__all__ = ["AtomicFile", "Committed", "check_target"]
 
 
 def _default_file_mode(path: str) -> None:
@@ -45,7 +45,27 @@ def check_target(path: str | os.PathLike[str], what: str = "") -> None:
         raise OutputError(f"{path}: cannot write{noun}: permission denied")
 
 
-class AtomicFile:
+class Committed:
+    """A context manager for outputs that :meth:`commit` when the block ends cleanly and
+    :meth:`abort` when it ends by an exception (Ctrl-C included)."""
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):  # noqa: ANN204 - the subclass itself
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class AtomicFile(Committed):
     """A binary file at ``path`` that appears only on :meth:`commit`.
 
     Write to :attr:`handle`; :meth:`abort` (or leaving a ``with`` block by an exception)
@@ -94,12 +114,3 @@ class AtomicFile:
             self.handle.close()
         with contextlib.suppress(OSError):
             os.unlink(self._tmp)
-
-    def __enter__(self) -> AtomicFile:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from .config import CHUNK_ROWS, FORMATS
 from .errors import Advice, DataError, OutputError
-from .files import AtomicFile, check_target
+from .files import AtomicFile, Committed, check_target
 from .partitions import dataset_parts, is_dataset, iter_part, read_dataset
 
 __all__ = ["FORMATS", "TableWriter", "detect_format", "display_name", "iter_tables",
@@ -188,7 +188,7 @@ def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataF
         return df
 
 
-class TableWriter:
+class TableWriter(Committed):
     """Write a table chunk by chunk; a file appears only when :meth:`close` succeeds.
 
     Use as a context manager: on an exception the temporary file is removed and nothing is left.
@@ -279,14 +279,8 @@ class TableWriter:
         self._file.abort()
         self._file = None
 
-    def __enter__(self) -> TableWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+    def commit(self) -> None:
+        self.close()
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str], fmt: str | None = None) -> None:

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import DataError, OutputError
+from .files import Committed
 
 __all__ = ["FolderWriter", "Part", "dataset_parts", "is_dataset", "is_folder_output",
            "iter_part", "read_dataset"]
@@ -198,7 +199,7 @@ def read_dataset(path: str | os.PathLike[str], columns: list[str] | None = None
     return pd.concat(frames, ignore_index=True)
 
 
-class FolderWriter:
+class FolderWriter(Committed):
     """An output folder of parts that appears at ``path`` only on :meth:`commit`.
 
     Parts are written into a temporary folder beside it; :meth:`abort` (or leaving a
@@ -238,12 +239,3 @@ class FolderWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self.temporary, ignore_errors=True)
-
-    def __enter__(self) -> FolderWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()

@@ -64,25 +64,25 @@ def test_the_model_is_of_the_other_columns(model: FlowModel) -> None:
 @pytest.mark.parametrize(("shop", "load"), [("north", 0.0), ("south", 1.5), ("north", np.nan)])
 def test_scores_are_a_density_of_the_others_for_each_condition(model: FlowModel, shop: str,
                                                                load: float) -> None:
-    # sum over the labels, integrate over the amount: 1 for every condition, gaps included
+    assert _total(model, shop, load) == pytest.approx(1.0, abs=2e-3)
+
+
+def _total(model: FlowModel, shop: str, load: float) -> float:
+    """The density given the condition, summed over the labels and integrated over the
+    amount: 1 for every condition, gaps included."""
     amounts = np.linspace(-10.0, 10.0, 4001)
     total = 0.0
     for paid in ("card", "cash"):
         rows = pd.DataFrame({"shop": shop, "load": load, "amount": amounts, "paid": paid})
         total += np.trapezoid(np.exp(model.score(rows).to_numpy()), amounts)
-    assert total == pytest.approx(1.0, abs=2e-3)
+    return total
 
 
 @pytest.mark.parametrize(("shop", "load"), [("north", 0.0), ("south", -1.0), ("south", np.nan)])
 def test_a_mixture_base_given_the_condition_is_a_density(mixture_model: FlowModel, shop: str,
                                                          load: float) -> None:
     assert mixture_model.info()["model"]["base_context"] >= 1  # the condition's width
-    amounts = np.linspace(-10.0, 10.0, 4001)
-    total = 0.0
-    for paid in ("card", "cash"):
-        rows = pd.DataFrame({"shop": shop, "load": load, "amount": amounts, "paid": paid})
-        total += np.trapezoid(np.exp(mixture_model.score(rows).to_numpy()), amounts)
-    assert total == pytest.approx(1.0, abs=2e-3)
+    assert _total(mixture_model, shop, load) == pytest.approx(1.0, abs=2e-3)
 
 
 def test_a_mixture_base_given_the_condition_samples_and_survives_the_file(
