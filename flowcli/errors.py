@@ -106,6 +106,10 @@ class FlowcliError(Exception):
         self.advice = advice
         super().__init__(self.render(python_spelling))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # crosses processes (a Dask worker to the client) with its fields, not only its text
+        return _rebuilt, (type(self), dict(self.__dict__))
+
     def render(self, spell: Spelling) -> str:
         """The message with options written by ``spell``."""
         text = self.problem
@@ -116,6 +120,14 @@ class FlowcliError(Exception):
         if self.advice is not None:
             text = f"{text}; {self.advice.render(spell)}"
         return text
+
+
+def _rebuilt(kind: type[FlowcliError], fields: dict[str, Any]) -> FlowcliError:
+    """An error of ``kind`` with ``fields``, as :meth:`FlowcliError.__reduce__` sent it."""
+    error = kind.__new__(kind)
+    error.__dict__.update(fields)
+    Exception.__init__(error, error.render(python_spelling))
+    return error
 
 
 class DataError(FlowcliError, ValueError):

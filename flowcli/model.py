@@ -47,7 +47,7 @@ from .sampling import condition_row, draw_given, draw_rows, warn_outside
 from .tabular import Overrides, Preprocessor, Schema
 from .training import EpochReport, ResumeState, StopReason
 
-__all__ = ["FlowModel", "Tried", "latent_columns", "resolve_device"]
+__all__ = ["FlowModel", "Tried", "latent_columns", "load_content", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device = DEFAULT_DEVICE) -> torch.device:
@@ -399,6 +399,12 @@ class FlowModel:
         """Columns, architecture, training and versions as plain data."""
         return describe(self.preprocessor, self.density, self.training, self.fit_config,
                         self.created)
+
+
+def load_content(content: bytes, name: str, device: str | torch.device = "cpu") -> FlowModel:
+    """A model from the bytes of its file (as safe as :meth:`FlowModel.load`); ``name`` is
+    how messages call it."""
+    return FlowModel(*_parts(modelfile.read(name, content), name)).to(device)
 
 
 def _generator(device: torch.device, seed: int | None) -> torch.Generator:

@@ -155,9 +155,10 @@ def write(record: ModelRecord, path: str) -> None:
     save(payload, path, version)
 
 
-def read(path: str) -> ModelRecord:
-    """Read a model file safely and bring it to the current layout."""
-    data = load(path)
+def read(path: str, content: bytes | None = None) -> ModelRecord:
+    """Read a model file safely and bring it to the current layout. ``content``: the file's
+    bytes, already read (a model sent to another process); ``path`` then only names it."""
+    data = load(path, content)
     try:
         config, state = data["flow"]["config"], data["flow"]["state_dict"]
         if "continuous" not in config:  # format 1: a bare flow config and its weights
@@ -225,11 +226,13 @@ def unseal(data: bytes, path: str) -> bytes:
     return archive
 
 
-def load(path: str) -> dict[str, Any]:
-    """Read a model file's payload safely; never executes code from it."""
-    _check_source(path)
+def load(path: str, content: bytes | None = None) -> dict[str, Any]:
+    """Read a model file's payload safely (from ``content`` when given); never executes code
+    from it."""
+    if content is None:
+        _check_source(path)
     try:
-        archive = unseal(Path(path).read_bytes(), path)
+        archive = unseal(Path(path).read_bytes() if content is None else content, path)
         with warnings.catch_warnings():  # the refusal below says all a user needs
             warnings.simplefilter("ignore")
             data = torch.load(io.BytesIO(archive), map_location="cpu", weights_only=True)

@@ -71,3 +71,5 @@ SeedOpt = Annotated[int | None, option("seed")]
 QuietOpt = Annotated[bool, typer.Option(
     "--quiet", "-q", help="Print nothing on stderr but errors.")]
 ChunkOpt = Annotated[int, option("chunk_rows")]
+WorkersOpt = Annotated[int | None, option("workers", metavar="N")]
+SchedulerOpt = Annotated[str | None, option("scheduler", metavar="ADDRESS")]

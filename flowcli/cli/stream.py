@@ -28,8 +28,10 @@ from .options import (
     OutputFormatOpt,
     OutputOpt,
     QuietOpt,
+    SchedulerOpt,
     SeedOpt,
     Unseen,
+    WorkersOpt,
     option,
 )
 
@@ -152,18 +154,26 @@ def sample(
     seed: SeedOpt = None,
     batch_size: ChunkOpt = CHUNK_ROWS,
     device: DeviceOpt = DEFAULT_DEVICE,  # type: ignore[valid-type]
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Draw new rows with the training table's columns and dtypes.
 
     For a conditional model, --given says what to draw for: -n rows for each row of a given
     table (default 1), or -n rows for the COLUMN=VALUE condition; the condition columns come
-    back in the output.
+    back in the output. On Dask (--workers, --scheduler), partition i of --batch-size rows is
+    drawn from --seed and i alone: the rows do not depend on the number of workers.
     """
     if n is None and not given:
         raise typer.BadParameter("give the number of rows to draw (and, for a conditional "
                                  "model, --given)", param_hint="-n")
+    _check_cluster(workers, scheduler, given=bool(given))
     with guard(quiet):
+        if workers or scheduler:
+            _sample_on_cluster(model, n or 0, seed, batch_size, output, output_format, device,
+                               workers, scheduler, quiet)
+            return
         fitted = _load(model, device)
         if given:
             tables = _given_draws(fitted, given, n, fmt, seed, unseen, batch_size)
@@ -172,6 +182,44 @@ def sample(
         rows = _write_each(tables, output, output_format)
         if not quiet and output != "-":
             _say(f"wrote {rows:,} rows to {output}")
+
+
+def _check_cluster(workers: int | None, scheduler: str | None, given: bool = False) -> None:
+    """--workers and --scheduler exclude each other (and --given)."""
+    if workers and scheduler:
+        raise typer.BadParameter("give --workers N or --scheduler ADDRESS, not both",
+                                 param_hint="--workers")
+    if given and (workers or scheduler):
+        raise typer.BadParameter("cannot be used with --given", param_hint="--workers")
+
+
+def _on_cluster(model: str, job: Any, pieces: Callable[[], list[Any]], output: str,
+                output_format: str | None, batch_size: int, device: str,
+                workers: int | None, scheduler: str | None) -> Any:
+    """Run ``job`` over ``pieces()`` on a Dask cluster; what was written."""
+    from ..dask import connect, local_threads, model_content
+    from ..parallel import run
+
+    content, name = model_content(model)
+    found = pieces()
+    with connect(workers, scheduler) as client:
+        return run(client, job, content, name, found, output, output_format, batch_size,
+                   device, local_threads(workers) if workers else None)
+
+
+def _sample_on_cluster(model: str, n: int, seed: int | None, batch_size: int, output: str,
+                       output_format: str | None, device: str, workers: int | None,
+                       scheduler: str | None, quiet: bool) -> None:
+    import secrets
+
+    from ..jobs import SampleJob
+    from ..parallel import sample_pieces
+
+    job = SampleJob(n, secrets.randbelow(2**63) if seed is None else seed, batch_size)
+    totals = _on_cluster(model, job, lambda: sample_pieces(job), output, output_format,
+                         batch_size, device, workers, scheduler)
+    if not quiet and output != "-":
+        _say(f"wrote {totals.written:,} rows to {output}")
 
 
 def _given_draws(fitted: Any, given: list[str], n: int | None, fmt: Any, seed: int | None,
@@ -229,6 +277,8 @@ def score(
     output_format: OutputFormatOpt = None,
     batch_size: ChunkOpt = CHUNK_ROWS,
     device: DeviceOpt = DEFAULT_DEVICE,  # type: ignore[valid-type]
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Append each row's log-likelihood (nats, in the table's own units) as 'log_prob'.
@@ -239,26 +289,23 @@ def score(
         raise typer.BadParameter("needs --threshold Q", param_hint="--fail-on-anomaly")
     if explain and threshold is None:
         raise typer.BadParameter("needs --threshold Q", param_hint="--explain")
+    _check_cluster(workers, scheduler)
     with guard(quiet):
         from ..errors import AnomalyError
         from ..io import display_name
+        from ..jobs import ScoreJob
 
-        fitted = _load(model, device)
+        job = ScoreJob(percentile, threshold, only_score, explain, unseen)
+        fitted = _load(model, device if not (workers or scheduler) else "cpu")
         cutoff = fitted.threshold(threshold) if threshold is not None else None
-        flagged = 0
-
-        def scored(chunks: Iterator[Any], source: str) -> Iterator[Any]:
-            nonlocal flagged
-            for chunk, scores in fitted.score_batches(chunks, source, unseen):
-                out = fitted.scored_table(chunk, scores, percentile=percentile, cutoff=cutoff,
-                                          only_score=only_score, explain=explain,
-                                          unseen=unseen)
-                flagged += int(out["anomaly"].sum()) if cutoff is not None else 0
-                yield out
-
-        # --only-score writes no input column: only the model's are read
-        inputs = _inputs(data, fmt, batch_size, fitted.columns if only_score else None)
-        rows = _write_inputs(inputs, scored, output, output_format)
+        if workers or scheduler:
+            totals = _on_cluster(model, job, lambda: _pieces(data, fmt), output, output_format,
+                                 batch_size, device, workers, scheduler)
+        else:
+            totals = _score_here(fitted, job, _inputs(data, fmt, batch_size,
+                                                      job.columns(fitted)),
+                                 output, output_format)
+        rows, flagged = totals.written, totals.flagged
         if not quiet and output != "-":
             _say(f"scored {rows:,} rows into {output}")
         if cutoff is not None and (not quiet or fail_on_anomaly):
@@ -267,6 +314,29 @@ def score(
                 f"(log_prob below {cutoff:.4g}, the {threshold:g} quantile of held-out rows)")
         if fail_on_anomaly and flagged:
             raise AnomalyError(f"{flagged:,} anomalous rows in {display_name(data)}")
+
+
+def _pieces(data: str, fmt: str | None) -> list[Any]:
+    from ..parallel import table_pieces
+
+    return table_pieces(data, fmt)
+
+
+def _score_here(fitted: Any, job: Any, inputs: list[Input], output: str,
+                output_format: str | None) -> Any:
+    """Score ``inputs`` in this process; what was written."""
+    from ..parallel import Totals
+
+    flagged = 0
+
+    def scored(chunks: Iterator[Any], source: str) -> Iterator[Any]:
+        nonlocal flagged
+        for out in job.tables(fitted, chunks, source):
+            flagged += int(out["anomaly"].sum()) if "anomaly" in out.columns else 0
+            yield out
+
+    rows = _write_inputs(inputs, scored, output, output_format)
+    return Totals(rows, rows, flagged)
 
 
 def explain(
@@ -336,12 +406,24 @@ def invert(
     output_format: OutputFormatOpt = None,
     batch_size: ChunkOpt = CHUNK_ROWS,
     device: DeviceOpt = DEFAULT_DEVICE,  # type: ignore[valid-type]
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Map table rows to latent coordinates z_0, z_1, ... (or back, with --to-data).
 
     Columns that are not the model's pass through untouched, after the mapped ones.
     """
+    _check_cluster(workers, scheduler)
+    if workers or scheduler:
+        from ..jobs import InvertJob
+
+        with guard(quiet):
+            totals = _on_cluster(model, InvertJob(to_data), lambda: _pieces(data, fmt), output,
+                                 output_format, batch_size, device, workers, scheduler)
+            if not quiet and output != "-":
+                _say(f"wrote {totals.written:,} rows to {output}")
+        return
     _map_table(model, device, data, fmt, batch_size, output, output_format, quiet,
                lambda fitted, chunks, source: fitted.invert_batches(chunks, to_data, source),
                "wrote {rows:,} rows to {output}")

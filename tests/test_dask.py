@@ -1,0 +1,207 @@
+"""score, invert and sample on Dask: the same rows as one process, whatever the cluster."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flowcli import FlowModel
+from flowcli.errors import Advice, DataError, OutputError, UsageError
+from flowcli.jobs import InvertJob, SampleJob, ScoreJob, partition_seed
+
+dd = pytest.importorskip("dask.dataframe")
+flowcli_dask = pytest.importorskip("flowcli.dask")
+parallel = pytest.importorskip("flowcli.parallel")
+
+
+def cli(*args: object, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "flowcli", *map(str, args)], input=stdin,
+                          capture_output=True, timeout=300)
+
+
+def _table(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(10.0, 2.0, n)
+    return pd.DataFrame({"a": a, "b": 0.5 * a + rng.normal(0.0, 1.0, n),
+                         "kind": rng.choice(["x", "y", "z"], n)})
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "m.flow"
+    FlowModel.fit(_table(600), model="maf", layers=2, hidden=8, epochs=2, seed=0).save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six parts of 4,000 rows under hive-style folders."""
+    root = tmp_path_factory.mktemp("lake") / "data"
+    for i in range(6):
+        part = root / f"day={i // 3}" / f"p{i}.parquet"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        _table(4000, seed=i + 1).to_parquet(part, index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def client():
+    with flowcli_dask.connect(workers=2) as client:
+        yield client
+
+
+def test_score_on_two_workers_writes_what_one_process_writes(model, dataset, tmp_path) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert cli("score", model, dataset, "-o", f"{here}/", "--percentile", "-q").returncode == 0
+    done = cli("score", model, dataset, "-o", f"{there}/", "--percentile", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert b"scored 24,000 rows" in done.stderr
+    parts = sorted(p.relative_to(here) for p in here.rglob("*.parquet"))
+    assert len(parts) == 6
+    assert sorted(p.relative_to(there) for p in there.rglob("*.parquet")) == parts
+    for part in parts:
+        pd.testing.assert_frame_equal(pd.read_parquet(there / part), pd.read_parquet(here / part))
+
+
+def test_sample_rows_do_not_depend_on_the_number_of_workers(model, tmp_path) -> None:
+    tables = []
+    for workers in (1, 3):
+        out = tmp_path / f"w{workers}"
+        done = cli("sample", model, "-n", 10_000, "--batch-size", 3000, "--seed", 7,
+                   "-o", f"{out}/", "--workers", workers, "-q")
+        assert done.returncode == 0, done.stderr
+        assert len(list(out.glob("part-*.parquet"))) == 4
+        tables.append(pd.read_parquet(out))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert len(tables[0]) == 10_000
+
+
+def test_partitions_are_drawn_from_their_own_seeds(model) -> None:
+    job = SampleJob(rows=5000, seed=3, partition_rows=2000)
+    fitted = FlowModel.load(str(model))
+    assert [job.partition_size(i) for i in range(job.partitions)] == [2000, 2000, 1000]
+    first = job.table(fitted, 1)
+    pd.testing.assert_frame_equal(first, job.table(fitted, 1))
+    assert not first.equals(job.table(fitted, 0))
+    assert partition_seed(3, 1) != partition_seed(3, 2) != partition_seed(4, 1)
+
+
+def test_invert_to_stdout_on_a_cluster_keeps_the_input_order(model, dataset) -> None:
+    plain = cli("invert", model, dataset, "--batch-size", 1000)
+    spread = cli("invert", model, dataset, "--batch-size", 1000, "--workers", "2")
+    assert spread.returncode == 0, spread.stderr
+    assert spread.stdout == plain.stdout and spread.stdout.count(b"\n") == 24_001
+
+
+def test_one_output_file_from_a_cluster_holds_every_row_in_order(model, dataset, client,
+                                                                   tmp_path) -> None:
+    content, name = flowcli_dask.model_content(model)
+    pieces = parallel.table_pieces(str(dataset), None)
+    target = tmp_path / "inverted.parquet"
+    totals = parallel.run(client, InvertJob(), content, name, pieces, str(target), None, 1000)
+    assert totals.written == 24_000
+    plain = pd.concat(InvertJob().tables(FlowModel.load(str(model)), [pd.read_parquet(dataset)]))
+    np.testing.assert_allclose(pd.read_parquet(target)[["z_0", "z_1"]], plain[["z_0", "z_1"]],
+                               atol=1e-5)
+
+
+def test_a_worker_killed_mid_run_is_retried_and_the_output_is_complete(
+        model, dataset, client, tmp_path) -> None:
+    victim, pid = next(iter(client.run(os.getpid).items()))
+    pieces = [parallel.Piece(p.source, Path(f"r{i}") / p.relative, part=p.part)
+              for i, p in enumerate(parallel.table_pieces(str(dataset), None) * 8)]
+    content, name = flowcli_dask.model_content(model)
+    result: dict[str, object] = {}
+
+    def go() -> None:
+        result["totals"] = parallel.run(client, ScoreJob(), content, name, pieces,
+                                        f"{tmp_path}/out/", None, 200)
+
+    runner = threading.Thread(target=go)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not client.processing().get(victim) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert client.processing().get(victim), "no task reached the worker to kill"
+    os.kill(pid, signal.SIGKILL)  # while it runs a task
+    runner.join(timeout=240)
+    assert result["totals"].written == 8 * 24_000
+    out = [pd.read_parquet(p) for p in (tmp_path / "out").rglob("*.parquet")]
+    assert len(out) == 48 and sum(map(len, out)) == 8 * 24_000
+    assert all(np.isfinite(part["log_prob"]).all() for part in out)
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".")]
+
+
+def test_bad_input_on_a_worker_fails_in_one_line_and_leaves_no_folder(model, tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    _table(50).to_parquet(data / "p0.parquet", index=False)
+    _table(50).assign(kind="unheard-of").to_parquet(data / "p1.parquet", index=False)
+    done = cli("score", model, data, "-o", f"{tmp_path}/out/", "--workers", "2")
+    err = done.stderr.decode()
+    assert done.returncode == 1
+    assert err.count("\n") == 1 and "p1.parquet" in err and "unheard-of" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("--workers", "0"), "--workers"),
+    (("--workers", "2", "--scheduler", "tcp://127.0.0.1:1"), "not both"),
+    (("--scheduler", "tcp://127.0.0.1:1"), "cannot reach the Dask scheduler"),
+])
+def test_cluster_options_are_refused_in_one_line(model, dataset, args, needle) -> None:
+    done = cli("score", model, dataset, *args)
+    assert done.returncode != 0
+    assert done.stderr.decode().count("\n") == 1 and needle in done.stderr.decode()
+
+
+def test_stdin_and_empty_folders_are_refused_before_a_cluster_starts(model, tmp_path) -> None:
+    done = cli("score", model, "-", "--workers", "2", stdin=b"a,b,kind\n1,2,x\n")
+    assert done.returncode == 2 and b"stdin" in done.stderr
+    (tmp_path / "empty").mkdir()
+    done = cli("score", model, tmp_path / "empty", "-o", f"{tmp_path}/out/", "--workers", "2")
+    assert done.returncode == 1 and b"no files in the folder" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_rows_that_do_not_add_up_write_nothing() -> None:
+    with pytest.raises(OutputError, match="wrote 5 rows for 6"):
+        parallel._check_rows(parallel.Totals(6, 5), 6, "out/")
+    parallel._check_rows(parallel.Totals(6, 6), None, "out/")
+
+
+def test_the_python_entry_scores_a_dask_dataframe(model) -> None:
+    df = _table(3000, seed=9)
+    scored = flowcli_dask.score(dd.from_pandas(df, npartitions=3), model, percentile=True)
+    assert list(scored.columns) == ["a", "b", "kind", "log_prob", "percentile"]
+    got = scored.compute(scheduler="sync")
+    want = FlowModel.load(str(model)).score(df)
+    np.testing.assert_allclose(got["log_prob"], want, atol=1e-5)
+    drawn = flowcli_dask.sample(model, 2500, seed=1, partition_rows=1000)
+    assert drawn.npartitions == 3
+    assert len(drawn.compute(scheduler="sync")) == 2500
+
+
+def test_without_dask_the_option_names_the_extra(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(UsageError, match=r"pip install 'flowcli\[dask\]'"):
+        flowcli_dask.require()
+
+
+def test_errors_cross_processes_with_their_fields() -> None:
+    error = DataError("bad value", source="p1.parquet", column="a", row=3,
+                      advice=Advice("missing", verb="use"))
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is DataError and (back.source, back.column, back.row) == \
+        ("p1.parquet", "a", 3)
+    assert str(back) == str(error)
