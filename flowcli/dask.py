@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
     from .model import FlowModel
 
-__all__ = ["connect", "invert", "require", "sample", "score", "worker_model"]
+__all__ = ["connect", "invert", "model_content", "require", "sample", "score",
+           "worker_model"]
 
 EXTRA = "pip install 'flowcli[dask]'"
 
@@ -54,19 +55,13 @@ def require() -> None:
         raise UsageError(f"running on Dask needs the dask extra: {EXTRA}") from None
 
 
-def worker_model(content: bytes, name: str, device: str = "cpu",
-                 threads: int | None = None) -> FlowModel:
-    """The model whose file bytes are ``content``, loaded once per process and kept; with
-    ``threads``, torch computes on that many threads in this process."""
+def worker_model(content: bytes, name: str, device: str = "cpu") -> FlowModel:
+    """The model whose file bytes are ``content``, loaded once per process and kept."""
     from .model import load_content
 
     key = (hashlib.sha256(content).hexdigest(), device)
     with _LOADING:
         if key not in _MODELS:
-            if threads is not None:
-                import torch
-
-                torch.set_num_threads(threads)
             _MODELS[key] = load_content(content, name, device)
         return _MODELS[key]
 
@@ -83,9 +78,16 @@ def model_content(model: str | os.PathLike[str]) -> tuple[bytes, str]:
 
 @contextlib.contextmanager
 def connect(workers: int | None = None, scheduler: str | None = None) -> Iterator[Client]:
-    """A Dask client: on a local cluster of ``workers`` processes (one task each), or on the
-    cluster whose scheduler is at ``scheduler``."""
+    """A Dask client: on a local cluster of ``workers`` processes, or on the cluster whose
+    scheduler is at ``scheduler``.
+
+    A local worker runs one task at a time on its share of the cores. Its process starts
+    without Dask's default ``MALLOC_TRIM_THRESHOLD_``, which hands freed memory back to the
+    system at once and so makes torch's large, short-lived buffers cost page faults: it
+    halved scoring speed (benchmarks/README.md, "Dask").
+    """
     require()
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -97,15 +99,14 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
         with client:
             yield client
         return
-    with LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster, \
+    threads = str(max(1, (os.cpu_count() or 1) // (workers or 1)))
+    environment = {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                              "OPENBLAS_NUM_THREADS")}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environment}), \
+            LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
+                         dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
-
-
-def local_threads(workers: int) -> int:
-    """Torch threads per worker of a local cluster of ``workers``: the cores shared out."""
-    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def score(data: dd.DataFrame, model: str | os.PathLike[str], *, percentile: bool = False,

@@ -92,8 +92,7 @@ def sample_pieces(job: SampleJob) -> list[Piece]:
 
 
 def run(client: Client, job: Any, content: bytes, name: str, pieces: list[Piece], output: str,
-        output_format: str | None, batch_size: int, device: str = "cpu",
-        threads: int | None = None) -> Totals:
+        output_format: str | None, batch_size: int, device: str = "cpu") -> Totals:
     """Run ``job`` with the model file ``content`` (named ``name``) over ``pieces`` and write
     the result to ``output``; what was written."""
     shared = client.scatter(content, broadcast=True)
@@ -101,7 +100,7 @@ def run(client: Client, job: Any, content: bytes, name: str, pieces: list[Piece]
 
     def submit(piece: Piece, target: str | None, fmt: str | None) -> Future:
         return client.submit(_run_piece, shared, name, job, piece, batch_size, target, fmt,
-                             device, threads, retries=RETRIES, pure=False)
+                             device, retries=RETRIES, pure=False)
 
     if is_folder_output(output):
         return _into_folder(client, pieces, submit, output, output_format, expected)
@@ -164,11 +163,10 @@ def _check_rows(totals: Totals, expected: int | None, output: str) -> None:
 
 
 def _run_piece(content: bytes, name: str, job: Any, piece: Piece, batch_size: int,
-               target: str | None, fmt: str | None, device: str,
-               threads: int | None) -> Totals:
+               target: str | None, fmt: str | None, device: str) -> Totals:
     """One task, on a worker: the piece's output written to ``target``, or returned."""
     try:
-        model = worker_model(content, name, device, threads)
+        model = worker_model(content, name, device)
         counted = _Counted(() if isinstance(job, SampleJob)
                            else piece.chunks(batch_size, job.columns(model)))
         tables = ([job.table(model, piece.index)] if isinstance(job, SampleJob)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Annotated, Any
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ..config import DEFAULT_DEVICE
-from .guard import guard, reraise_interrupt, sigterm_waits
+from .guard import guard, reraise_interrupt, signals_noted, sigterm_waits
 from .options import DataPath, Device, InputFormatOpt, Missing, ModelKind, QuietOpt, SeedOpt, spell
 from .options import option as opt
 
@@ -101,15 +102,42 @@ def fit(
                 "condition": split_names(condition, "--condition")}
     from .render import console
 
-    out = console(quiet)
     with guard(quiet):
-        fitted = _train(data, output, resume, settings, declared, fmt, device, seed,
-                        out, quiet)
+        ranked, leader, seed = _join_ranks(device, seed)
+        quiet = quiet or not leader  # under torchrun, rank 0 alone prints and writes
+        out = console(quiet)
+        with _noted_by_ranks() if ranked else contextlib.nullcontext():
+            fitted = _train(data, output, resume, settings, declared, fmt, device, seed,
+                            out, quiet)
+        if not leader:
+            return
         with sigterm_waits():  # the save is atomic; a signal must not cut it short
             fitted.save(output)
         _report(fitted, output, out, quiet, as_json)
         if fitted.interrupted:
             reraise_interrupt()
+
+
+def _join_ranks(device: str, seed: int | None) -> tuple[bool, bool, int | None]:
+    """Under torchrun, join the other ranks. Whether there are several, whether this one
+    leads (prints and writes), and the seed they all use (rank 0's, drawn there when none
+    is given)."""
+    import secrets
+
+    from ..model import resolve_device
+    from ..training import ranks
+
+    if not ranks.join(resolve_device(device)):
+        return False, True, seed
+    seed = ranks.agree(secrets.randbelow(2**31) if seed is None else seed)
+    return True, ranks.is_leader(), seed
+
+
+def _noted_by_ranks() -> contextlib.AbstractContextManager[None]:
+    """Signals noted for the ranks to stop together at their next step."""
+    from ..training import ranks
+
+    return signals_noted(ranks.request_stop)
 
 
 def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],

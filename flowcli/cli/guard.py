@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 import typer
@@ -21,7 +21,7 @@ from ..errors import FlowcliError, FlowcliWarning
 from .options import spell
 
 __all__ = ["Terminated", "fail", "guard", "reraise_interrupt", "sigterm_waits",
-           "warnings_as_lines"]
+           "signals_noted", "warnings_as_lines"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -62,6 +62,23 @@ def sigterm_waits() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def signals_noted(note: Callable[[], None]) -> Iterator[None]:
+    """In the block, SIGTERM and Ctrl-C call ``note`` instead of interrupting: the work
+    stops at a point of its own choosing (training under torchrun, where every rank must
+    stop at the same step)."""
+    def noted(signum: int, frame: object) -> None:
+        _signals.append(signum)
+        note()
+
+    previous = {s: signal.signal(s, noted) for s in _caught()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager

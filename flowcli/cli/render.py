@@ -136,7 +136,8 @@ def model_summary(model: FlowModel, path: str, detailed: bool) -> Table:
                       f"({c.stopped}), {c.seconds:.1f} s{speed}" + (", kept" if c.kept else ""))
     table.add_row("epochs", f"{t['epochs']} (best {t['best_epoch']}, stopped: {t['stopped']})")
     table.add_row(f"{t['held_out']} log-likelihood", f"{t['val_log_likelihood']:.4f} nats/row")
-    table.add_row("time", f"{t['seconds']:.1f} s on {t['device']}")
+    ranked = f" x {t['ranks']} ranks (torchrun)" if t.get("ranks") else ""
+    table.add_row("time", f"{t['seconds']:.1f} s on {t['device']}{ranked}")
     if detailed:
         v = info["versions"]
         table.add_row("created", model.created)

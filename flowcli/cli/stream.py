@@ -197,14 +197,14 @@ def _on_cluster(model: str, job: Any, pieces: Callable[[], list[Any]], output: s
                 output_format: str | None, batch_size: int, device: str,
                 workers: int | None, scheduler: str | None) -> Any:
     """Run ``job`` over ``pieces()`` on a Dask cluster; what was written."""
-    from ..dask import connect, local_threads, model_content
+    from ..dask import connect, model_content
     from ..parallel import run
 
     content, name = model_content(model)
     found = pieces()
     with connect(workers, scheduler) as client:
         return run(client, job, content, name, found, output, output_format, batch_size,
-                   device, local_threads(workers) if workers else None)
+                   device)
 
 
 def _sample_on_cluster(model: str, n: int, seed: int | None, batch_size: int, output: str,

@@ -13,7 +13,7 @@ import torch
 from ..errors import UsageError
 from ..explain import held_out_quantiles
 from ..tabular import Overrides, Preprocessor, Schema
-from ..training import EpochReport, StopReason
+from ..training import EpochReport, StopReason, ranks
 from .candidate import Candidate
 from .data import Encoded, choose_columns, drop_gaps, split
 from .fitconfig import FitConfig
@@ -28,16 +28,20 @@ def fit_table(data: pd.DataFrame, config: FitConfig, *, columns: list[str] | Non
               source: str) -> Candidate:
     """Learn the density of ``data``: the candidate kept, with its preprocessing, density,
     training record (seed, rows, what was tried) and resume state."""
-    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    # under torchrun every rank must split, shuffle and start alike: rank 0's seed
+    seed = ranks.agree(secrets.randbelow(2**31) if seed is None else int(seed))
     columns = choose_columns(data, columns, exclude, source)
     table, dropped = drop_gaps(data, columns) if config.missing == "drop" else (data, 0)
     schema = Schema.infer(table, columns, source, overrides)
     train_df, val_df = split(table, config.val_fraction, seed, source)
     config = config.sized(len(train_df))
     pre = Preprocessor.fit(schema, train_df)
+    if ranks.size() > 1:  # one encoding for all ranks, to the last bit: rank 0's
+        pre = Preprocessor.from_dict(ranks.agree(pre.to_dict()))
     training = {"seed": seed, "rows": len(table), "train_rows": len(train_df),
                 "val_rows": len(val_df), "dropped_rows": dropped, "device": str(device),
-                "epochs": 0, "seconds": 0.0}
+                "epochs": 0, "seconds": 0.0,
+                **({"ranks": ranks.size()} if ranks.size() > 1 else {})}
     encoded = Encoded.of(pre, train_df, val_df, source)
     kept = search(pre, encoded, config, training, device, callback)
     keep_cell_reference(kept, val_df, train_df)

@@ -30,7 +30,7 @@ import torch
 
 from ..config import SMALL_TABLE
 from ..tabular import Preprocessor
-from ..training import EpochReport, StopReason
+from ..training import EpochReport, StopReason, ranks
 from .candidate import Candidate, Rival, Spec, clearly_better
 from .data import Encoded
 from .fitconfig import FitConfig
@@ -115,7 +115,7 @@ def search(pre: Preprocessor, data: Encoded, config: FitConfig, training: dict[s
         interrupted = True
     for candidate in fitted:
         candidate.settle()
-    kept = _choose(fitted)
+    kept = ranks.agree(_choose(fitted))
     if len(specs) > 1:
         _record_tried(specs, fitted, kept, interrupted)
     return fitted[kept]
@@ -162,7 +162,7 @@ def _continue(data: Encoded, callback: Callback, budget: Budget, gated: int | No
     pending = [i for i, c in enumerate(fitted)
                if c.stopped is StopReason.TIME or c.stopped is StopReason.GIVEN_UP and i != gated]
     while pending:
-        left = budget.total - sum(c.seconds for c in fitted)
+        left = ranks.agree(budget.total - sum(c.seconds for c in fitted))  # rank 0's clock
         if left < 0.02 * budget.total:
             break
         i = max(pending, key=lambda i: _finite(fitted[i].val_ll))

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..engine.passes import rows_per_pass
 from ..errors import FlowcliError
+from . import ranks
 from .params import ParameterBuffer, WeightAverage, adam, clip_, snapshot
 from .records import EpochReport, ResumeState, StopReason, TrainConfig, TrainResult
 
@@ -144,6 +145,7 @@ class Trainer:
         self.train_ll = math.nan
         self.average: WeightAverage | None = None
         self.buffer.attach()  # from here on the parameters are views, until _end
+        self.stepper = ranks.wrap(self.model)  # under torchrun: DDP, weights from rank 0
 
     def _start_average(self, state: ResumeState) -> None:
         if not self.config.average:
@@ -156,7 +158,7 @@ class Trainer:
         """The starting point counts: a model that starts good (on a fitted mixture base,
         say) is never replaced by worse weights."""
         if start_val is None:
-            start_val = float(evaluate(self.model, self.x_val).mean())
+            start_val = self._val_mean()
         if math.isfinite(start_val):
             self.best_val = start_val
 
@@ -182,8 +184,9 @@ class Trainer:
         tick = time.perf_counter()
         self.model.train()
         self.where = _Where.SNAPSHOT  # the weights are about to move
-        self.train_ll, note = self._train_pass()
-        val_ll = self._validate()
+        with ranks.peers():
+            self.train_ll, note = self._train_pass()
+            val_ll = self._validate()
         seconds = time.perf_counter() - tick
         self._track(epoch, val_ll)
         self._decay_on_plateau()
@@ -197,13 +200,15 @@ class Trainer:
         return self._stop_reason(report)
 
     def _train_pass(self) -> tuple[float, str]:
-        """One shuffled pass of steps; the mean training log-likelihood and a note."""
+        """One shuffled pass of steps; the mean training log-likelihood and a note. Under
+        torchrun each rank steps on its share of each batch (a last batch with fewer rows
+        than ranks is left out)."""
         n, size, x = self.x_train.shape[0], self.config.batch_size, self.x_train
         order = torch.randperm(n, generator=self.generator, device="cpu").to(x.device)
         total = torch.zeros((), device=x.device)
-        note = ""
-        for i in range(0, n, size):
-            batch = x.index_select(0, order[i : i + size])
+        note, rows = "", 0
+        for i in range(0, n - ranks.size() + 1, size):
+            batch = x.index_select(0, ranks.shard(order[i : i + size]))
             if self.noisy:
                 u = torch.rand(batch.shape, generator=self.noise, device=batch.device,
                                dtype=batch.dtype)
@@ -213,16 +218,24 @@ class Trainer:
                 note = self._roll_back()
                 continue
             total += loss * batch.shape[0]
-        return -float(total) / n, note
+            rows += batch.shape[0]
+        if ranks.size() > 1:
+            total, rows = ranks.sum_over_ranks(total, rows)
+        return -float(total) / max(rows, 1), note
 
     def _step(self, batch: Tensor) -> Tensor | None:
         """One clipped Adam step; None (and no step) when the loss or gradient is not finite."""
-        loss = -self.model(batch).mean()
+        loss = -self.stepper(batch).mean()
         self.buffer.zero_grad()
         loss.backward()
         self.buffer.gather()
         norm = clip_(self.buffer.param.grad, self.config.clip_norm)
-        if not math.isfinite(float(loss.detach() + norm)):  # one host sync a step
+        check = loss.detach() + norm
+        if ranks.size() > 1:  # any rank's non-finite loss rolls every rank back
+            check, stops = ranks.sum_over_ranks(check, ranks.stop_requested())
+            if stops:
+                raise KeyboardInterrupt  # on every rank at this same step
+        if not math.isfinite(float(check)):  # one host sync a step
             return None
         self.optimizer.step()
         if self.average is not None:
@@ -249,16 +262,24 @@ class Trainer:
         """The epoch's validation score: the better of the trained weights and their average,
         which stays in the model when it wins. Without validation rows, the training score
         and the average."""
-        val_ll = float(evaluate(self.model, self.x_val).mean()) if self.has_val \
-            else self.train_ll
+        val_ll = self._val_mean() if self.has_val else self.train_ll
         if self.average is None:
             return val_ll
         self.average.put_in()
-        averaged = float(evaluate(self.model, self.x_val).mean()) if self.has_val else val_ll
+        averaged = self._val_mean() if self.has_val else val_ll
         if averaged >= val_ll or math.isnan(val_ll):
             return averaged
         self.average.take_out()
         return val_ll
+
+    def _val_mean(self) -> float:
+        """The mean validation score; under torchrun each rank scores its share of the rows
+        and the sums are added up, so every rank gets the same number."""
+        if ranks.size() == 1:
+            return float(evaluate(self.model, self.x_val).mean())
+        scores = evaluate(self.model, ranks.shard(self.x_val)).double()
+        total, count = ranks.sum_over_ranks(scores.sum(), scores.numel())
+        return total / count
 
     def _track(self, epoch: int, val_ll: float) -> None:
         """Keep the best weights on any gain; reset patience only on a real one. Then put the
@@ -282,6 +303,11 @@ class Trainer:
                 group["lr"] *= 0.5
 
     def _stop_reason(self, report: EpochReport) -> StopReason | None:
+        """Why to stop after this epoch, if at all: rank 0's reason on every rank (its
+        clock decides the time limits for all)."""
+        return ranks.agree(self._own_stop_reason(report))
+
+    def _own_stop_reason(self, report: EpochReport) -> StopReason | None:
         if self.stop is not None and self.stop(report):
             return StopReason.GIVEN_UP
         if self.has_val and self.bad_epochs >= self.config.patience:

@@ -1,0 +1,130 @@
+"""Past one machine, measured on this one: score and sample on Dask against one process.
+
+Usage (from the repository root; needs ``flowcli[dask]``)::
+
+    python benchmarks/scale.py [--rows 20000000] [--files 40] [--columns 8] [--out scale.json]
+
+1. A MAF is fitted (a few epochs: speed does not depend on how well it fits) on a correlated
+   Gaussian table of ``--columns`` columns, and a dataset of ``--files`` Parquet files holding
+   ``--rows`` rows is written beside it.
+2. ``flowcli score MODEL DATA -o OUT/`` runs end to end as a user runs it: in one process,
+   then with ``--workers 1`` and ``--workers 2`` (each a fresh local cluster, its start
+   included). Each run's output is compared with the one-process output, part by part.
+3. ``flowcli sample -n ROWS/4 -o OUT/`` runs with 1, 2 and 3 workers; the rows must be
+   identical.
+
+Times are wall seconds of the whole command; ratios are against ``--workers 1`` and against
+one process, from the same run. Run it alone: two torch jobs on two cores starve each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FLOWCLI = [sys.executable, "-m", "flowcli"]
+
+
+def _table(rows: int, columns: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    mixing = np.random.default_rng(0).normal(size=(columns, columns)) / np.sqrt(columns)
+    data = rng.standard_normal((rows, columns)) @ mixing
+    return pd.DataFrame(data, columns=[f"x{i}" for i in range(columns)])
+
+
+def _dataset(root: Path, rows: int, files: int, columns: int) -> Path:
+    data = root / "data"
+    data.mkdir()
+    per_file = rows // files
+    for i in range(files):
+        _table(per_file, columns, seed=i + 1).to_parquet(data / f"part-{i:03d}.parquet",
+                                                         index=False)
+    return data
+
+
+def _timed(args: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([*FLOWCLI, *args, "-q"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"flowcli {' '.join(args)} failed: {done.stderr.strip()}")
+    return time.perf_counter() - start
+
+
+def _same_parts(a: Path, b: Path) -> bool:
+    parts = sorted(p.relative_to(a) for p in a.rglob("*.parquet"))
+    if parts != sorted(p.relative_to(b) for p in b.rglob("*.parquet")):
+        return False
+    return all(pd.read_parquet(a / p).equals(pd.read_parquet(b / p)) for p in parts)
+
+
+def score_runs(model: Path, data: Path, root: Path, rows: int) -> list[dict[str, Any]]:
+    runs = []
+    plain = root / "score-plain"
+    for label, extra in (("one process", []), ("--workers 1", ["--workers", "1"]),
+                         ("--workers 2", ["--workers", "2"])):
+        out = plain if not extra else root / f"score-{extra[1]}"
+        seconds = _timed(["score", str(model), str(data), "-o", f"{out}/", *extra])
+        runs.append({"run": label, "seconds": seconds, "rows_per_second": rows / seconds,
+                     "same_as_one_process": _same_parts(plain, out)})
+    return runs
+
+
+def sample_runs(model: Path, root: Path, rows: int) -> list[dict[str, Any]]:
+    runs, first = [], None
+    for workers in (1, 2, 3):
+        out = root / f"sample-{workers}"
+        seconds = _timed(["sample", str(model), "-n", str(rows), "--seed", "1", "-o", f"{out}/",
+                          "--workers", str(workers)])
+        table = pd.read_parquet(out)
+        first = table if first is None else first
+        runs.append({"run": f"--workers {workers}", "seconds": seconds,
+                     "rows_per_second": rows / seconds, "same_rows": table.equals(first)})
+    return runs
+
+
+def _print(title: str, runs: list[dict[str, Any]], base: str) -> None:
+    reference = next(r["seconds"] for r in runs if r["run"] == base)
+    print(f"\n{title}")
+    print(f"{'run':<14}{'seconds':>9}{'rows/s':>12}{'vs ' + base:>18}  same rows")
+    for r in runs:
+        same = r.get("same_as_one_process", r.get("same_rows"))
+        print(f"{r['run']:<14}{r['seconds']:>9.1f}{r['rows_per_second']:>12,.0f}"
+              f"{reference / r['seconds']:>17.2f}x  {same}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000_000)
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--columns", type=int, default=8)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _table(20_000, args.columns, seed=0).to_parquet(root / "train.parquet", index=False)
+        model = root / "model.flow"
+        _timed(["fit", str(root / "train.parquet"), "-o", str(model), "--model", "maf",
+                "--epochs", "3", "--seed", "0"])
+        data = _dataset(root, args.rows, args.files, args.columns)
+        result = {"rows": args.rows, "files": args.files, "columns": args.columns,
+                  "cpus": os.cpu_count(), "score": score_runs(model, data, root, args.rows),
+                  "sample": sample_runs(model, root, args.rows // 4)}
+    _print(f"score: {args.rows:,} rows x {args.columns} columns in {args.files} files",
+           result["score"], "--workers 1")
+    _print(f"sample: {args.rows // 4:,} rows", result["sample"], "--workers 1")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

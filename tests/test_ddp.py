@@ -1,0 +1,107 @@
+"""fit under torchrun: two ranks (gloo) train the model one process trains, and only a whole
+job writes a model file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from flowcli import FlowModel, modelfile
+
+FAST = ["--model", "maf", "--layers", "2", "--hidden", "16", "--batch-size", "256",
+        "--seed", "0", "-q"]
+
+
+def _torchrun(*args: object) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+            "2", "-m", "flowcli", *map(str, args)]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2,560 rows: 2,304 training rows, nine batches of 256 that split evenly over 2 ranks."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=2560)
+    df = pd.DataFrame({"a": a, "b": a + 0.5 * rng.normal(size=2560),
+                       "c": np.abs(a) + rng.normal(size=2560)})
+    path = tmp_path_factory.mktemp("ddp") / "t.parquet"
+    df.to_parquet(path, index=False)
+    return path
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return modelfile.read(str(path)).state_dict
+
+
+def test_two_ranks_train_the_weights_one_process_trains(table, tmp_path) -> None:
+    one, two = tmp_path / "one.flow", tmp_path / "two.flow"
+    done = subprocess.run([sys.executable, "-m", "flowcli", "fit", table, "-o", one,
+                           "--epochs", "3", *FAST], capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(_torchrun("fit", table, "-o", two, "--epochs", "3", *FAST),
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    alone, ranked = _weights(one), _weights(two)
+    assert alone.keys() == ranked.keys()
+    for name, value in alone.items():
+        torch.testing.assert_close(ranked[name], value, atol=1e-5, rtol=0)
+    a, b = FlowModel.load(str(one)), FlowModel.load(str(two))
+    assert a.training["epochs"] == b.training["epochs"] == 3
+    assert b.training["ranks"] == 2 and "ranks" not in a.training
+    assert abs(a.training["val_log_likelihood"] - b.training["val_log_likelihood"]) < 1e-4
+
+
+def _rank_pids(launcher: int) -> dict[int, int]:
+    """The ranks torchrun started: {rank: pid}."""
+    found: dict[int, int] = {}
+    children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
+    for pid in map(int, children):
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        rank = next((e.split(b"=")[1] for e in env if e.startswith(b"RANK=")), None)
+        if rank is not None:
+            found[int(rank)] = pid
+    return found
+
+
+def _training(table: Path, output: Path) -> subprocess.Popen[bytes]:
+    job = subprocess.Popen(_torchrun("fit", table, "-o", output, "--epochs", "100000",
+                                     "--patience", "100000", "--min-gain", "0", *FAST),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(_rank_pids(job.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(6)  # imports, reading, the first epochs
+    return job
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_a_rank_that_dies_leaves_the_old_model_file_untouched(table, tmp_path) -> None:
+    output = tmp_path / "m.flow"
+    output.write_bytes(b"the previous model")
+    job = _training(table, output)
+    os.kill(_rank_pids(job.pid)[1], signal.SIGKILL)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode != 0
+    assert b"error: another training process (rank) stopped" in err
+    assert output.read_bytes() == b"the previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.flow"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_sigterm_to_the_job_saves_the_best_weights(table, tmp_path) -> None:
+    output = tmp_path / "m.flow"
+    job = _training(table, output)
+    job.send_signal(signal.SIGTERM)
+    job.communicate(timeout=120)
+    fitted = FlowModel.load(str(output))
+    assert fitted.interrupted and fitted.training["epochs"] >= 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.flow"]
