@@ -12,6 +12,12 @@ Usage (from the repository root; needs ``flowcli[dask]``)::
    included). Each run's output is compared with the one-process output, part by part.
 3. ``flowcli sample -n ROWS/4 -o OUT/`` runs with 1, 2 and 3 workers; the rows must be
    identical.
+4. ``flowcli fit`` of a MAF for ``--fit-epochs`` epochs on ``--fit-rows`` rows, in one
+   process and under ``torchrun --nproc-per-node 2`` (gloo): seconds of training (from the
+   model file) and of the whole command, and the largest weight difference between the two.
+5. With ``--sample-from N`` (say 50,000,000): ``fit --max-rows 2000000 --epochs 1`` on a
+   dataset of N rows, its peak resident memory (the child's ``ru_maxrss``) against the
+   table's size in memory.
 
 Times are wall seconds of the whole command; ratios are against ``--workers 1`` and against
 one process, from the same run. Run it alone: two torch jobs on two cores starve each other.
@@ -92,6 +98,54 @@ def sample_runs(model: Path, root: Path, rows: int) -> list[dict[str, Any]]:
     return runs
 
 
+def fit_runs(root: Path, rows: int, columns: int, epochs: int) -> list[dict[str, Any]]:
+    import torch
+
+    from flowcli import FlowModel, modelfile
+
+    table = root / "fit.parquet"
+    _table(rows, columns, seed=99).to_parquet(table, index=False)
+    options = ["--model", "maf", "--epochs", str(epochs), "--seed", "0", "-q"]
+    runs = []
+    for label, launcher in (("one process", FLOWCLI),
+                            ("torchrun x 2", [sys.executable, "-m", "torch.distributed.run",
+                                              "--standalone", "--nproc-per-node", "2", "-m",
+                                              "flowcli"])):
+        model = root / f"fit-{len(runs)}.flow"
+        start = time.perf_counter()
+        done = subprocess.run([*launcher, "fit", str(table), "-o", str(model), *options],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{label} fit failed: {done.stderr.strip()[-500:]}")
+        seconds = time.perf_counter() - start
+        runs.append({"run": label, "seconds": seconds,
+                     "training_seconds": FlowModel.load(str(model)).training["seconds"],
+                     "rows_per_second": rows * epochs / seconds})
+    first, second = (modelfile.read(str(root / f"fit-{i}.flow")).state_dict for i in (0, 1))
+    runs[1]["largest_weight_difference"] = max(
+        float((first[k] - second[k]).abs().max()) for k in first if torch.is_tensor(first[k]))
+    return runs
+
+
+def max_rows_run(root: Path, rows: int, files: int, columns: int,
+                 keep: int) -> dict[str, Any]:
+    import resource
+
+    data = root / "big"
+    data.mkdir()
+    for i in range(files):
+        _table(rows // files, columns, seed=1000 + i).to_parquet(data / f"p{i:03d}.parquet",
+                                                                 index=False)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    _timed(["fit", str(data), "-o", str(root / "sampled.flow"), "--max-rows", str(keep),
+            "--model", "maf", "--epochs", "1", "--seed", "0"])
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"rows": rows, "max_rows": keep, "seconds": time.perf_counter() - start,
+            "peak_rss_mb": peak / 1024, "earlier_children_peak_mb": before / 1024,
+            "table_mb": rows * columns * 8 / 2**20}
+
+
 def _print(title: str, runs: list[dict[str, Any]], base: str) -> None:
     reference = next(r["seconds"] for r in runs if r["run"] == base)
     print(f"\n{title}")
@@ -107,8 +161,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--columns", type=int, default=8)
+    parser.add_argument("--fit-rows", type=int, default=200_000)
+    parser.add_argument("--fit-epochs", type=int, default=5)
+    parser.add_argument("--sample-from", type=int, default=0,
+                        help="rows of the dataset for the fit --max-rows memory check")
+    parser.add_argument("--only-sample-from", action="store_true",
+                        help="run only the fit --max-rows memory check")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.only_sample_from:
+        with tempfile.TemporaryDirectory() as tmp:
+            found = max_rows_run(Path(tmp), args.sample_from, 50, args.columns, 2_000_000)
+        print(json.dumps(found, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(found, indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         _table(20_000, args.columns, seed=0).to_parquet(root / "train.parquet", index=False)
@@ -118,10 +185,17 @@ def main() -> None:
         data = _dataset(root, args.rows, args.files, args.columns)
         result = {"rows": args.rows, "files": args.files, "columns": args.columns,
                   "cpus": os.cpu_count(), "score": score_runs(model, data, root, args.rows),
-                  "sample": sample_runs(model, root, args.rows // 4)}
+                  "sample": sample_runs(model, root, args.rows // 4),
+                  "fit": fit_runs(root, args.fit_rows, args.columns, args.fit_epochs)}
     _print(f"score: {args.rows:,} rows x {args.columns} columns in {args.files} files",
            result["score"], "--workers 1")
     _print(f"sample: {args.rows // 4:,} rows", result["sample"], "--workers 1")
+    print(f"\nfit: MAF, {args.fit_epochs} epochs of {args.fit_rows:,} rows")
+    print(f"{'run':<14}{'seconds':>9}{'training s':>12}{'vs one process':>16}")
+    for r in result["fit"]:
+        print(f"{r['run']:<14}{r['seconds']:>9.1f}{r['training_seconds']:>12.1f}"
+              f"{result['fit'][0]['seconds'] / r['seconds']:>15.2f}x")
+    print(f"largest weight difference: {result['fit'][1]['largest_weight_difference']:.2e}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
 

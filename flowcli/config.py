@@ -187,6 +187,8 @@ OPTIONS: dict[str, Option] = _options(
     Option("method", "--method", "sample: draw the gaps from p(missing | observed); mode: "
            "the most likely completion.", choices=IMPUTE_METHODS),
     Option("sweeps", "--sweeps", "Gibbs sweeps for rows with several gaps.", low=1),
+    Option("max_rows", "--max-rows", "Train on a uniform sample of N rows, drawn while the "
+           "table streams (with --seed), for tables larger than memory.", low=1),
     Option("workers", "--workers", "Run on a local Dask cluster of N worker processes, one "
            "task per input file (per --batch-size rows for sample); needs flowcli[dask].",
            low=1),

@@ -60,6 +60,23 @@ def test_two_ranks_train_the_weights_one_process_trains(table, tmp_path) -> None
     assert abs(a.training["val_log_likelihood"] - b.training["val_log_likelihood"]) < 1e-4
 
 
+def test_resume_under_torchrun_carries_on_as_one_process_does(table, tmp_path) -> None:
+    first, ranked, alone = (tmp_path / f"{n}.flow" for n in ("first", "ranked", "alone"))
+    done = subprocess.run(_torchrun("fit", table, "-o", first, "--epochs", "2", *FAST),
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    resume = ["--resume", first, "--epochs", "4", "-q"]
+    done = subprocess.run(_torchrun("fit", table, "-o", ranked, *resume), capture_output=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    done = subprocess.run([sys.executable, "-m", "flowcli", "fit", table, "-o", alone, *resume],
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert FlowModel.load(str(ranked)).training["epochs"] == 4
+    for name, value in _weights(alone).items():
+        torch.testing.assert_close(_weights(ranked)[name], value, atol=1e-5, rtol=0)
+
+
 def _rank_pids(launcher: int) -> dict[int, int]:
     """The ranks torchrun started: {rank: pid}."""
     found: dict[int, int] = {}

@@ -74,3 +74,43 @@ def test_readme_links_every_docs_page() -> None:
     linked = {(ROOT / t.partition("#")[0]).resolve() for t in _links(ROOT / "README.md")}
     unlinked = [p.name for p in PAGES[1:] if p.resolve() not in linked]
     assert PAGES[1:] and not unlinked, f"docs pages the README does not link: {unlinked}"
+
+
+def _example(section: str) -> list[tuple[str, list[str]]]:
+    """The commands of the README section ``section``'s first code block, each with the
+    lines it prints."""
+    text = README[README.index(f"## {section}\n"):]
+    block = FENCE.search(text).group(0).splitlines()[1:-1]
+    steps: list[tuple[str, list[str]]] = []
+    for line in block:
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        elif steps and steps[-1][0].endswith("\\"):
+            steps[-1] = (steps[-1][0][:-1] + line.strip(), steps[-1][1])
+        elif steps:
+            steps[-1][1].append(line)
+    return steps
+
+
+def _numbers_masked(text: str) -> str:
+    return re.sub(r"-?\d[\d,.]*", "#", text).rstrip()
+
+
+def test_the_past_one_machine_example_runs_as_shown(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    steps = _example("Past one machine")
+    assert [c.split()[0] for c, _ in steps][:3] == ["torchrun", "flowcli", "flowcli"]
+    for command, shown in steps:
+        done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, f"{command}: {done.stderr[-1000:]}"
+        printed = [line for line in (done.stdout + done.stderr).splitlines()
+                   if not re.match(r"[WIE]\d{4} \d", line)]  # torchrun's own log lines
+        assert [_numbers_masked(x) for x in printed] == [_numbers_masked(x) for x in shown], \
+            command

@@ -79,6 +79,7 @@ def fit(
     fmt: InputFormatOpt = None,
     device: Annotated[Device, opt("device")] = DEFAULT_DEVICE,  # type: ignore[valid-type]
     seed: SeedOpt = None,
+    max_rows: Annotated[int | None, opt("max_rows", metavar="N")] = None,
     quiet: QuietOpt = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print a JSON summary on stdout.")] = False,
@@ -103,12 +104,12 @@ def fit(
     from .render import console
 
     with guard(quiet):
-        ranked, leader, seed = _join_ranks(device, seed)
+        ranked, leader = _join_ranks(device)
         quiet = quiet or not leader  # under torchrun, rank 0 alone prints and writes
         out = console(quiet)
         with _noted_by_ranks() if ranked else contextlib.nullcontext():
             fitted = _train(data, output, resume, settings, declared, fmt, device, seed,
-                            out, quiet)
+                            max_rows, out, quiet)
         if not leader:
             return
         with sigterm_waits():  # the save is atomic; a signal must not cut it short
@@ -118,19 +119,15 @@ def fit(
             reraise_interrupt()
 
 
-def _join_ranks(device: str, seed: int | None) -> tuple[bool, bool, int | None]:
-    """Under torchrun, join the other ranks. Whether there are several, whether this one
-    leads (prints and writes), and the seed they all use (rank 0's, drawn there when none
-    is given)."""
-    import secrets
-
+def _join_ranks(device: str) -> tuple[bool, bool]:
+    """Under torchrun, join the other ranks. Whether there are several, and whether this
+    one leads (prints and writes)."""
     from ..model import resolve_device
     from ..training import ranks
 
     if not ranks.join(resolve_device(device)):
-        return False, True, seed
-    seed = ranks.agree(secrets.randbelow(2**31) if seed is None else seed)
-    return True, ranks.is_leader(), seed
+        return False, True
+    return True, ranks.is_leader()
 
 
 def _noted_by_ranks() -> contextlib.AbstractContextManager[None]:
@@ -141,20 +138,27 @@ def _noted_by_ranks() -> contextlib.AbstractContextManager[None]:
 
 
 def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
-           declared: dict[str, Any], fmt: Any, device: str, seed: int | None, out: Any,
-           quiet: bool) -> Any:
+           declared: dict[str, Any], fmt: Any, device: str, seed: int | None,
+           max_rows: int | None, out: Any, quiet: bool) -> Any:
     """The fitted (or further trained) model; nothing written yet."""
+    import secrets
+
     from ..config import default
     from ..files import check_target
-    from ..io import display_name, read_table
+    from ..io import display_name
     from ..model import FlowModel
+    from ..training import ranks
     from .render import Progress
 
     check_target(output, "the model")
     previous = FlowModel.load(resume, device) if resume is not None else None
     if previous is not None:  # before reading the table: a refusal should come first
         previous.check_resume(**settings, **declared, seed=seed)
-    table = read_table(data, fmt)
+        seed = previous.training["seed"]
+        max_rows = max_rows or previous.training.get("max_rows")
+    if max_rows is not None and seed is None:  # the sample's seed is the fit's, recorded
+        seed = ranks.agree(secrets.randbelow(2**31))  # under torchrun, rank 0's
+    table, seen = _read(data, fmt, max_rows, seed)
     source = display_name(data)
     epochs = settings.get("epochs") or (previous.fit_config.epochs if previous is not None
                                         else default("epochs"))
@@ -163,10 +167,25 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
         if previous is not None:
             return previous.resume_fit(table, callback=progress, source=source, **settings,
                                        **declared, seed=seed)
-        return FlowModel.fit(table, seed=seed, device=device, callback=progress,
-                             source=source, **declared, **settings)
+        fitted = FlowModel.fit(table, seed=seed, device=device, callback=progress,
+                               source=source, **declared, **settings)
     finally:
         progress.stop()
+    if max_rows is not None:
+        fitted.training.update(max_rows=max_rows, sampled_from=seen)
+    return fitted
+
+
+def _read(data: str, fmt: Any, max_rows: int | None, seed: int | None) -> tuple[Any, int]:
+    """The table at ``data``, or a uniform sample of ``max_rows`` of its rows; the rows
+    the table holds."""
+    from ..io import iter_tables, read_table
+    from ..reservoir import uniform_sample
+
+    if max_rows is None:
+        table = read_table(data, fmt)
+        return table, len(table)
+    return uniform_sample(iter_tables(data, fmt), max_rows, seed or 0)
 
 
 def _report(fitted: Any, output: str, out: Any, quiet: bool, as_json: bool) -> None:

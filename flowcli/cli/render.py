@@ -164,5 +164,6 @@ def _info_rows(table: Table, model: FlowModel, m: dict[str, Any]) -> None:
         table.add_row("categories", f"{categories} categorical variables "
                                     f"(exact probabilities; the flow is conditioned on them)")
     table.add_row("parameters", f"{m['parameters']:,}")
+    sampled = f", a uniform sample of {t['sampled_from']:,}" if "sampled_from" in t else ""
     table.add_row("trained on", f"{t['rows']:,} rows ({t['train_rows']:,} train, "
-                                f"{t['val_rows']:,} validation), seed {t['seed']}")
+                                f"{t['val_rows']:,} validation{sampled}), seed {t['seed']}")
