@@ -25,10 +25,16 @@ import pyarrow.parquet as pq
 from .config import CHUNK_ROWS, FORMATS
 from .errors import Advice, DataError, OutputError
 from .files import AtomicFile, Committed, check_target
-from .partitions import dataset_parts, is_dataset, iter_part, read_dataset
+from .partitions import (
+    dataset_column_types,
+    dataset_parts,
+    is_dataset,
+    iter_part,
+    read_dataset,
+)
 
 __all__ = ["FORMATS", "TableWriter", "detect_format", "display_name", "iter_tables",
-           "read_table", "write_table"]
+           "parquet_columns", "read_table", "write_table"]
 
 _EXTENSIONS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -172,20 +178,36 @@ def _iter_parquet(path: str | os.PathLike[str], batch_size: int,
             yield (table if read is None else table.select(read)).to_pandas()
 
 
-def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
-    """Read a whole table (or dataset) into memory."""
+def read_table(path: str | os.PathLike[str], fmt: str | None = None,
+               columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a whole table (or dataset) into memory; with ``columns``, only those of a
+    Parquet table (all of a CSV one)."""
     if is_dataset(path):
         _dataset_format(path, fmt)
-        return read_dataset(path)
+        return read_dataset(path, columns)
     _check_input(path)
     fmt = detect_format(path, fmt)
     with _reading(path, fmt):
         if fmt == "parquet":
             source: Any = io.BytesIO(_stdin_bytes().read()) if str(path) == "-" else path
-            return pq.read_table(source).to_pandas()
+            return pq.read_table(source, columns=columns).to_pandas()
         df = pd.read_csv(_stdin_bytes() if str(path) == "-" else path)
         _check_delimiter(df, path)
         return df
+
+
+def parquet_columns(path: str | os.PathLike[str], fmt: str | None = None) -> list[str] | None:
+    """The columns of the Parquet table or dataset at ``path`` (hive keys included), read
+    from its metadata alone; None for CSV, stdin or a path that cannot be read (reading it
+    will say why)."""
+    try:
+        if is_dataset(path):
+            return list(dataset_column_types(dataset_parts(path)[0]))
+        if str(path) == "-" or detect_format(path, fmt) != "parquet":
+            return None
+        return pq.read_schema(path).names
+    except (DataError, pa.ArrowException, OSError):
+        return None
 
 
 class TableWriter(Committed):

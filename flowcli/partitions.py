@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 from .errors import DataError, OutputError
 from .files import Committed
 
-__all__ = ["FolderWriter", "Part", "dataset_parts", "is_dataset", "is_folder_output",
-           "iter_part", "read_dataset"]
+__all__ = ["FolderWriter", "Part", "dataset_column_types", "dataset_parts", "is_dataset",
+           "is_folder_output", "iter_part", "read_dataset"]
 
 _GLOB = "*?["
 _MAGIC = b"PAR1"
@@ -133,9 +133,9 @@ def _key_type(values: list[str]) -> type:
 
 def _check_schemas(parts: list[Part]) -> None:
     """Every part has the first part's columns and types (its hive keys included)."""
-    first = _columns(parts[0])
+    first = dataset_column_types(parts[0])
     for part in parts[1:]:
-        columns = _columns(part)
+        columns = dataset_column_types(part)
         if columns == first:
             continue
         missing = [c for c in first if c not in columns]
@@ -150,7 +150,8 @@ def _check_schemas(parts: list[Part]) -> None:
                         source=str(part.path))
 
 
-def _columns(part: Part) -> dict[str, str]:
+def dataset_column_types(part: Part) -> dict[str, str]:
+    """A part's columns and their types, its hive keys included."""
     try:
         schema = pq.read_schema(part.path)
     except (pa.ArrowException, OSError) as exc:

@@ -224,3 +224,36 @@ def test_an_output_folder_gets_the_mode_of_a_new_folder(fitted_model, tmp_path: 
     assert run("sample", path, "-n", "10", "-o", f"{tmp_path / 's'}/", "-q").exit_code == 0
     (tmp_path / "plain").mkdir()
     assert os.stat(tmp_path / "s").st_mode == os.stat(tmp_path / "plain").st_mode
+
+
+def test_fit_reads_only_the_columns_it_models(tmp_path: Path, monkeypatch) -> None:
+    import pyarrow.parquet as pq
+
+    data = _table(300).assign(note=["x" * 50] * 300, id=range(300))
+    data.to_parquet(tmp_path / "t.parquet", index=False)
+    (tmp_path / "lake").mkdir()
+    data.to_parquet(tmp_path / "lake" / "p0.parquet", index=False)
+    asked: list[object] = []
+    read_table, iter_batches = pq.read_table, pq.ParquetFile.iter_batches
+    monkeypatch.setattr(pq, "read_table",
+                        lambda source, columns=None, **kw: asked.append(columns)
+                        or read_table(source, columns=columns, **kw))
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches",
+                        lambda self, *a, columns=None, **kw: asked.append(columns)
+                        or iter_batches(self, *a, columns=columns, **kw))
+    fast = ["--model", "maf", "--layers", "1", "--hidden", "8", "--epochs", "1", "-q"]
+    for source, options in ((tmp_path / "t.parquet", ["--exclude", "note,id"]),
+                            (tmp_path / "t.parquet", ["--columns", "a,b"]),
+                            (tmp_path / "lake", ["--exclude", "note,id"]),
+                            (tmp_path / "t.parquet", ["--exclude", "note,id",
+                                                      "--max-rows", "100"])):
+        asked.clear()
+        done = run("fit", source, "-o", tmp_path / "m.flow", *options, *fast)
+        assert done.exit_code == 0, done.output
+        assert asked and all(c is not None and "note" not in c for c in asked), asked
+        assert FlowModel.load(str(tmp_path / "m.flow")).columns == \
+            (["a", "b"] if "--columns" in options else ["a", "b", "n"])
+        (tmp_path / "m.flow").unlink()
+    done = run("fit", tmp_path / "t.parquet", "-o", tmp_path / "m.flow", "--exclude", "nope",
+               *fast)
+    assert done.exit_code == 1 and "--exclude names no column 'nope'" in done.output

@@ -158,7 +158,10 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
         max_rows = max_rows or previous.training.get("max_rows")
     if max_rows is not None and seed is None:  # the sample's seed is the fit's, recorded
         seed = ranks.agree(secrets.randbelow(2**31))  # under torchrun, rank 0's
-    table, seen = _read(data, fmt, max_rows, seed)
+    columns = _columns_to_read(data, fmt, declared)
+    if columns is not None and declared["exclude"]:
+        declared = {**declared, "exclude": None}  # those columns were never read
+    table, seen = _read(data, fmt, max_rows, seed, columns)
     source = display_name(data)
     epochs = settings.get("epochs") or (previous.fit_config.epochs if previous is not None
                                         else default("epochs"))
@@ -176,16 +179,33 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
     return fitted
 
 
-def _read(data: str, fmt: Any, max_rows: int | None, seed: int | None) -> tuple[Any, int]:
-    """The table at ``data``, or a uniform sample of ``max_rows`` of its rows; the rows
-    the table holds."""
+def _columns_to_read(data: str, fmt: Any, declared: dict[str, Any]) -> list[str] | None:
+    """Of a Parquet table, only the columns that --columns names (and the condition), or
+    all but those --exclude names: the others are never read. None: read them all (CSV,
+    or names the table lacks, which fitting then reports)."""
+    from ..io import parquet_columns
+
+    chosen, excluded = declared["columns"], declared["exclude"]
+    names = parquet_columns(data, fmt) if chosen or excluded else None
+    if names is None:
+        return None
+    wanted = (chosen or names) + (declared["condition"] or [])
+    if not set(wanted) <= set(names) or not set(excluded or ()) <= set(wanted):
+        return None
+    return [n for n in names if n in wanted and n not in (excluded or ())]
+
+
+def _read(data: str, fmt: Any, max_rows: int | None, seed: int | None,
+          columns: list[str] | None) -> tuple[Any, int]:
+    """The table at ``data`` (only ``columns`` of it, when given), or a uniform sample of
+    ``max_rows`` of its rows; the rows the table holds."""
     from ..io import iter_tables, read_table
     from ..reservoir import uniform_sample
 
     if max_rows is None:
-        table = read_table(data, fmt)
+        table = read_table(data, fmt, columns)
         return table, len(table)
-    return uniform_sample(iter_tables(data, fmt), max_rows, seed or 0)
+    return uniform_sample(iter_tables(data, fmt, columns=columns), max_rows, seed or 0)
 
 
 def _report(fitted: Any, output: str, out: Any, quiet: bool, as_json: bool) -> None:
