@@ -2,7 +2,7 @@
 
 The model travels to the workers as the bytes of its file (a remote cluster needs no shared
 disk for it), sent once per worker as one graph key, and each worker process loads it once
-(:func:`worker_model`). Partitions are independent tasks, so Dask retries them on another
+(:func:`worker_model`). Partitions are independent tasks, so Dask runs them again on another
 worker when one dies. Dask is an optional extra: without it, :func:`require` says what to
 install.
 
@@ -41,6 +41,7 @@ __all__ = ["connect", "invert", "model_content", "require", "sample", "score",
            "worker_model"]
 
 EXTRA = "pip install 'flowcli[dask]'"
+KEPT_MODELS = 4  # models a worker process keeps loaded, the oldest dropped first
 
 _MODELS: dict[tuple[str, str], FlowModel] = {}
 _LOADING = threading.Lock()
@@ -62,6 +63,8 @@ def worker_model(content: bytes, name: str, device: str = "cpu") -> FlowModel:
     key = (hashlib.sha256(content).hexdigest(), device)
     with _LOADING:
         if key not in _MODELS:
+            while len(_MODELS) >= KEPT_MODELS:  # a long-lived worker serves many runs
+                del _MODELS[next(iter(_MODELS))]
             _MODELS[key] = load_content(content, name, device)
         return _MODELS[key]
 

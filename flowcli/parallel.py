@@ -6,7 +6,8 @@ into place only when every task is done and the rows written add up: as many as 
 hold (their Parquet metadata says so before any task runs), or as asked for ``sample``.
 Into one file (or stdout), the parts come back to this process and are written in input
 order, with a bounded number in flight. A task that fails on bad input stops the run with
-that input's own message; a task whose worker dies is retried by Dask elsewhere.
+that input's own message; a task whose worker dies is run again by Dask on another worker
+(up to ``distributed.scheduler.allowed-failures`` times, 3 by default).
 """
 
 from __future__ import annotations
@@ -14,25 +15,33 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .dask import worker_model
 from .errors import FlowcliError, OutputError, UsageError
-from .io import TableWriter, detect_format, display_name, iter_tables
+from .io import TableWriter, detect_format, iter_tables
 from .jobs import SampleJob
-from .partitions import FolderWriter, Part, dataset_parts, is_dataset, is_folder_output, iter_part
+from .partitions import (
+    FolderWriter,
+    Part,
+    dataset_parts,
+    is_dataset,
+    is_folder_output,
+    iter_part,
+    not_parquet,
+)
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
 __all__ = ["Piece", "Totals", "run", "sample_pieces", "table_pieces"]
 
-RETRIES = 2  # a task whose worker died runs again this many times before the run fails
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,11 @@ class Piece:
         """The rows it holds, from Parquet metadata; None for CSV."""
         if self.part is None and self.fmt != "parquet":
             return None
-        return pq.ParquetFile(self.part.path if self.part else self.source).metadata.num_rows
+        path = self.part.path if self.part else self.source
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise not_parquet(path, exc) from None
 
 
 @dataclass(frozen=True)
@@ -78,11 +91,14 @@ def table_pieces(data: str, fmt: str | None) -> list[Piece]:
     if data == "-":
         raise UsageError("cannot be read on a Dask cluster: the workers read the input "
                          "files themselves", source="stdin")
-    if is_dataset(data):
-        return [Piece(str(part.path), part.relative, part=part) for part in dataset_parts(data)]
+    if is_dataset(data):  # absolute paths: a remote worker's folder is not ours
+        return [Piece(str(part.path), part.relative,
+                      part=replace(part, path=part.path.resolve()))
+                for part in dataset_parts(data)]
     if not Path(data).is_file():
         raise FlowcliError("no such file", source=data)
-    return [Piece(display_name(data), Path(Path(data).name), fmt=detect_format(data, fmt))]
+    return [Piece(str(Path(data).resolve()), Path(Path(data).name),
+                  fmt=detect_format(data, fmt))]
 
 
 def sample_pieces(job: SampleJob) -> list[Piece]:
@@ -100,7 +116,7 @@ def run(client: Client, job: Any, content: bytes, name: str, pieces: list[Piece]
 
     def submit(piece: Piece, target: str | None, fmt: str | None) -> Future:
         return client.submit(_run_piece, shared, name, job, piece, batch_size, target, fmt,
-                             device, retries=RETRIES, pure=False)
+                             device, pure=False)
 
     if is_folder_output(output):
         return _into_folder(client, pieces, submit, output, output_format, expected)
@@ -119,14 +135,14 @@ def _into_folder(client: Client, pieces: list[Piece], submit: Callable[..., Futu
                  output: str, output_format: str | None, expected: int | None) -> Totals:
     fmt = output_format or "parquet"
     with FolderWriter(output) as folder:
-        targets = [folder.part_path(piece.relative, f".{fmt}") for piece in pieces]
+        targets = [folder.part_path(piece.relative, f".{fmt}").resolve() for piece in pieces]
         if len(set(targets)) < len(targets):
             raise OutputError(f"{output}: two inputs would write the same part; rename one")
         futures = [submit(piece, str(target), fmt) for piece, target in zip(pieces, targets,
                                                                              strict=True)]
         totals = sum(_in_order(client, iter(futures), len(futures)), Totals())
         _check_rows(totals, expected, output)
-        for stray in set(folder.temporary.rglob("*")) - set(targets):
+        for stray in set(folder.temporary.resolve().rglob("*")) - set(targets):
             if stray.is_file():  # a temporary file of a task whose worker died
                 stray.unlink()
     return totals
@@ -135,10 +151,16 @@ def _into_folder(client: Client, pieces: list[Piece], submit: Callable[..., Futu
 def _in_order(client: Client, futures: Iterator[Future], window: int) -> Iterator[Totals]:
     """The tasks' outcomes in order, with at most ``window`` submitted ahead; the first
     failure cancels the rest and is raised."""
+    from distributed import KilledWorker
+
     pending: deque[Future] = deque(itertools.islice(futures, window))
     try:
         while pending:
-            outcome = pending.popleft().result()
+            try:
+                outcome = pending.popleft().result()
+            except KilledWorker as exc:
+                raise FlowcliError(f"Dask workers died running one task again and again "
+                                   f"({exc}); nothing was written") from None
             if outcome.error is not None:
                 raise outcome.error
             pending.extend(itertools.islice(futures, 1))

@@ -31,7 +31,7 @@ from .errors import DataError, OutputError
 from .files import Committed
 
 __all__ = ["FolderWriter", "Part", "dataset_column_types", "dataset_parts", "is_dataset",
-           "is_folder_output", "iter_part", "read_dataset"]
+           "is_folder_output", "iter_part", "not_parquet", "read_dataset"]
 
 _GLOB = "*?["
 _MAGIC = b"PAR1"
@@ -150,12 +150,18 @@ def _check_schemas(parts: list[Part]) -> None:
                         source=str(part.path))
 
 
+def not_parquet(path: str | os.PathLike[str], exc: BaseException) -> DataError:
+    """The error for a file that pyarrow cannot read as Parquet, its reason on one line."""
+    return DataError(f"not a valid Parquet file ({' '.join(str(exc).split())})",
+                     source=str(path))
+
+
 def dataset_column_types(part: Part) -> dict[str, str]:
     """A part's columns and their types, its hive keys included."""
     try:
         schema = pq.read_schema(part.path)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"not a valid Parquet file ({exc})", source=str(part.path)) from None
+        raise not_parquet(part.path, exc) from None
     columns = {f.name: str(f.type) for f in schema}
     for key in part.keys:
         if key in columns:
@@ -182,7 +188,7 @@ def iter_part(part: Part, batch_size: int,
             table = table.select(in_file) if in_file is not None else table
             yield _with_keys(table.to_pandas(), part, columns)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"not a valid Parquet file ({exc})", source=str(part.path)) from None
+        raise not_parquet(part.path, exc) from None
 
 
 def _with_keys(df: pd.DataFrame, part: Part, columns: list[str] | None) -> pd.DataFrame:

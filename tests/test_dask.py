@@ -165,6 +165,17 @@ def test_cluster_options_are_refused_in_one_line(model, dataset, args, needle) -
     assert done.stderr.decode().count("\n") == 1 and needle in done.stderr.decode()
 
 
+def test_a_damaged_part_is_named_in_one_line(model, tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    _table(50).to_parquet(data / "p0.parquet", index=False)
+    (data / "p1.parquet").write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
+    done = cli("score", model, data, "-o", f"{tmp_path}/out/", "--workers", "1")
+    err = done.stderr.decode()
+    assert done.returncode == 1 and err.count("\n") == 1 and "p1.parquet" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
 def test_stdin_and_empty_folders_are_refused_before_a_cluster_starts(model, tmp_path) -> None:
     done = cli("score", model, "-", "--workers", "2", stdin=b"a,b,kind\n1,2,x\n")
     assert done.returncode == 2 and b"stdin" in done.stderr

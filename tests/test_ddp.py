@@ -17,7 +17,8 @@ import torch
 
 from flowcli import FlowModel, modelfile
 
-FAST = ["--model", "maf", "--layers", "2", "--hidden", "16", "--batch-size", "256",
+# 255 rows a step: shares of 128 and 127, and a last batch of 9 (2,304 training rows)
+FAST = ["--model", "maf", "--layers", "2", "--hidden", "16", "--batch-size", "255",
         "--seed", "0", "-q"]
 
 
@@ -28,7 +29,7 @@ def _torchrun(*args: object) -> list[str]:
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """2,560 rows: 2,304 training rows, nine batches of 256 that split evenly over 2 ranks."""
+    """2,560 rows: 2,304 training rows and 256 validation rows."""
     rng = np.random.default_rng(0)
     a = rng.normal(size=2560)
     df = pd.DataFrame({"a": a, "b": a + 0.5 * rng.normal(size=2560),
@@ -119,6 +120,17 @@ def test_sigterm_to_the_job_saves_the_best_weights(table, tmp_path) -> None:
     job = _training(table, output)
     job.send_signal(signal.SIGTERM)
     job.communicate(timeout=120)
+    assert job.returncode != 0
     fitted = FlowModel.load(str(output))
     assert fitted.interrupted and fitted.training["epochs"] >= 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.flow"]
+
+
+def test_a_table_with_fewer_validation_rows_than_ranks_still_fits(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    pd.DataFrame({"a": rng.normal(size=14), "b": rng.normal(size=14)}).to_csv(
+        tmp_path / "tiny.csv", index=False)
+    done = subprocess.run(_torchrun("fit", tmp_path / "tiny.csv", "-o", tmp_path / "m.flow",
+                                    "--epochs", "2", *FAST), capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert FlowModel.load(str(tmp_path / "m.flow")).training["val_rows"] == 1

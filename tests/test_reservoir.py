@@ -67,3 +67,18 @@ def test_fit_max_rows_trains_on_a_sample_and_says_so(tmp_path: Path) -> None:
                                        str(tmp_path / "m.flow"), "--epochs", "3", "-q"])
     assert resumed.exit_code == 0, resumed.output
     assert FlowModel.load(str(tmp_path / "m2.flow")).training["epochs"] == 3
+    changed = CliRunner().invoke(app, ["fit", str(tmp_path / "t.csv"), "-o",
+                                       str(tmp_path / "m3.flow"), "--resume",
+                                       str(tmp_path / "m.flow"), "--max-rows", "900"])
+    assert changed.exit_code == 2 and "--max-rows" in changed.output
+    assert not (tmp_path / "m3.flow").exists()
+
+
+def test_a_bad_row_is_named_within_the_sample(tmp_path: Path) -> None:
+    data = pd.DataFrame({"a": np.arange(3000.0)})
+    data.loc[2500, "a"] = np.nan
+    data.to_csv(tmp_path / "t.csv", index=False)
+    done = CliRunner().invoke(app, ["fit", str(tmp_path / "t.csv"), "-o",
+                                    str(tmp_path / "m.flow"), "--max-rows", "2999"])
+    assert done.exit_code == 1
+    assert "t.csv (its sample of 2,999 rows): column 'a' has a missing value" in done.output

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 
 from ..config import DEFAULT_DEVICE
-from .guard import guard, reraise_interrupt, signals_noted, sigterm_waits
+from .guard import guard, reraise_interrupt, signalled, signals_noted, sigterm_waits
 from .options import DataPath, Device, InputFormatOpt, Missing, ModelKind, QuietOpt, SeedOpt, spell
 from .options import option as opt
 
@@ -103,31 +104,34 @@ def fit(
                 "condition": split_names(condition, "--condition")}
     from .render import console
 
-    with guard(quiet):
-        ranked, leader = _join_ranks(device)
+    with guard(quiet), _ranks(device) as (ranked, leader):
         quiet = quiet or not leader  # under torchrun, rank 0 alone prints and writes
         out = console(quiet)
         with _noted_by_ranks() if ranked else contextlib.nullcontext():
             fitted = _train(data, output, resume, settings, declared, fmt, device, seed,
                             max_rows, out, quiet)
-        if not leader:
-            return
-        with sigterm_waits():  # the save is atomic; a signal must not cut it short
-            fitted.save(output)
-        _report(fitted, output, out, quiet, as_json)
-        if fitted.interrupted:
+        if leader:
+            with sigterm_waits():  # the save is atomic; a signal must not cut it short
+                fitted.save(output)
+            _report(fitted, output, out, quiet, as_json)
+        if fitted.interrupted or signalled():
             reraise_interrupt()
 
 
-def _join_ranks(device: str) -> tuple[bool, bool]:
-    """Under torchrun, join the other ranks. Whether there are several, and whether this
-    one leads (prints and writes)."""
+@contextlib.contextmanager
+def _ranks(device: str) -> Iterator[tuple[bool, bool]]:
+    """Under torchrun, the other ranks joined for the block: whether there are several,
+    and whether this one leads (prints and writes)."""
     from ..model import resolve_device
     from ..training import ranks
 
     if not ranks.join(resolve_device(device)):
-        return False, True
-    return True, ranks.is_leader()
+        yield False, True
+        return
+    try:
+        yield True, ranks.is_leader()
+    finally:
+        ranks.leave()
 
 
 def _noted_by_ranks() -> contextlib.AbstractContextManager[None]:
@@ -155,7 +159,7 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
     if previous is not None:  # before reading the table: a refusal should come first
         previous.check_resume(**settings, **declared, seed=seed)
         seed = previous.training["seed"]
-        max_rows = max_rows or previous.training.get("max_rows")
+        max_rows = _resumed_max_rows(previous.training, max_rows)
     if max_rows is not None and seed is None:  # the sample's seed is the fit's, recorded
         seed = ranks.agree(secrets.randbelow(2**31))  # under torchrun, rank 0's
     columns = _columns_to_read(data, fmt, declared)
@@ -163,6 +167,8 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
         declared = {**declared, "exclude": None}  # those columns were never read
     table, seen = _read(data, fmt, max_rows, seed, columns)
     source = display_name(data)
+    if max_rows is not None:  # rows in messages count within the sample
+        source = f"{source} (its sample of {len(table):,} rows)"
     epochs = settings.get("epochs") or (previous.fit_config.epochs if previous is not None
                                         else default("epochs"))
     progress = Progress(out, epochs, enabled=not quiet)
@@ -177,6 +183,16 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
     if max_rows is not None:
         fitted.training.update(max_rows=max_rows, sampled_from=seen)
     return fitted
+
+
+def _resumed_max_rows(training: dict[str, Any], given: int | None) -> int | None:
+    """A resumed fit trains on the same rows: the sample it was fitted on, or all."""
+    had = training.get("max_rows")
+    if given is not None and given != had:
+        was = f"{had:,}" if had is not None else "all rows"
+        raise typer.BadParameter(f"cannot be changed when resuming (the model was fitted on "
+                                 f"{was})", param_hint="--max-rows")
+    return had
 
 
 def _columns_to_read(data: str, fmt: Any, declared: dict[str, Any]) -> list[str] | None:

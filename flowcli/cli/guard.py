@@ -20,7 +20,7 @@ import typer
 from ..errors import FlowcliError, FlowcliWarning
 from .options import spell
 
-__all__ = ["Terminated", "fail", "guard", "reraise_interrupt", "sigterm_waits",
+__all__ = ["Terminated", "fail", "guard", "reraise_interrupt", "sigterm_waits", "signalled",
            "signals_noted", "warnings_as_lines"]
 
 
@@ -47,6 +47,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.stderr.write(f"error: {message}\n")
     sys.stderr.flush()
     raise typer.Exit(code)
+
+
+def signalled() -> bool:
+    """Whether SIGTERM or Ctrl-C arrived during the command."""
+    return bool(_signals)
 
 
 def reraise_interrupt() -> NoReturn:

@@ -18,7 +18,15 @@ from ..engine.mixed import MixedDensity, build_mixed
 from ..engine.passes import in_passes, rows_per_pass, rows_per_second
 from ..quantiles import quantiles_of
 from ..tabular import Preprocessor
-from ..training import EpochReport, ResumeState, StopReason, TrainConfig, TrainResult, train
+from ..training import (
+    EpochReport,
+    ResumeState,
+    StopReason,
+    TrainConfig,
+    TrainResult,
+    ranks,
+    train,
+)
 from .data import Encoded
 from .fitconfig import FitConfig
 from .start import Start, fit_mixture_base, initialize, score_start
@@ -198,9 +206,12 @@ class Candidate:
         try:
             if flow is not None and flow.config.get("mixture"):
                 tick = time.perf_counter()
+                # under torchrun no clock decides the mixture's size: every rank must fit
+                # the same one, and each rank's clock differs
+                deadline = em_seconds if ranks.size() == 1 else None
                 try:
                     record = fit_mixture_base(self.density, rows, x_val, generator,
-                                              data.shift_val, em_seconds, em_target)
+                                              data.shift_val, deadline, em_target)
                 finally:
                     em = time.perf_counter() - tick
                 if record is not None:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 from ..explain import held_out_quantiles
 from ..tabular import Overrides, Preprocessor, Schema
 from ..training import EpochReport, StopReason, ranks
@@ -34,6 +34,9 @@ def fit_table(data: pd.DataFrame, config: FitConfig, *, columns: list[str] | Non
     table, dropped = drop_gaps(data, columns) if config.missing == "drop" else (data, 0)
     schema = Schema.infer(table, columns, source, overrides)
     train_df, val_df = split(table, config.val_fraction, seed, source)
+    if len(train_df) < ranks.size():
+        raise DataError(f"has {len(train_df)} training rows for {ranks.size()} training "
+                        "processes (ranks): give more rows or fewer processes", source=source)
     config = config.sized(len(train_df))
     pre = Preprocessor.fit(schema, train_df)
     if ranks.size() > 1:  # one encoding for all ranks, to the last bit: rank 0's

@@ -165,7 +165,7 @@ def _continue(data: Encoded, callback: Callback, budget: Budget, gated: int | No
         left = ranks.agree(budget.total - sum(c.seconds for c in fitted))  # rank 0's clock
         if left < 0.02 * budget.total:
             break
-        i = max(pending, key=lambda i: _finite(fitted[i].val_ll))
+        i = ranks.agree(max(pending, key=lambda i: _finite(fitted[i].val_ll)))
         pending.remove(i)
         fitted[i].run(data, callback, left)
         if fitted[i].stopped is StopReason.INTERRUPTED:

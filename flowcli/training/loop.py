@@ -206,26 +206,27 @@ class Trainer:
         n, size, x = self.x_train.shape[0], self.config.batch_size, self.x_train
         order = torch.randperm(n, generator=self.generator, device="cpu").to(x.device)
         total = torch.zeros((), device=x.device)
-        note, rows = "", 0
+        note = ""
         for i in range(0, n - ranks.size() + 1, size):
-            batch = x.index_select(0, ranks.shard(order[i : i + size]))
+            rows = order[i : i + size]
+            batch = x.index_select(0, ranks.shard(rows))
             if self.noisy:
                 u = torch.rand(batch.shape, generator=self.noise, device=batch.device,
                                dtype=batch.dtype)
                 batch = batch + u * self.widths
-            loss = self._step(batch)
+            loss = self._step(batch, rows.shape[0])
             if loss is None:
                 note = self._roll_back()
                 continue
-            total += loss * batch.shape[0]
-            rows += batch.shape[0]
+            total += loss * rows.shape[0] / ranks.size()  # this rank's part of the sum
         if ranks.size() > 1:
-            total, rows = ranks.sum_over_ranks(total, rows)
-        return -float(total) / max(rows, 1), note
+            total = ranks.sum_over_ranks(total)[0]
+        return -float(total) / n, note
 
-    def _step(self, batch: Tensor) -> Tensor | None:
-        """One clipped Adam step; None (and no step) when the loss or gradient is not finite."""
-        loss = -self.stepper(batch).mean()
+    def _step(self, batch: Tensor, rows: int) -> Tensor | None:
+        """One clipped Adam step on a batch of ``rows`` rows (under torchrun, ``batch`` is
+        this rank's share); None (and no step) when the loss or gradient is not finite."""
+        loss = -self._batch_mean(batch, rows)
         self.buffer.zero_grad()
         loss.backward()
         self.buffer.gather()
@@ -241,6 +242,14 @@ class Trainer:
         if self.average is not None:
             self.average.update()
         return loss.detach()
+
+    def _batch_mean(self, batch: Tensor, rows: int) -> Tensor:
+        """The batch's mean log-likelihood. Under torchrun each rank's share is scaled so
+        that the ranks' average, which DDP takes of the gradients, is the whole batch's
+        mean even when the shares differ in size."""
+        if ranks.size() == 1:
+            return self.stepper(batch).mean()
+        return self.stepper(batch).sum() * (ranks.size() / rows)
 
     def _roll_back(self) -> str:
         """Back to the best weights with half the learning rate and a fresh Adam."""
@@ -277,7 +286,8 @@ class Trainer:
         and the sums are added up, so every rank gets the same number."""
         if ranks.size() == 1:
             return float(evaluate(self.model, self.x_val).mean())
-        scores = evaluate(self.model, ranks.shard(self.x_val)).double()
+        share = ranks.shard(self.x_val)  # may be empty: fewer validation rows than ranks
+        scores = evaluate(self.model, share).double() if share.shape[0] else share[:, 0]
         total, count = ranks.sum_over_ranks(scores.sum(), scores.numel())
         return total / count
 
@@ -318,7 +328,6 @@ class Trainer:
         if limit is not None and time.perf_counter() - self.started > limit:
             return StopReason.TIME
         return None
-
 
     def _gains_run_dry(self) -> bool:
         """Whether the last half of this run's epochs raised the best score by less than

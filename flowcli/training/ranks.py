@@ -25,15 +25,17 @@ from torch import Tensor, nn
 
 from ..errors import FlowcliError
 
-__all__ = ["agree", "is_leader", "join", "peers", "rank", "request_stop", "shard", "size",
-           "stop_requested", "sum_over_ranks", "wrap"]
+__all__ = ["agree", "is_leader", "join", "leave", "peers", "rank", "request_stop", "shard",
+           "size", "stop_requested", "sum_over_ranks", "wrap"]
 
 _STOP = threading.Event()  # a signal asked this rank to stop
+_JOINED = False  # whether join() made this process one of several ranks
 
 
 def join(device: torch.device) -> bool:
     """Join the process group torchrun set up (gloo on CPU, nccl on CUDA); whether there
     is more than one rank."""
+    global _JOINED
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     if not dist.is_initialized():
@@ -41,11 +43,22 @@ def join(device: torch.device) -> bool:
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend)
-    return dist.get_world_size() > 1
+    _JOINED = dist.get_world_size() > 1
+    return _JOINED
+
+
+def leave() -> None:
+    """Leave the process group :func:`join` joined (at the end of the command)."""
+    global _JOINED
+    if _JOINED and dist.is_initialized():
+        dist.destroy_process_group()
+    _JOINED = False
 
 
 def size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    """The number of ranks training together: 1 unless :func:`join` found several (a
+    process group of the caller's own does not make fitting distributed)."""
+    return dist.get_world_size() if _JOINED else 1
 
 
 def rank() -> int:
@@ -102,11 +115,21 @@ def peers() -> Iterator[None]:
     (in one process, nothing changes)."""
     try:
         yield
-    except RuntimeError as exc:
-        if size() == 1 or isinstance(exc, FlowcliError):
+    except RuntimeError as exc:  # torch.distributed's own errors, and gloo's plain ones
+        if size() == 1 or not _from_peers(exc):
             raise
         raise FlowcliError("another training process (rank) stopped, so this one cannot go "
                            "on; no model file was written") from None
+
+
+def _from_peers(exc: RuntimeError) -> bool:
+    """Whether ``exc`` is a collective that lost a peer, not a local failure (out of memory,
+    a bug) whose own message should stand."""
+    if isinstance(exc, torch.OutOfMemoryError | FlowcliError):
+        return False
+    text = str(exc).lower()
+    return isinstance(exc, dist.DistError) or any(
+        word in text for word in ("gloo", "nccl", "connection reset", "connection closed"))
 
 
 def request_stop() -> None:
