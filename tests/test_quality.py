@@ -1,0 +1,69 @@
+"""The fidelity figures of flowcli report, against their definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import ks_2samp
+
+from flowcli.quality import (
+    column_pairs,
+    column_shapes,
+    contingency_similarity,
+    correlation_similarity,
+    ks_complement,
+    tv_complement,
+)
+
+
+def test_ks_complement_is_one_minus_scipys_distance() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = np.round(rng.normal(size=rng.integers(5, 300)), 1)  # ties included
+        b = np.round(rng.normal(0.3, 1.2, size=rng.integers(5, 300)), 1)
+        with_gaps = pd.Series(np.append(a, [np.nan, np.nan]))
+        assert ks_complement(with_gaps, pd.Series(b)) == pytest.approx(
+            1 - ks_2samp(a, b).statistic, abs=1e-12)
+    assert np.isnan(ks_complement(pd.Series([np.nan]), pd.Series([1.0])))
+
+
+def test_tv_complement_counts_labels_only_one_side_has() -> None:
+    real, synthetic = pd.Series(["a", "a", "b", None]), pd.Series(["a", "b", "c", "c"])
+    # shares a 2/3 b 1/3 against a 1/4 b 1/4 c 1/2: distance (5/12 + 1/12 + 1/2) / 2 = 1/2
+    assert tv_complement(real, synthetic) == pytest.approx(0.5)
+    assert tv_complement(real, real.iloc[::-1]) == pytest.approx(1.0)
+
+
+def test_correlation_similarity_spans_zero_to_one() -> None:
+    x = np.arange(50.0)
+    up = pd.DataFrame({"x": x, "y": 2 * x})
+    down = pd.DataFrame({"x": x, "y": -x})
+    assert correlation_similarity(up, down) == pytest.approx(0.0)
+    assert correlation_similarity(up, up.sample(frac=1, random_state=0)) == pytest.approx(1.0)
+
+
+def test_contingency_similarity_takes_gaps_as_values_and_bins_numbers() -> None:
+    real = pd.DataFrame({"k": ["a", "a", "b", None], "v": [0.0, 1.0, 2.0, 3.0]})
+    same = real.iloc[[3, 2, 1, 0]]
+    assert contingency_similarity(real, same, numeric=["v"]) == pytest.approx(1.0)
+    moved = real.assign(k=["a", "b", "b", None])  # one row of four changes cell
+    assert contingency_similarity(real, moved, numeric=["v"]) == pytest.approx(0.75)
+    beyond = real.assign(v=[0.0, 1.0, 2.0, 99.0])  # past the real range: the open last bin
+    assert contingency_similarity(real, beyond, numeric=["v"]) == pytest.approx(1.0)
+
+
+def test_each_column_and_pair_gets_the_figure_of_its_kind() -> None:
+    rng = np.random.default_rng(1)
+    real = pd.DataFrame({"n": rng.normal(size=200), "m": rng.normal(size=200),
+                         "k": rng.choice(["x", "y"], 200)})
+    shapes = column_shapes(real, real, numeric=["n", "m"])
+    assert {c: s["metric"] for c, s in shapes.items()} == {
+        "n": "ks_complement", "m": "ks_complement", "k": "tv_complement"}
+    assert all(s["score"] == pytest.approx(1.0) for s in shapes.values())
+    pairs = column_pairs(real, real, numeric=["n", "m"])
+    assert {p: s["metric"] for p, s in pairs.items()} == {
+        ("n", "m"): "correlation_similarity", ("n", "k"): "contingency_similarity",
+        ("m", "k"): "contingency_similarity"}
+    shifted = real.assign(n=real["n"] + 3.0)
+    assert column_shapes(real, shifted, numeric=["n", "m"])["n"]["score"] < 0.2
