@@ -132,3 +132,24 @@ def test_files_from_before_kept_was_recorded_mark_the_kept_candidate(tmp_path: P
     record = modelfile.read(str(tmp_path / "m.flow"))
     assert [c["kept"] for c in record.training["candidates"]] == [False, True]
     assert record.format == 4
+
+
+def test_the_file_keeps_each_candidates_training_curve(tmp_path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from flowcli import FlowModel
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})
+    FlowModel.fit(df, epochs=3, seed=0, min_gain=0).save(str(tmp_path / "m.flow"))
+    fitted = FlowModel.load(str(tmp_path / "m.flow"))
+    for tried in fitted.training["candidates"]:
+        assert len(tried["history"]) == tried["epochs"]
+        assert [e["epoch"] for e in tried["history"]] == list(range(1, tried["epochs"] + 1))
+    kept = fitted.training["history"]
+    assert len(kept) == fitted.training["epochs"] and all(
+        set(e) == {"epoch", "seconds", "train_ll", "val_ll"} for e in kept)
+    done = fitted.training["epochs"]
+    resumed = fitted.resume_fit(df, epochs=done + 2)  # the curve carries on where it stopped
+    assert [e["epoch"] for e in resumed.training["history"]] == list(range(1, done + 3))

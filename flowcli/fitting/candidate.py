@@ -248,6 +248,7 @@ class Candidate:
         scores = in_passes(self.density.log_prob, data.x_held, self.device,
                            step=rows_per_pass(self.density, self.device)) + data.ld_held
         self._extend_curve(result, data.shift_val)
+        self._keep_history(result, data)
         self.training.update(
             epochs=result.epochs,
             best_epoch=result.best_epoch,
@@ -271,6 +272,16 @@ class Candidate:
                 best = max(best, epoch["val_ll"] + shift)
             self.times.append(elapsed)
             self.bests.append(best)
+
+    def _keep_history(self, result: TrainResult, data: Encoded) -> None:
+        """Append the run's epochs to the record's ``history`` (kept in the model file, after
+        the runs before): epoch, seconds, training and validation log-likelihood in table
+        units."""
+        history = self.training.setdefault("history", [])
+        for epoch in result.history:
+            history.append({"epoch": epoch["epoch"], "seconds": epoch["seconds"],
+                            "train_ll": epoch["train_ll"] + data.shift_train,
+                            "val_ll": epoch["val_ll"] + data.shift_val})
 
     def rival(self) -> Rival:
         """This candidate as the one to catch up with."""

@@ -194,6 +194,7 @@ def _record_tried(specs: list[Spec], fitted: list[Candidate], kept: int,
                       **{k: c.training.get(k) for k in ("val_log_likelihood", "epochs",
                                                         "seconds", "stopped",
                                                         "score_rows_per_second")},
+                      "history": c.training.get("history", []),
                       "kept": i == kept})
     best = fitted[kept]
     interrupted = interrupted or best.stopped is StopReason.INTERRUPTED
