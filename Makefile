@@ -31,6 +31,9 @@ demo: $(STAMP)
 	@echo "== score: flag the least likely 0.2 % of payments"
 	$(BIN)/flowcli score $(OUT)/transactions.flow sample_data/transactions.csv \
 	  --percentile --threshold 0.002 -o $(OUT)/scored.csv
+	@echo "== report: how good the model and its synthetic payments are"
+	$(BIN)/flowcli report $(OUT)/transactions.flow --data sample_data/transactions.csv \
+	  --synthetic $(OUT)/synthetic.parquet -o $(OUT)/report.html
 	@echo "== summary"
 	@$(BIN)/python sample_data/summary.py sample_data/transactions.csv \
 	  $(OUT)/synthetic.parquet $(OUT)/scored.csv

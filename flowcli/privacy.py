@@ -9,10 +9,12 @@ computed in chunks with torch, as L1 distances between encoded rows: a number co
 to its range, its gaps as a flag column, a label column one-hot at 1/2 (a mismatch costs 1).
 
 ``closer_to_training_share`` compares each synthetic row's distance to the closest training
-row with that to the closest holdout row. The training rows are first sampled down to as
-many as the holdout has, so that a model that learned only the distribution puts about half
-of its rows nearer each (ties count half); a model that copies puts nearly all nearer the
-training rows.
+row with that to the closest holdout row (ties count half). Rows drawn from the data's
+distribution are nearer a training row with the chance ``p`` = training rows / (training +
+holdout rows), so the share is rescaled to put ``p`` at 0.5 (linearly below and above, 0
+and 1 kept): about 0.5 means no memorization, whatever the two tables' sizes, and a model
+that copies training rows scores near 1. (Sampling the training rows down to the holdout's
+count would give 0.5 too, but would hide most copies.)
 """
 
 from __future__ import annotations
@@ -71,14 +73,17 @@ def nearest_distances(space: RowSpace, rows: pd.DataFrame, pool: pd.DataFrame) -
 
 
 def closer_to_training_share(space: RowSpace, synthetic: pd.DataFrame, training: pd.DataFrame,
-                             holdout: pd.DataFrame, seed: int = 0) -> float:
+                             holdout: pd.DataFrame) -> float:
     """The share of synthetic rows closer to a training row than to a holdout row (ties
-    half), the training rows sampled down to the holdout's count."""
-    if len(training) > len(holdout):
-        training = training.sample(len(holdout), random_state=seed)
+    half), rescaled so that rows of the data's own distribution score 0.5 (module
+    docstring)."""
     to_training = nearest_distances(space, synthetic, training)
     to_holdout = nearest_distances(space, synthetic, holdout)
-    return float(np.mean((to_training < to_holdout) + 0.5 * (to_training == to_holdout)))
+    share = float(np.mean((to_training < to_holdout) + 0.5 * (to_training == to_holdout)))
+    chance = len(training) / (len(training) + len(holdout))
+    if share <= chance:
+        return share / (2 * chance)
+    return 0.5 + (share - chance) / (2 * (1 - chance))
 
 
 def exact_copies(synthetic: pd.DataFrame, training: pd.DataFrame) -> int:

@@ -12,6 +12,10 @@ compare across tools (1 is a perfect match, 0 the worst):
 - any other pair: ``contingency_similarity``, one minus the total variation distance between
   the two tables' joint shares of the pair's values (a gap is a value of its own), a number
   column cut into 10 equal-width bins over the real values' range, the outer bins open.
+
+How strongly a table's columns go together (:func:`association_matrix`): Pearson's r for two
+numbers (or Spearman's), Cramér's V for two label columns, and the correlation ratio (eta)
+for a label column and a number, each over the rows that have both values.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-__all__ = ["column_shapes", "column_pairs", "contingency_similarity",
-           "correlation_similarity", "ks_complement", "tv_complement"]
+__all__ = ["association_matrix", "column_shapes", "column_pairs", "contingency_similarity",
+           "correlation_similarity", "cramers_v", "correlation_ratio", "ks_complement",
+           "tv_complement"]
 
 BINS = 10  # equal-width bins a number column is cut into for a contingency table
 
@@ -122,3 +127,46 @@ def column_pairs(real: pd.DataFrame, synthetic: pd.DataFrame,
             score = contingency_similarity(real[both], synthetic[both], numeric)
             pairs[(a, b)] = {"metric": "contingency_similarity", "score": score}
     return pairs
+
+
+def cramers_v(a: pd.Series, b: pd.Series) -> float:
+    """Cramér's V of two label columns (rows with both): 0 independent, 1 each determines
+    the other; NaN when either takes one value."""
+    table = pd.crosstab(a, b).to_numpy(dtype=np.float64)
+    if min(table.shape) < 2:
+        return float("nan")
+    n = table.sum()
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / n
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return float(np.sqrt(chi2 / (n * (min(table.shape) - 1))))
+
+
+def correlation_ratio(labels: pd.Series, numbers: pd.Series) -> float:
+    """The correlation ratio (eta) of a number column on a label column (rows with both): the
+    share of the numbers' spread between the labels' means, as a root; NaN when constant."""
+    both = pd.DataFrame({"k": labels, "x": pd.to_numeric(numbers)}).dropna()
+    spread = float(((both["x"] - both["x"].mean()) ** 2).sum())
+    if spread == 0.0:
+        return float("nan")
+    groups = both.groupby("k")["x"].agg(["mean", "size"])
+    between = float((groups["size"] * (groups["mean"] - both["x"].mean()) ** 2).sum())
+    return float(np.sqrt(between / spread))
+
+
+def association_matrix(table: pd.DataFrame, numeric: Iterable[str],
+                       method: str = "pearson") -> pd.DataFrame:
+    """Every pair's association (module docstring), 1 on the diagonal."""
+    numeric = set(numeric)
+    names = list(table.columns)
+    out = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
+    for a, b in itertools.combinations(names, 2):
+        if a in numeric and b in numeric:
+            both = table[[a, b]].dropna().astype(float)
+            value = both.corr(method=method).iloc[0, 1]
+        elif a in numeric or b in numeric:
+            label, number = (b, a) if a in numeric else (a, b)
+            value = correlation_ratio(table[label], table[number])
+        else:
+            value = cramers_v(table[a], table[b])
+        out.loc[a, b] = out.loc[b, a] = value
+    return out

@@ -43,8 +43,9 @@ def _links(page: Path) -> list[str]:
             if not re.match(r"[a-z][a-z0-9+.-]*:", t)]  # http:, https:, mailto:
 
 
-def test_all_seven_commands_exist() -> None:
-    assert COMMANDS == ["explain", "fit", "impute", "info", "invert", "sample", "score"]
+def test_all_eight_commands_exist() -> None:
+    assert COMMANDS == ["explain", "fit", "impute", "info", "invert", "report", "sample",
+                        "score"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -67,3 +67,21 @@ def test_each_column_and_pair_gets_the_figure_of_its_kind() -> None:
         ("m", "k"): "contingency_similarity"}
     shifted = real.assign(n=real["n"] + 3.0)
     assert column_shapes(real, shifted, numeric=["n", "m"])["n"]["score"] < 0.2
+
+
+def test_associations_measure_each_kind_of_pair() -> None:
+    from flowcli.quality import association_matrix, correlation_ratio, cramers_v
+
+    rng = np.random.default_rng(2)
+    k = pd.Series(rng.choice(["x", "y", "z"], 3000))
+    same = k.map({"x": "p", "y": "q", "z": "r"})
+    assert cramers_v(k, same) == pytest.approx(1.0)
+    assert cramers_v(k, pd.Series(rng.choice(["u", "v"], 3000))) < 0.06
+    step = k.map({"x": 0.0, "y": 1.0, "z": 2.0})
+    assert correlation_ratio(k, step) == pytest.approx(1.0)
+    assert correlation_ratio(k, pd.Series(rng.normal(size=3000))) < 0.06
+    table = pd.DataFrame({"k": k, "s": step + rng.normal(0, 0.01, 3000), "t": -step})
+    matrix = association_matrix(table, numeric=["s", "t"])
+    assert matrix.loc["s", "t"] == pytest.approx(-1.0, abs=1e-3)
+    assert matrix.loc["k", "s"] == matrix.loc["s", "k"] == pytest.approx(1.0, abs=1e-3)
+    assert (np.diag(matrix) == 1).all()

@@ -14,6 +14,7 @@ import typer
 from .. import __version__
 from .fit import fit
 from .info import info
+from .report import report
 from .stream import explain, impute, invert, sample, score
 
 __all__ = ["app", "main"]
@@ -21,14 +22,14 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="flowcli",
     help="Density estimation on tables with normalizing flows: fit, sample, score, explain, "
-         "impute, invert.",
+         "impute, invert, report.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for command in (fit, sample, score, explain, impute, invert, info):
+for command in (fit, sample, score, explain, impute, invert, report, info):
     app.command()(command)
 
 

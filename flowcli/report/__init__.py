@@ -1,0 +1,5 @@
+"""``flowcli report``: one page on how good a model and its synthetic rows are.
+
+:mod:`.figures` computes the numbers (also written as JSON for scripts), :mod:`.plots` draws
+them with matplotlib, and :mod:`.page` lays both out as one self-contained HTML file.
+"""

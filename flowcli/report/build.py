@@ -1,0 +1,82 @@
+"""Read the tables, draw the synthetic rows if asked, compute the figures and write the page
+(and the JSON) whole: a failure leaves no partial file."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import DataError, FlowcliError
+from ..files import AtomicFile, check_target
+from ..io import display_name, read_table
+from ..model import FlowModel
+from . import plots
+from .figures import figures, missed_gates
+from .page import render
+
+__all__ = ["write_report"]
+
+
+def write_report(model_path: str, data: str, output: str, *, holdout: str | None = None,
+                 synthetic: str | None = None, rows: int = 20_000, json_path: str | None = None,
+                 fmt: str | None = None, seed: int | None = None, device: str = "cpu",
+                 gates: dict[str, float] | None = None) -> list[str]:
+    """Write the report on the model at ``model_path`` to ``output`` (and its figures to
+    ``json_path``); the gates its figures miss."""
+    from ..detection import require
+
+    plots.require()
+    require()
+    check_target(output, "the report")
+    if json_path is not None:
+        check_target(json_path, "the figures")
+    if synthetic is None and rows < 1:
+        raise FlowcliError(f"needs at least 1 row to draw, not {rows}", field="rows")
+    seed = 0 if seed is None else seed  # a report is reproducible unless asked otherwise
+    model = FlowModel.load(model_path, device)
+    real = _table(model, data, fmt)
+    held = _table(model, holdout, fmt) if holdout is not None else None
+    drawn = _table(model, synthetic, None) if synthetic is not None else \
+        _draw(model, real, rows, seed)
+    found = figures(model, real, drawn, held, seed)
+    page = render(model, found, real, drawn, f"flowcli report: {Path(model_path).name}")
+    with AtomicFile(output, "the report") as file:
+        file.handle.write(page.encode())
+    if json_path is not None:
+        with AtomicFile(json_path, "the figures") as file:
+            file.handle.write(json.dumps(_plain(found), indent=2).encode())
+    return missed_gates(found, gates or {})
+
+
+def _table(model: FlowModel, path: str, fmt: str | None) -> pd.DataFrame:
+    """The table at ``path``, checked to hold the model's columns with values it can score."""
+    table = read_table(path, fmt)
+    missing = [c for c in model.columns if c not in table.columns]
+    if missing:
+        raise DataError(f"lacks the model's column(s) {', '.join(map(repr, missing))}",
+                        source=display_name(path), column=missing[0])
+    model.score(table.head(1000), display_name(path), unseen="floor")  # refuses bad values
+    return table
+
+
+def _draw(model: FlowModel, real: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """``rows`` synthetic rows; for a conditional model, given conditions drawn from the
+    real rows."""
+    given = model.schema.given
+    if not given:
+        return model.sample(rows, seed)
+    conditions = real[given].sample(rows, replace=True, random_state=seed)
+    return model.sample(1, seed, given=conditions.reset_index(drop=True))
+
+
+def _plain(value: Any) -> Any:
+    """JSON's view of the figures: NaN as null."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
