@@ -56,6 +56,8 @@ def test_the_page_holds_every_section_offline_and_the_json_its_names(fitted, tmp
     assert len(images) >= 10 and all(len(base64.b64decode(i)) > 1000 for i in images)
     assert "training curves" in page  # the model file keeps its curves
     assert not re.search(r"(src|href)=\"(?!data:)", page) and "<script" not in page
+    assert "real Spearman" in page
+    _check_tags_balance(page)
     found = json.loads((tmp_path / "r.json").read_text())
     assert {"shapes", "pairs", "detection", "columns", "column_pairs", "detection_auc",
             "privacy", "rows"} <= set(found)
@@ -123,3 +125,23 @@ def test_without_matplotlib_the_extra_is_named(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(UsageError, match=r"pip install 'flowcli\[report\]'"):
         require()
+
+
+def _check_tags_balance(page: str) -> None:
+    """Every element opened is closed, in order (void elements aside)."""
+    from html.parser import HTMLParser
+
+    void = {"img", "meta", "br", "hr", "link", "input"}
+    stack: list[str] = []
+
+    class Tags(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag not in void:
+                stack.append(tag)
+
+        def handle_endtag(self, tag):
+            assert stack and stack[-1] == tag, f"</{tag}> closes <{stack[-1:]}>"
+            stack.pop()
+
+    Tags().feed(page)
+    assert not stack, f"left open: {stack}"

@@ -103,11 +103,19 @@ def _pairs(found: dict[str, Any], real: pd.DataFrame, synthetic: pd.DataFrame,
     maps = (_img(plots.heatmap(a_real, "real"), "real associations")
             + _img(plots.heatmap(a_syn, "synthetic"), "synthetic associations")
             + _img(plots.heatmap(a_syn - a_real, "synthetic minus real"), "differences"))
+    if len(numeric) > 1:  # rank correlations: monotone dependence, robust to tails
+        r_real = association_matrix(real[numeric], numeric, "spearman")
+        r_syn = association_matrix(synthetic[numeric], numeric, "spearman")
+        maps += (_img(plots.heatmap(r_real, "real, Spearman"), "real Spearman")
+                 + _img(plots.heatmap(r_syn, "synthetic, Spearman"), "synthetic Spearman")
+                 + _img(plots.heatmap(r_syn - r_real, "Spearman difference"),
+                        "Spearman differences"))
     scatters = "".join(_pair_plot(real, synthetic, a, b, numeric)
                        for a, b in _most_dependent(a_real, numeric))
     rows = [[pair, *f.keys(), *f.values()] for pair, f in found["column_pairs"].items()]
     return ("<h2>Column pairs</h2><p class=note>Pearson's r for two numbers, Cramér's V for "
-            "two label columns, the correlation ratio for a label and a number.</p>"
+            "two label columns, the correlation ratio for a label and a number; then "
+            "Spearman's rank correlation for the numbers.</p>"
             f'<div class="grid">{maps}</div><h3>Most dependent pairs</h3>'
             f'<div class="grid">{scatters}</div>'
             + _table(rows, ["pair", "metric", "score"]))
