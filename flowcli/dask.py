@@ -22,7 +22,6 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -69,14 +68,15 @@ def worker_model(content: bytes, name: str, device: str = "cpu") -> FlowModel:
         return _MODELS[key]
 
 
-def model_content(model: str | os.PathLike[str]) -> tuple[bytes, str]:
-    """The bytes of the model file at ``model`` and its name, checked to load here first, so
-    that a bad file is refused in one line before any worker starts."""
-    from .model import FlowModel
+def model_content(model: str | os.PathLike[str]) -> tuple[bytes, str, FlowModel]:
+    """The bytes of the model file at ``model``, its name, and the model they hold, loaded
+    here (on the CPU) so that a bad file is refused in one line before any worker starts."""
+    from .model import load_content
+    from .modelfile import read_content
 
     name = str(model)
-    FlowModel.load(name)
-    return Path(model).read_bytes(), name
+    content = read_content(name)
+    return content, name, load_content(content, name)
 
 
 @contextlib.contextmanager
@@ -135,11 +135,9 @@ def sample(model: str | os.PathLike[str], n: int, *, seed: int | None = None,
     import dask
     import dask.dataframe as dd
 
-    from .model import load_content
-
-    content, name = model_content(model)
+    content, name, loaded = model_content(model)
     job = SampleJob(n, secrets.randbelow(2**63) if seed is None else seed, partition_rows)
-    meta = load_content(content, name).sample(0)
+    meta = loaded.sample(0)
     shared = dask.delayed(content, pure=True)
     parts = [dask.delayed(_sample_partition, pure=True)(shared, name, job, i, device)
              for i in range(job.partitions)]
@@ -151,10 +149,8 @@ def _mapped(data: dd.DataFrame, model: str | os.PathLike[str], job: Any,
     require()
     import dask
 
-    from .model import load_content
-
-    content, name = model_content(model)
-    meta = pd.concat(list(job.tables(load_content(content, name), [data._meta], name)))
+    content, name, loaded = model_content(model)
+    meta = next(iter(job.tables(loaded, [data._meta], name)))
     return data.map_partitions(_run_partition, dask.delayed(content, pure=True), name, job,
                                device, meta=meta, align_dataframes=False)
 
@@ -162,9 +158,8 @@ def _mapped(data: dd.DataFrame, model: str | os.PathLike[str], job: Any,
 def _run_partition(frame: pd.DataFrame, content: bytes, name: str, job: Any, device: str,
                    partition_info: dict[str, Any] | None = None) -> pd.DataFrame:
     number = (partition_info or {}).get("number", 0)
-    tables = list(job.tables(worker_model(content, name, device), [frame],
-                             f"partition {number}"))
-    return pd.concat(tables) if len(tables) > 1 else tables[0]
+    return next(iter(job.tables(worker_model(content, name, device), [frame],
+                                f"partition {number}")))  # one chunk in, one table out
 
 
 def _sample_partition(content: bytes, name: str, job: SampleJob, index: int,

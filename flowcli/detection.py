@@ -1,8 +1,9 @@
 """Can a classifier tell synthetic rows from real ones? The report's detection test.
 
-Real and synthetic rows (as many of each) are labelled 0 and 1 and scored by
-cross-validated classifiers from scikit-learn (a logistic regression on standardized
-numbers and one-hot labels, and a gradient-boosted tree ensemble, which finds what a linear
+Real and synthetic rows (as many of each), encoded as the privacy figures encode them
+(:class:`~flowcli.privacy.RowSpace`, numbers beyond the real range kept), are labelled 0
+and 1 and scored by cross-validated classifiers from scikit-learn (a logistic regression on
+standardized features, and a gradient-boosted tree ensemble, which finds what a linear
 model cannot); each figure is the mean ROC AUC over the folds. 0.5 means the classifier
 cannot tell them apart; 1 means every row gives itself away. scikit-learn is an optional
 extra: :func:`require` names it.
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UsageError
+from .privacy import RowSpace
 
 __all__ = ["CLASSIFIERS", "detection_auc", "require"]
 
@@ -30,20 +32,6 @@ def require() -> None:
         import sklearn  # noqa: F401
     except ImportError:
         raise UsageError(f"the detection test needs scikit-learn: {EXTRA}") from None
-
-
-def _features(rows: pd.DataFrame, numeric: set[str]) -> np.ndarray:
-    """Numbers (gaps at the column's mean, with a flag) and one-hot labels (gaps a label)."""
-    parts = []
-    for name in rows.columns:
-        if name in numeric:
-            values = pd.to_numeric(rows[name]).astype(float)
-            gaps = values.isna()
-            parts += [values.fillna(values.mean() if gaps.mean() < 1 else 0.0).to_numpy()[:, None],
-                      gaps.to_numpy(dtype=float)[:, None]]
-        else:
-            parts.append(pd.get_dummies(rows[name].astype(str), dtype=float).to_numpy())
-    return np.concatenate(parts, axis=1)
 
 
 def detection_auc(real: pd.DataFrame, synthetic: pd.DataFrame, numeric: Iterable[str],
@@ -61,7 +49,8 @@ def detection_auc(real: pd.DataFrame, synthetic: pd.DataFrame, numeric: Iterable
     both = pd.concat([real.sample(size, random_state=seed),
                       synthetic[real.columns].sample(size, random_state=seed)],
                      ignore_index=True)
-    x = _features(both, set(numeric))
+    # numbers scaled to the real range (beyond it kept), gap flags, one-hot labels
+    x = RowSpace(real, numeric, clip=False).encode(both).numpy()
     y = np.repeat([0, 1], size)
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     models = {

@@ -5,7 +5,7 @@ A job holds only plain fields (no model, no open file), so it pickles to a worke
 :meth:`tables` takes the model and a stream of chunks and yields the output tables, exactly
 as a run in one process would. A partitioned ``sample`` draws partition ``i`` with a seed
 derived from the run's seed and ``i`` alone, so its rows do not depend on how many workers
-share the partitions.
+share the partitions. :class:`Totals` says what a run (or one task) read and wrote.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ import numpy as np
 import pandas as pd
 
 from .config import DEFAULT_UNSEEN
+from .errors import FlowcliError
 
 if TYPE_CHECKING:
     from .model import FlowModel
 
-__all__ = ["InvertJob", "SampleJob", "ScoreJob", "partition_seed"]
+__all__ = ["InvertJob", "SampleJob", "ScoreJob", "Totals", "flagged_rows",
+           "partition_seed"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ class ScoreJob:
             yield model.scored_table(chunk, scores, percentile=self.percentile, cutoff=cutoff,
                                      only_score=self.only_score, explain=self.explain,
                                      unseen=self.unseen)
+
+
+def flagged_rows(table: pd.DataFrame) -> int:
+    """How many rows of a score job's output table are flagged as anomalies."""
+    return int(table["anomaly"].sum()) if "anomaly" in table.columns else 0
 
 
 @dataclass(frozen=True)
@@ -90,3 +97,18 @@ def partition_seed(seed: int, index: int) -> int:
     for different partitions, the same stream for the same pair."""
     state = np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0]
     return int(state) & (2**63 - 1)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What a task (or a run) wrote: rows read, rows written, rows flagged as anomalies."""
+
+    read: int = 0
+    written: int = 0
+    flagged: int = 0
+    table: pd.DataFrame | None = None
+    error: FlowcliError | None = None
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(self.read + other.read, self.written + other.written,
+                      self.flagged + other.flagged)

@@ -44,7 +44,7 @@ from .errors import ModelFileError
 from .files import AtomicFile, check_target
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "format_for", "load", "plain", "read",
-           "save", "seal", "unseal", "write"]
+           "read_content", "save", "seal", "unseal", "write"]
 
 FORMAT = "flowcli-model"
 FORMAT_VERSION = 9
@@ -226,13 +226,21 @@ def unseal(data: bytes, path: str) -> bytes:
     return archive
 
 
+def read_content(path: str) -> bytes:
+    """The bytes of the model file at ``path``; a missing, empty, unreadable or folder path
+    is a :class:`ModelFileError`."""
+    _check_source(path)
+    try:
+        return Path(path).read_bytes()
+    except PermissionError:
+        raise ModelFileError(f"{path}: permission denied") from None
+
+
 def load(path: str, content: bytes | None = None) -> dict[str, Any]:
     """Read a model file's payload safely (from ``content`` when given); never executes code
     from it."""
-    if content is None:
-        _check_source(path)
     try:
-        archive = unseal(Path(path).read_bytes() if content is None else content, path)
+        archive = unseal(read_content(path) if content is None else content, path)
         with warnings.catch_warnings():  # the refusal below says all a user needs
             warnings.simplefilter("ignore")
             data = torch.load(io.BytesIO(archive), map_location="cpu", weights_only=True)
@@ -244,8 +252,6 @@ def load(path: str, content: bytes | None = None) -> dict[str, Any]:
             f"{path}: refused: the file holds objects other than tensors and plain data, which "
             f"a flowcli model never does (it may have been crafted to run code)"
         ) from None
-    except PermissionError:
-        raise ModelFileError(f"{path}: permission denied") from None
     except ModelFileError:
         raise
     except Exception:  # arbitrary bytes make the unpickler fail in arbitrary ways

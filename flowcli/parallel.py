@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from .dask import worker_model
 from .errors import FlowcliError, OutputError, UsageError
 from .io import TableWriter, detect_format, iter_tables
-from .jobs import SampleJob
+from .jobs import SampleJob, Totals, flagged_rows
 from .partitions import (
     FolderWriter,
     Part,
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 __all__ = ["Piece", "Totals", "run", "sample_pieces", "table_pieces"]
-
 
 
 @dataclass(frozen=True)
@@ -69,21 +68,6 @@ class Piece:
             return pq.ParquetFile(path).metadata.num_rows
         except (pa.ArrowException, OSError) as exc:
             raise not_parquet(path, exc) from None
-
-
-@dataclass(frozen=True)
-class Totals:
-    """What a task (or a run) wrote: rows read, rows written, rows flagged as anomalies."""
-
-    read: int = 0
-    written: int = 0
-    flagged: int = 0
-    table: pd.DataFrame | None = None
-    error: FlowcliError | None = None
-
-    def __add__(self, other: Totals) -> Totals:
-        return Totals(self.read + other.read, self.written + other.written,
-                      self.flagged + other.flagged)
 
 
 def table_pieces(data: str, fmt: str | None) -> list[Piece]:
@@ -177,9 +161,10 @@ def _expected_rows(job: Any, pieces: list[Piece]) -> int | None:
 
 
 def _check_rows(totals: Totals, expected: int | None, output: str) -> None:
-    """Every input row must come out (or every row asked for): else nothing is written."""
+    """Every input row must come out (or every row asked for): else nothing is written.
+    ``expected``: the rows known beforehand (Parquet metadata, rows asked), if any."""
     want = totals.read if expected is None else expected
-    if totals.written != want or (expected is not None and totals.read not in (0, expected)):
+    if totals.read != want or totals.written != want:
         raise OutputError(f"{output}: the workers wrote {totals.written:,} rows for "
                           f"{want:,}; nothing was written")
 
@@ -189,10 +174,11 @@ def _run_piece(content: bytes, name: str, job: Any, piece: Piece, batch_size: in
     """One task, on a worker: the piece's output written to ``target``, or returned."""
     try:
         model = worker_model(content, name, device)
-        counted = _Counted(() if isinstance(job, SampleJob)
-                           else piece.chunks(batch_size, job.columns(model)))
-        tables = ([job.table(model, piece.index)] if isinstance(job, SampleJob)
-                  else job.tables(model, counted, piece.source))
+        if isinstance(job, SampleJob):  # the rows "read" are the rows drawn
+            tables = counted = _Counted([job.table(model, piece.index)])
+        else:
+            counted = _Counted(piece.chunks(batch_size, job.columns(model)))
+            tables = job.tables(model, counted, piece.source)
         return _written(tables, target, fmt, counted)
     except FlowcliError as exc:  # bad input fails the same way on any worker: no retry
         return Totals(error=exc)
@@ -202,17 +188,13 @@ def _written(tables: Iterable[pd.DataFrame], target: str | None, fmt: str | None
              counted: _Counted) -> Totals:
     if target is None:
         table = pd.concat(list(tables))
-        return Totals(counted.rows, len(table), _flagged(table), table)
+        return Totals(counted.rows, len(table), flagged_rows(table), table)
     written = flagged = 0
     with TableWriter(target, fmt) as writer:
         for table in tables:
             writer.write(table)
-            written, flagged = written + len(table), flagged + _flagged(table)
+            written, flagged = written + len(table), flagged + flagged_rows(table)
     return Totals(counted.rows, written, flagged)
-
-
-def _flagged(table: pd.DataFrame) -> int:
-    return int(table["anomaly"].sum()) if "anomaly" in table.columns else 0
 
 
 class _Counted:

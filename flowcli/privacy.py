@@ -33,10 +33,13 @@ CHUNK = 2048  # synthetic rows per block of distances
 
 class RowSpace:
     """Encodes rows so that L1 distance over the column count is Gower's distance, with the
-    ranges and labels of ``reference``."""
+    ranges and labels of ``reference``. ``clip=False`` keeps numbers beyond the range as
+    they are (for classifiers, which should see them)."""
 
-    def __init__(self, reference: pd.DataFrame, numeric: Iterable[str]) -> None:
+    def __init__(self, reference: pd.DataFrame, numeric: Iterable[str],
+                 clip: bool = True) -> None:
         self.columns = list(reference.columns)
+        self.clip = clip
         numeric = set(numeric)
         self.numeric = [c for c in self.columns if c in numeric]
         self.labels = {c: pd.Index(reference[c].dropna().unique())
@@ -50,7 +53,9 @@ class RowSpace:
         """``rows`` as a float64 tensor (one row per row)."""
         parts = []
         numbers = rows[self.numeric].apply(pd.to_numeric).astype(float).to_numpy()
-        scaled = np.clip((numbers - self.low) / self.span, 0.0, 1.0)
+        scaled = (numbers - self.low) / self.span
+        if self.clip:
+            scaled = np.clip(scaled, 0.0, 1.0)
         gaps = np.isnan(scaled)
         parts += [np.where(gaps, 0.0, scaled), gaps.astype(float)]
         for column, labels in self.labels.items():

@@ -105,7 +105,7 @@ def test_invert_to_stdout_on_a_cluster_keeps_the_input_order(model, dataset) -> 
 
 def test_one_output_file_from_a_cluster_holds_every_row_in_order(model, dataset, client,
                                                                    tmp_path) -> None:
-    content, name = flowcli_dask.model_content(model)
+    content, name, _ = flowcli_dask.model_content(model)
     pieces = parallel.table_pieces(str(dataset), None)
     target = tmp_path / "inverted.parquet"
     totals = parallel.run(client, InvertJob(), content, name, pieces, str(target), None, 1000)
@@ -120,7 +120,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_output_is_complete(
     victim, pid = next(iter(client.run(os.getpid).items()))
     pieces = [parallel.Piece(p.source, Path(f"r{i}") / p.relative, part=p.part)
               for i, p in enumerate(parallel.table_pieces(str(dataset), None) * 8)]
-    content, name = flowcli_dask.model_content(model)
+    content, name, _ = flowcli_dask.model_content(model)
     result: dict[str, object] = {}
 
     def go() -> None:
@@ -140,6 +140,46 @@ def test_a_worker_killed_mid_run_is_retried_and_the_output_is_complete(
     assert len(out) == 48 and sum(map(len, out)) == 8 * 24_000
     assert all(np.isfinite(part["log_prob"]).all() for part in out)
     assert not [p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".")]
+
+
+def test_a_task_whose_workers_keep_dying_ends_in_one_line(model, dataset, tmp_path) -> None:
+    import dask
+
+    from flowcli.errors import FlowcliError
+
+    pieces = parallel.table_pieces(str(dataset), None) * 8
+    pieces = [parallel.Piece(p.source, Path(f"r{i}") / p.relative, part=p.part)
+              for i, p in enumerate(pieces)]
+    content, name, _ = flowcli_dask.model_content(model)
+    result: dict[str, object] = {}
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            flowcli_dask.connect(workers=1) as client:
+        victim, pid = next(iter(client.run(os.getpid).items()))
+
+        def go() -> None:
+            try:
+                parallel.run(client, ScoreJob(), content, name, pieces, f"{tmp_path}/out/",
+                             None, 200)
+            except FlowcliError as exc:
+                result["error"] = str(exc)
+
+        runner = threading.Thread(target=go)
+        runner.start()
+        deadline = time.monotonic() + 60
+        while not client.processing().get(victim) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(pid, signal.SIGKILL)
+        runner.join(timeout=240)
+    assert "Dask workers died running one task" in str(result.get("error"))
+    assert "\n" not in str(result["error"]) and not (tmp_path / "out").exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_partition_is_named_by_the_python_entry(model) -> None:
+    rows = dd.from_pandas(pd.concat([_table(20), _table(20).assign(kind="unheard-of")],
+                                    ignore_index=True), npartitions=2)
+    with pytest.raises(DataError, match="partition 1.*unheard-of"):
+        flowcli_dask.score(rows, model).compute(scheduler="sync")
 
 
 def test_bad_input_on_a_worker_fails_in_one_line_and_leaves_no_folder(model, tmp_path) -> None:
@@ -188,6 +228,10 @@ def test_stdin_and_empty_folders_are_refused_before_a_cluster_starts(model, tmp_
 def test_rows_that_do_not_add_up_write_nothing() -> None:
     with pytest.raises(OutputError, match="wrote 5 rows for 6"):
         parallel._check_rows(parallel.Totals(6, 5), 6, "out/")
+    with pytest.raises(OutputError, match="wrote 5 rows for 6"):  # a file read short
+        parallel._check_rows(parallel.Totals(5, 5), 6, "out/")
+    with pytest.raises(OutputError, match="wrote 4 rows for 5"):  # CSV: rows read are all
+        parallel._check_rows(parallel.Totals(5, 4), None, "out/")
     parallel._check_rows(parallel.Totals(6, 6), None, "out/")
 
 

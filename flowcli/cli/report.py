@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import typer
@@ -20,15 +21,15 @@ def parse_gates(value: str | None) -> dict[str, float]:
     from ..report.figures import GATES
 
     gates: dict[str, float] = {}
-    for item in (value or "").split(","):
-        if not item.strip():
-            continue
-        name, _, limit = item.partition("=")
+    for item in filter(str.strip, (value or "").split(",")):
+        name, _, limit = (part.strip() for part in item.partition("="))
         try:
-            gates[name.strip()] = float(limit)
+            gates[name] = float(limit)
         except ValueError:
-            gates[name.strip()] = float("nan")
-        if name.strip() not in GATES or gates[name.strip()] != gates[name.strip()]:
+            name = ""
+        if name in gates and math.isnan(gates[name]):
+            name = ""
+        if name not in GATES:
             raise typer.BadParameter(f"expected NAME=VALUE with NAME one of "
                                      f"{', '.join(GATES)}, got {item!r}",
                                      param_hint="--fail-under")

@@ -193,18 +193,24 @@ def _check_cluster(workers: int | None, scheduler: str | None, given: bool = Fal
         raise typer.BadParameter("cannot be used with --given", param_hint="--workers")
 
 
-def _on_cluster(model: str, job: Any, pieces: Callable[[], list[Any]], output: str,
+def _on_cluster(content: tuple[bytes, str], job: Any, pieces: list[Any], output: str,
                 output_format: str | None, batch_size: int, device: str,
                 workers: int | None, scheduler: str | None) -> Any:
-    """Run ``job`` over ``pieces()`` on a Dask cluster; what was written."""
-    from ..dask import connect, model_content
+    """Run ``job`` with the model file ``content`` (bytes and name) over ``pieces`` on a
+    Dask cluster; what was written."""
+    from ..dask import connect
     from ..parallel import run
 
-    content, name = model_content(model)
-    found = pieces()
     with connect(workers, scheduler) as client:
-        return run(client, job, content, name, found, output, output_format, batch_size,
-                   device)
+        return run(client, job, *content, pieces, output, output_format, batch_size, device)
+
+
+def _model_file(model: str) -> tuple[tuple[bytes, str], Any]:
+    """The model file's bytes and name, for the workers, and the model, loaded once here."""
+    from ..dask import model_content
+
+    content, name, loaded = model_content(model)
+    return (content, name), loaded
 
 
 def _sample_on_cluster(model: str, n: int, seed: int | None, batch_size: int, output: str,
@@ -216,8 +222,9 @@ def _sample_on_cluster(model: str, n: int, seed: int | None, batch_size: int, ou
     from ..parallel import sample_pieces
 
     job = SampleJob(n, secrets.randbelow(2**63) if seed is None else seed, batch_size)
-    totals = _on_cluster(model, job, lambda: sample_pieces(job), output, output_format,
-                         batch_size, device, workers, scheduler)
+    content, _ = _model_file(model)
+    totals = _on_cluster(content, job, sample_pieces(job), output, output_format, batch_size,
+                         device, workers, scheduler)
     if not quiet and output != "-":
         _say(f"wrote {totals.written:,} rows to {output}")
 
@@ -296,10 +303,13 @@ def score(
         from ..jobs import ScoreJob
 
         job = ScoreJob(percentile, threshold, only_score, explain, unseen)
-        fitted = _load(model, device if not (workers or scheduler) else "cpu")
+        if workers or scheduler:
+            content, fitted = _model_file(model)
+        else:
+            fitted = _load(model, device)
         cutoff = fitted.threshold(threshold) if threshold is not None else None
         if workers or scheduler:
-            totals = _on_cluster(model, job, lambda: _pieces(data, fmt), output, output_format,
+            totals = _on_cluster(content, job, _pieces(data, fmt), output, output_format,
                                  batch_size, device, workers, scheduler)
         else:
             totals = _score_here(fitted, job, _inputs(data, fmt, batch_size,
@@ -325,14 +335,14 @@ def _pieces(data: str, fmt: str | None) -> list[Any]:
 def _score_here(fitted: Any, job: Any, inputs: list[Input], output: str,
                 output_format: str | None) -> Any:
     """Score ``inputs`` in this process; what was written."""
-    from ..parallel import Totals
+    from ..jobs import Totals, flagged_rows
 
     flagged = 0
 
     def scored(chunks: Iterator[Any], source: str) -> Iterator[Any]:
         nonlocal flagged
         for out in job.tables(fitted, chunks, source):
-            flagged += int(out["anomaly"].sum()) if "anomaly" in out.columns else 0
+            flagged += flagged_rows(out)
             yield out
 
     rows = _write_inputs(inputs, scored, output, output_format)
@@ -419,7 +429,8 @@ def invert(
         from ..jobs import InvertJob
 
         with guard(quiet):
-            totals = _on_cluster(model, InvertJob(to_data), lambda: _pieces(data, fmt), output,
+            content, _ = _model_file(model)
+            totals = _on_cluster(content, InvertJob(to_data), _pieces(data, fmt), output,
                                  output_format, batch_size, device, workers, scheduler)
             if not quiet and output != "-":
                 _say(f"wrote {totals.written:,} rows to {output}")

@@ -66,14 +66,14 @@ def rows_per_second(fn: Callable[[torch.Tensor], torch.Tensor], rows: np.ndarray
     return block.shape[0] / max(time.perf_counter() - tick, 1e-9)
 
 
-_WARM: set[str] = set()  # the devices a pass has run on in this process
+_CPU_WARM = [False]  # whether this process has run a pass on the CPU
 
 
 def _warm_up(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> None:
     """Before a process's first full pass on a CPU, one of two rows: the first multi-threaded
     pass of a process sometimes rounded differently (4 runs in 40 on 2 threads, up to 1e-3
     nats), as if the threads were still setting up, and scores must not depend on the run."""
-    if x.device.type != "cpu" or x.device.type in _WARM or torch.get_num_threads() < 2:
+    if x.device.type != "cpu" or _CPU_WARM[0] or torch.get_num_threads() < 2:
         return
-    _WARM.add(x.device.type)
+    _CPU_WARM[0] = True
     fn(x[:2])

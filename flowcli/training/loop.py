@@ -33,9 +33,9 @@ def evaluate(model: nn.Module, x: Tensor, batch_size: int | None = None) -> Tens
     batch_size = batch_size or rows_per_pass(model, x.device)
     was_training = model.training
     model.eval()
-    out = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    passes = [model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
     model.train(was_training)
-    return out
+    return torch.cat(passes) if passes else x.new_zeros(0)
 
 
 def device_generator(generator: torch.Generator | None, device: torch.device
@@ -286,8 +286,8 @@ class Trainer:
         and the sums are added up, so every rank gets the same number."""
         if ranks.size() == 1:
             return float(evaluate(self.model, self.x_val).mean())
-        share = ranks.shard(self.x_val)  # may be empty: fewer validation rows than ranks
-        scores = evaluate(self.model, share).double() if share.shape[0] else share[:, 0]
+        # a share may be empty (fewer validation rows than ranks): it adds nothing
+        scores = evaluate(self.model, ranks.shard(self.x_val)).double()
         total, count = ranks.sum_over_ranks(scores.sum(), scores.numel())
         return total / count
 

@@ -125,7 +125,7 @@ def peers() -> Iterator[None]:
 def _from_peers(exc: RuntimeError) -> bool:
     """Whether ``exc`` is a collective that lost a peer, not a local failure (out of memory,
     a bug) whose own message should stand."""
-    if isinstance(exc, torch.OutOfMemoryError | FlowcliError):
+    if isinstance(exc, torch.OutOfMemoryError):
         return False
     text = str(exc).lower()
     return isinstance(exc, dist.DistError) or any(
