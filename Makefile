@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 TORCH  := torch==2.13.0
 OUT    := demo_out
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench lint clean chromium
 
 install: $(STAMP)
 
@@ -18,8 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
+
+# the report's browser test drives the system Chromium; installed from Debian where we may
+chromium:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
+	  || (apt-get install -y -qq chromium >/dev/null 2>&1 \
+	      || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) \
+	  || echo "no Chromium: the report's browser test will be skipped"
 
 demo: $(STAMP)
 	@mkdir -p $(OUT)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from flowcli import FlowModel
 from flowcli.cli import app
+from flowcli.errors import FlowcliError
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")
@@ -145,3 +146,16 @@ def _check_tags_balance(page: str) -> None:
 
     Tags().feed(page)
     assert not stack, f"left open: {stack}"
+
+
+def test_build_report_gives_figures_and_page_from_tables_in_memory(fitted) -> None:
+    from flowcli.report import build_report
+
+    model = FlowModel.load(str(fitted / "m.flow"))
+    real = pd.read_csv(fitted / "train.csv")
+    found, page = build_report(model, real, synthetic=real.head(500), seed=0)
+    assert found["privacy"]["exact_copies"] == 500 and page.startswith("<!DOCTYPE html>")
+    drawn, _ = build_report(model, real, rows=300, seed=0)
+    assert drawn["rows"]["synthetic"] == 300 and drawn["privacy"]["exact_copies"] == 0
+    with pytest.raises(FlowcliError, match="at least 1 row"):
+        build_report(model, real, rows=0)

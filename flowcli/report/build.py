@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..detection import require as require_classifiers
 from ..errors import DataError, FlowcliError
 from ..files import AtomicFile, check_target
 from ..io import display_name, read_table
@@ -18,7 +19,7 @@ from . import plots
 from .figures import figures, missed_gates
 from .page import render
 
-__all__ = ["write_report"]
+__all__ = ["build_report", "write_report"]
 
 
 def write_report(model_path: str, data: str, output: str, *, holdout: str | None = None,
@@ -27,29 +28,45 @@ def write_report(model_path: str, data: str, output: str, *, holdout: str | None
                  gates: dict[str, float] | None = None) -> list[str]:
     """Write the report on the model at ``model_path`` to ``output`` (and its figures to
     ``json_path``); the gates its figures miss."""
-    from ..detection import require
-
-    plots.require()
-    require()
+    _can_report(synthetic is None, rows)
     check_target(output, "the report")
     if json_path is not None:
         check_target(json_path, "the figures")
-    if synthetic is None and rows < 1:
-        raise FlowcliError(f"needs at least 1 row to draw, not {rows}", field="rows")
-    seed = 0 if seed is None else seed  # a report is reproducible unless asked otherwise
     model = FlowModel.load(model_path, device)
     real = _table(model, data, fmt)
     held = _table(model, holdout, fmt) if holdout is not None else None
-    drawn = _table(model, synthetic, None) if synthetic is not None else \
-        _draw(model, real, rows, seed)
-    found = figures(model, real, drawn, held, seed)
-    page = render(model, found, real, drawn, f"flowcli report: {Path(model_path).name}")
+    drawn = _table(model, synthetic, None) if synthetic is not None else None
+    found, page = build_report(model, real, synthetic=drawn, holdout=held, rows=rows,
+                               seed=seed, title=f"flowcli report: {Path(model_path).name}")
     with AtomicFile(output, "the report") as file:
         file.handle.write(page.encode())
     if json_path is not None:
         with AtomicFile(json_path, "the figures") as file:
             file.handle.write(json.dumps(_plain(found), indent=2).encode())
     return missed_gates(found, gates or {})
+
+
+def build_report(model: FlowModel, real: pd.DataFrame, *, synthetic: pd.DataFrame | None = None,
+                 holdout: pd.DataFrame | None = None, rows: int = 20_000,
+                 seed: int | None = None, title: str = "flowcli report"
+                 ) -> tuple[dict[str, Any], str]:
+    """The figures and the HTML page on ``model``, judged against the ``real`` rows it was
+    fitted on; ``rows`` synthetic rows are drawn (with ``seed``, 0 when None, so a report is
+    reproducible) unless ``synthetic`` is given; ``holdout`` rows add the privacy figures."""
+    _can_report(synthetic is None, rows)
+    seed = 0 if seed is None else seed
+    if synthetic is None:
+        synthetic = _draw(model, real, rows, seed)
+    found = figures(model, real, synthetic, holdout, seed)
+    return found, render(model, found, real, synthetic, title)
+
+
+def _can_report(drawing: bool, rows: int) -> None:
+    """Refuse before any work when a library is missing or there is nothing to draw."""
+    plots.require()
+    require_classifiers()
+    if drawing and rows < 1:
+        raise FlowcliError(f"needs at least 1 row to draw, not {rows}", field="rows")
 
 
 def _table(model: FlowModel, path: str, fmt: str | None) -> pd.DataFrame:

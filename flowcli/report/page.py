@@ -17,14 +17,17 @@ from .figures import numeric_columns
 if TYPE_CHECKING:
     from ..model import FlowModel
 
-__all__ = ["render"]
+__all__ = ["SECTIONS", "render"]
+
+# the page's parts, in order, by their element ids
+SECTIONS = ("summary", "model", "shapes", "pairs", "detection", "privacy", "scores")
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.2em .6em;
 text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
-.grid{display:flex;flex-wrap:wrap;gap:.5em}.note{color:#555;font-size:.9em}
+.grid{display:flex;flex-wrap:wrap;gap:.5em;align-items:flex-start}.note{color:#555;font-size:.9em}
 .big{font-size:1.4em;font-weight:bold}
 """
 
@@ -45,6 +48,11 @@ def _img(uri: str, alt: str) -> str:
     return f'<img src="{uri}" alt="{html.escape(alt)}">'
 
 
+def _section(name: str, content: str) -> str:
+    """One part of the page, with an id so a link or a test can reach it."""
+    return f'<section id="{name}">{content}</section>'
+
+
 def _summary(found: dict[str, Any]) -> str:
     privacy = found["privacy"]
     rows = [["column shapes (mean KS / TV complement; 1 is a match)", found["shapes"]],
@@ -53,7 +61,7 @@ def _summary(found: dict[str, Any]) -> str:
             ["synthetic rows that copy a training row", privacy["exact_copies"]],
             ["share of synthetic rows nearer training than holdout rows (about 0.5: no "
              "memorization)", privacy["dcr_closer_to_training_share"] or float("nan")]]
-    return "<h2>Summary</h2>" + _table(rows, ["figure", "value"])
+    return _section("summary", "<h2>Summary</h2>" + _table(rows, ["figure", "value"]))
 
 
 def _model_card(model: FlowModel) -> str:
@@ -77,7 +85,7 @@ def _model_card(model: FlowModel) -> str:
     else:
         out.append('<p class="note">This model file keeps no training curve (written '
                    "before curves were kept).</p>")
-    return "\n".join(out)
+    return _section("model", "\n".join(out))
 
 
 def _shapes(found: dict[str, Any], real: pd.DataFrame, synthetic: pd.DataFrame,
@@ -89,11 +97,11 @@ def _shapes(found: dict[str, Any], real: pd.DataFrame, synthetic: pd.DataFrame,
             for name, f in found["columns"].items()]
     plots_html = "".join(_img(plots.shape_plot(real[c], synthetic[c], c in numeric), c)
                          for c in real.columns)
-    return ("<h2>Column shapes</h2>" + _img(plots.bars(scores, "shape score per column"),
-                                            "shape scores")
-            + _table(rows, ["column", "ks_complement", "tv_complement", "missing (real)",
-                            "missing (synthetic)"])
-            + f'<div class="grid">{plots_html}</div>')
+    return _section("shapes", "<h2>Column shapes</h2>"
+                    + _img(plots.bars(scores, "shape score per column"), "shape scores")
+                    + _table(rows, ["column", "ks_complement", "tv_complement",
+                                    "missing (real)", "missing (synthetic)"])
+                    + f'<div class="grid">{plots_html}</div>')
 
 
 def _pairs(found: dict[str, Any], real: pd.DataFrame, synthetic: pd.DataFrame,
@@ -113,12 +121,12 @@ def _pairs(found: dict[str, Any], real: pd.DataFrame, synthetic: pd.DataFrame,
     scatters = "".join(_pair_plot(real, synthetic, a, b, numeric)
                        for a, b in _most_dependent(a_real, numeric))
     rows = [[pair, *f.keys(), *f.values()] for pair, f in found["column_pairs"].items()]
-    return ("<h2>Column pairs</h2><p class=note>Pearson's r for two numbers, Cramér's V for "
-            "two label columns, the correlation ratio for a label and a number; then "
-            "Spearman's rank correlation for the numbers.</p>"
-            f'<div class="grid">{maps}</div><h3>Most dependent pairs</h3>'
-            f'<div class="grid">{scatters}</div>'
-            + _table(rows, ["pair", "metric", "score"]))
+    return _section("pairs", "<h2>Column pairs</h2><p class=note>Pearson's r for two numbers, "
+                    "Cramér's V for two label columns, the correlation ratio for a label and "
+                    "a number; then Spearman's rank correlation for the numbers.</p>"
+                    f'<div class="grid">{maps}</div><h3>Most dependent pairs</h3>'
+                    f'<div class="grid">{scatters}</div>'
+                    + _table(rows, ["pair", "metric", "score"]))
 
 
 def _most_dependent(associations: pd.DataFrame, numeric: list[str]) -> list[tuple[str, str]]:
@@ -150,11 +158,11 @@ def _detection_and_privacy(found: dict[str, Any]) -> str:
     note = (f"At most {sampled['most_compared']:,} rows of each table are compared "
             "(a uniform sample when there are more). Without --holdout the distance and "
             "membership figures are not computed.")
-    return ("<h2>Detection</h2><p class=note>Cross-validated ROC AUC of telling synthetic "
-            "rows from real ones; 0.5 means indistinguishable.</p>"
-            + _table(rows, ["classifier", "detection_auc"])
-            + "<h2>Privacy</h2>" + _table(private, ["figure", "value"])
-            + f"<p class=note>{html.escape(note)}</p>")
+    return (_section("detection", "<h2>Detection</h2><p class=note>Cross-validated ROC AUC of "
+                     "telling synthetic rows from real ones; 0.5 means indistinguishable.</p>"
+                     + _table(rows, ["classifier", "detection_auc"]))
+            + _section("privacy", "<h2>Privacy</h2>" + _table(private, ["figure", "value"])
+                       + f"<p class=note>{html.escape(note)}</p>"))
 
 
 def _scores(model: FlowModel, real: pd.DataFrame) -> str:
@@ -162,8 +170,9 @@ def _scores(model: FlowModel, real: pd.DataFrame) -> str:
     thresholds = {f"q {q:g}": model.threshold(q) for q in (0.01, 0.001)}
     least = real.assign(log_prob=scores).nsmallest(10, "log_prob")
     rows = least.astype(object).where(least.notna(), "").to_numpy().tolist()
-    return ("<h2>Scores</h2>" + _img(plots.score_histogram(scores, thresholds), "scores")
-            + "<h3>Least likely real rows</h3>" + _table(rows, list(least.columns)))
+    return _section("scores", "<h2>Scores</h2>"
+                    + _img(plots.score_histogram(scores, thresholds), "scores")
+                    + "<h3>Least likely real rows</h3>" + _table(rows, list(least.columns)))
 
 
 def render(model: FlowModel, found: dict[str, Any], real: pd.DataFrame,

@@ -123,6 +123,10 @@ def box_plot(real: pd.DataFrame, synthetic: pd.DataFrame, label: str, number: st
         ax.set_xticks(range(len(labels)), [str(k) for k in labels], rotation=45, fontsize=7)
         ax.set_xlabel(label, fontsize=8)
         ax.set_ylabel(number, fontsize=8)
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color=REAL, alpha=0.5, label="real"),
+                           Patch(color=SYNTHETIC, alpha=0.5, label="synthetic")], fontsize=7)
     return out[0]
 
 
