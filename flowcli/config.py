@@ -158,6 +158,10 @@ OPTIONS: dict[str, Option] = _options(
            "and no grid inferred from training."),
     Option("unbounded", "--unbounded", "Columns to model without the support inferred from "
            "training (all positive: a positive column; all in [0, 1]: bounded to [0, 1])."),
+    Option("datetime", "--datetime", "Columns to read as dates and times (inferred for "
+           "datetime types and ISO 8601 text): modelled as week, weekday and time of day."),
+    Option("datetime_format", "--datetime-format", "Text formats of datetime columns, as "
+           "COL=FORMAT with strftime codes (%d/%m/%Y %H:%M)."),
     Option("bounds", "--bounds",
            "Columns bounded to [LO, HI] (rates): modelled on a logit scale."),
     Option("condition", "--condition", "Comma-separated columns to condition on: the model "

@@ -11,7 +11,7 @@ from . import __version__, modelfile
 from .engine.mixed import MixedDensity
 from .engine.tails import Tails
 from .fitting import FitConfig
-from .tabular import Preprocessor
+from .tabular import ColumnSpec, Preprocessor
 
 __all__ = ["describe"]
 
@@ -26,8 +26,7 @@ def describe(pre: Preprocessor, density: MixedDensity, training: dict[str, Any],
     config.pop("orders", None)
     tails = {"tails_columns": _tails_columns(pre, density)} if config.get("tails") else {}
     return {
-        "columns": [{**spec.to_dict(), **e.to_dict()}
-                    for spec, e in zip(pre.schema.columns, pre.all_encoders, strict=True)],
+        "columns": [_column(pre, spec) for spec in pre.schema.columns],
         "given": pre.schema.given,
         "model": {**config, "categorical_variables": len(density.cardinalities),
                   "parameters": sum(p.numel() for p in density.parameters()), **tails},
@@ -39,6 +38,14 @@ def describe(pre: Preprocessor, density: MixedDensity, training: dict[str, Any],
                      "format": modelfile.format_for(config if flow is not None else None,
                                                     pre.to_dict(), fit_config.as_dict())},
     }
+
+
+def _column(pre: Preprocessor, spec: ColumnSpec) -> dict[str, Any]:
+    """A column's spec and its encoder's state (a datetime column's: its parts' by name)."""
+    encoders = pre.encoders_of(spec.name)
+    if spec.kind != "datetime":
+        return {**spec.to_dict(), **encoders[0].to_dict()}
+    return {**spec.to_dict(), "parts": {e.spec.name: e.to_dict() for e in encoders}}
 
 
 def _tails_columns(pre: Preprocessor, density: MixedDensity) -> list[str]:

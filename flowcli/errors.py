@@ -32,7 +32,8 @@ __all__ = [
 Spelling = Callable[[str, "str | None"], str]
 
 # Options whose values are lists of column names, as Python callers pass them.
-_COLUMN_LISTS = frozenset({"columns", "exclude", "categorical", "integer", "positive"})
+_COLUMN_LISTS = frozenset({"columns", "exclude", "categorical", "integer", "positive",
+                           "datetime"})
 
 
 # Options whose keyword argument has another name.

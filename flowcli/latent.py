@@ -67,8 +67,9 @@ class LatentMap:
             raise too_far(self.preprocessor, df, x, int(np.argmax(bad)), source, row_offset,
                           "mapped to latent space")
         out = pd.DataFrame(z, columns=latent_columns(z.shape[1]), index=df.index)
+        parts = self.preprocessor.parts(df, source, row_offset)
         for d, (name, e) in enumerate(self._discrete_parts(), self.preprocessor.continuous):
-            out[name] = x[:, d] > 0.5 if e.cont else df[name].to_numpy()
+            out[name] = x[:, d] > 0.5 if e.cont else parts[name].to_numpy()
         for name in self.preprocessor.schema.given:
             out[name] = df[name].to_numpy()
         return out

@@ -71,7 +71,8 @@ def _utc_now() -> str:
 def _overrides(overrides: Overrides | None, missing: str, **declared: Any) -> Overrides:
     """Column kinds declared as keyword lists (``bounds`` a dict), on top of ``overrides``."""
     base = overrides or Overrides()
-    merged = {name: ({**base.bounds, **(given or {})} if name == "bounds"
+    merged = {name: ({**getattr(base, name), **(given or {})}
+                     if name in ("bounds", "datetime_format")
                      else set(getattr(base, name)) | set(given or ()))
               for name, given in declared.items()}
     return replace(base, missing=missing, **merged)
@@ -161,8 +162,8 @@ class FlowModel:
         integer: Iterable[str] | None = None,
         positive: Iterable[str] | None = None,
         bounds: dict[str, tuple[float, float]] | None = None,
-        unbounded: Iterable[str] | None = None,
-        continuous: Iterable[str] | None = None,
+        unbounded: Iterable[str] | None = None, continuous: Iterable[str] | None = None,
+        datetime: Iterable[str] | None = None, datetime_format: dict[str, str] | None = None,
         condition: Iterable[str] | None = None,
         overrides: Overrides | None = None,
         seed: int | None = None,
@@ -186,6 +187,7 @@ class FlowModel:
             continuous: columns to model as plain continuous: neither a support nor a grid
                 inferred (a float column on a regular grid of few points is modelled as the
                 index of its point by default).
+            datetime, datetime_format: columns of dates and times, and their text formats.
             condition: columns to condition on: the model is then of the other columns
                 given these, and scores are ``log p(others | condition)``.
             overrides: the same declarations as one :class:`~flowcli.tabular.Overrides`.
@@ -201,7 +203,8 @@ class FlowModel:
         config = (config or FitConfig()).updated(**options)
         declared = _overrides(overrides, config.missing, categorical=categorical,
                               integer=integer, positive=positive, bounds=bounds,
-                              unbounded=unbounded, continuous=continuous)
+                              unbounded=unbounded, continuous=continuous,
+                              datetime=datetime, datetime_format=datetime_format)
         if condition is not None:
             declared = replace(declared, given=[str(c) for c in condition])
         kept = fit_table(data, config, columns=columns, exclude=exclude, overrides=declared,
@@ -268,8 +271,7 @@ class FlowModel:
         if cutoff is not None:
             out["anomaly"] = scores.to_numpy() < cutoff
         if explain and cutoff is not None:
-            flagged = chunk[out["anomaly"].to_numpy()]
-            out = with_columns(out, self.explain(flagged, unseen=unseen))
+            out = with_columns(out, self.explain(chunk[out["anomaly"].to_numpy()], unseen=unseen))
         return out
 
     def percentile(self, scores: np.ndarray | pd.Series) -> np.ndarray:
@@ -292,8 +294,8 @@ class FlowModel:
     def explain_batches(self, chunks: Iterable[pd.DataFrame], source: str = "data",
                         unseen: str = DEFAULT_UNSEEN) -> Iterator[pd.DataFrame]:
         """Explain a stream of chunks; yields each with its explain columns after its own."""
-        return _by_chunk(chunks,
-                         lambda c, at: with_columns(c, self.explain(c, source, at, unseen)))
+        return _by_chunk(chunks, lambda c, at: with_columns(c, self.explain(c, source, at,
+                                                                            unseen)))
 
     # ------------------------------------------------------------------ filling gaps
     def impute(self, df: pd.DataFrame, draws: int = 1, method: str = "sample",
@@ -311,8 +313,8 @@ class FlowModel:
             self.preprocessor, self.density, c, plan, rng, source, at, unseen))
 
     # ------------------------------------------------------------------ sampling
-    def sample_batches(self, n: int, seed: int | None = None,
-                       batch_size: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    def sample_batches(self, n: int, seed: int | None = None, batch_size: int = CHUNK_ROWS
+                       ) -> Iterator[pd.DataFrame]:
         """Yield ``n`` new rows in chunks of at most ``batch_size``, with the training schema."""
         if n < 0:
             raise UsageError(f"cannot draw {n} rows; give a number >= 0")
@@ -342,8 +344,8 @@ class FlowModel:
         return pd.concat(list(chunks), ignore_index=True)
 
     def condition_table(self, values: dict[str, Any], source: str = "given") -> pd.DataFrame:
-        """One condition row from ``values`` (column -> value; text is read as the column's
-        training type, as from a command line); ``source`` names it in errors."""
+        """One condition row from ``values`` (column -> value; text read as the column's
+        type); ``source`` names it in errors."""
         return condition_row(self.schema, values, source)
 
     # ------------------------------------------------------------------ latent space
@@ -354,7 +356,7 @@ class FlowModel:
         return self._latent
 
     def latent_columns(self) -> list[str]:
-        """Columns of a latent table: ``z_0 .. z_{D-1}``, then the discrete columns as is."""
+        """A latent table's columns: ``z_0 .. z_{D-1}``, then the discrete columns."""
         return self._latent_map.columns()
 
     def to_latent(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
@@ -369,11 +371,9 @@ class FlowModel:
         """Rows of the table from a latent table (see :meth:`to_latent`), in float64."""
         return self._latent_map.from_latent(df, source, row_offset)
 
-    def invert_batches(
-        self, chunks: Iterable[pd.DataFrame], to_data: bool = False, source: str = "data"
-    ) -> Iterator[pd.DataFrame]:
-        """Map a stream of chunks to latent tables (or back, ``to_data``); columns that are
-        not mapped pass through, after the mapped ones."""
+    def invert_batches(self, chunks: Iterable[pd.DataFrame], to_data: bool = False,
+                       source: str = "data") -> Iterator[pd.DataFrame]:
+        """Map chunks to latent tables (or back, ``to_data``); other columns pass through."""
         used = set(self.latent_columns() if to_data else self.columns)
         convert = self.from_latent if to_data else self.to_latent
 

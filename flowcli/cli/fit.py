@@ -45,6 +45,18 @@ def parse_bounds(value: str | None) -> dict[str, tuple[float, float]] | None:
     return out or None
 
 
+def parse_formats(value: str | None) -> dict[str, str] | None:
+    """``COL=FORMAT,...`` as ``{COL: FORMAT}``."""
+    out = {}
+    for item in split_names(value, "--datetime-format") or []:
+        name, _, fmt = item.partition("=")
+        if not name or "%" not in fmt:
+            raise typer.BadParameter(f"expected COLUMN=FORMAT with strftime codes such as "
+                                     f"%d/%m/%Y, got {item!r}", param_hint="--datetime-format")
+        out[name] = fmt
+    return out or None
+
+
 def fit(
     data: DataPath,
     output: Annotated[str, typer.Option("--output", "-o", metavar="MODEL",
@@ -75,6 +87,9 @@ def fit(
     bounds: Annotated[str | None, opt("bounds", metavar="COL=LO:HI,...")] = None,
     unbounded: Annotated[str | None, opt("unbounded")] = None,
     continuous: Annotated[str | None, opt("continuous")] = None,
+    datetime: Annotated[str | None, opt("datetime")] = None,
+    datetime_format: Annotated[str | None, opt("datetime_format",
+                                               metavar="COL=FORMAT,...")] = None,
     condition: Annotated[str | None, opt("condition")] = None,
     missing: Annotated[Missing | None, opt("missing")] = None,  # type: ignore[valid-type]
     fmt: InputFormatOpt = None,
@@ -101,6 +116,8 @@ def fit(
                 "bounds": parse_bounds(bounds),
                 "unbounded": split_names(unbounded, "--unbounded"),
                 "continuous": split_names(continuous, "--continuous"),
+                "datetime": split_names(datetime, "--datetime"),
+                "datetime_format": parse_formats(datetime_format),
                 "condition": split_names(condition, "--condition")}
     from .render import console
 

@@ -38,7 +38,7 @@ def fit_table(data: pd.DataFrame, config: FitConfig, *, columns: list[str] | Non
         raise DataError(f"has {len(train_df)} training rows for {ranks.size()} training "
                         "processes (ranks): give more rows or fewer processes", source=source)
     config = config.sized(len(train_df))
-    pre = Preprocessor.fit(schema, train_df)
+    pre = Preprocessor.fit(schema, train_df, source)
     if ranks.size() > 1:  # one encoding for all ranks, to the last bit: rank 0's
         pre = Preprocessor.from_dict(ranks.agree(pre.to_dict()))
     training = {"seed": seed, "rows": len(table), "train_rows": len(train_df),

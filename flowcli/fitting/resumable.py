@@ -15,7 +15,7 @@ __all__ = ["RESUMABLE", "check_unchanged"]
 # what a resumed run may change
 RESUMABLE = ("epochs", "patience", "min_gain", "max_seconds", "lr")
 DECLARATIONS = ("columns", "exclude", "categorical", "integer", "positive", "bounds",
-                "unbounded", "continuous", "condition")
+                "unbounded", "continuous", "condition", "datetime", "datetime_format")
 KIND_OF = {"categorical": "categorical", "integer": "integer", "positive": "positive"}
 
 
@@ -57,6 +57,11 @@ def _declared(field: str, value: Any, given: dict[str, Any], schema: Schema) -> 
         return not set(value) & set(specs)
     if field == "condition":
         return sorted(value) == sorted(schema.given)
+    if field in ("datetime", "datetime_format"):
+        formats = value if field == "datetime_format" else {}
+        return all(name in specs and specs[name].kind == "datetime"
+                   and formats.get(name, specs[name].format) == specs[name].format
+                   for name in value)
     if field in ("unbounded", "continuous"):
         return all(name in specs and not specs[name].inferred for name in value)
     if field == "bounds":

@@ -4,6 +4,10 @@ An encoded row is ``[continuous dims, discrete dims]``: the continuous dims of e
 column in schema order, then the discrete dims (category indices, missing indicators) in schema
 order. A conditional model's rows end with the condition's dims (its context): each condition
 column's continuous dims (gaps as 0), then the one-hot codes of its discrete dims.
+
+The encoders work on parts: a column is its own one part, a datetime column three (its
+week, weekday and time of day, see :mod:`.datetimes`), split off on the way in and joined
+on the way out.
 """
 
 from __future__ import annotations
@@ -15,14 +19,15 @@ import pandas as pd
 
 from ..config import DEFAULT_UNSEEN
 from ..errors import SchemaError
+from . import datetimes
 from .encoders import Encoder, make_encoder
-from .schema import Schema, show
+from .schema import ColumnSpec, Schema, show
 
 __all__ = ["Preprocessor"]
 
 
 class Preprocessor:
-    """A schema and one fitted encoder per column.
+    """A schema and one fitted encoder per part of a column.
 
     ``score = density.log_prob(encode(df)) + logdet`` is then a log-likelihood in the table's
     own units (see the README for what each column kind contributes).
@@ -35,9 +40,27 @@ class Preprocessor:
         self.all_encoders = encoders  # in schema order
 
     @classmethod
-    def fit(cls, schema: Schema, df: pd.DataFrame) -> Preprocessor:
+    def fit(cls, schema: Schema, df: pd.DataFrame, source: str = "data") -> Preprocessor:
         """Fit encoders on the training table ``df``."""
-        return cls(schema, [make_encoder(spec).fit(df[spec.name]) for spec in schema.columns])
+        parts = split_parts(schema.columns, df, source)
+        return cls(schema, [make_encoder(spec).fit(parts[spec.name])
+                            for spec in part_specs(schema.columns)])
+
+    def encoders_of(self, name: str) -> list[Encoder]:
+        """The encoders of column ``name``'s parts."""
+        return [e for e in self.all_encoders
+                if e.spec.name == name or e.spec.name.rsplit(".", 1)[0] == name
+                and name in self._datetimes]
+
+    @property
+    def _datetimes(self) -> set[str]:
+        return {c.name for c in self.schema.columns if c.kind == "datetime"}
+
+    def parts(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
+              ) -> dict[str, pd.Series]:
+        """The part columns of the schema columns that ``df`` holds, by part name."""
+        present = [c for c in self.schema.columns if c.name in df.columns]
+        return split_parts(present, df, source, row_offset)
 
     @property
     def continuous(self) -> int:
@@ -86,10 +109,11 @@ class Preprocessor:
         ``unseen="floor"`` scores a label never seen in training as the rarest training label.
         """
         self.schema.check_columns(df, source)
+        parts = self.parts(df, source, row_offset)
         cont, disc = [], []
         logdet = np.zeros(len(df))
         for e in self.encoders:
-            c, d, ld = e.encode(df[e.spec.name], source, row_offset, position, unseen)
+            c, d, ld = e.encode(parts[e.spec.name], source, row_offset, position, unseen)
             cont.append(c)
             disc.append(d)
             logdet = logdet + ld
@@ -104,9 +128,10 @@ class Preprocessor:
         if missing:
             raise SchemaError(f"missing condition column {show(missing)}", source=source,
                               column=missing[0])
+        values = self.parts(df[self.schema.given], source, row_offset)
         parts = [np.zeros((len(df), 0))]
         for e in self.conditions:
-            c, d, _ = e.encode(df[e.spec.name], source, row_offset, 0.5, unseen)
+            c, d, _ = e.encode(values[e.spec.name], source, row_offset, 0.5, unseen)
             parts.append(np.nan_to_num(c, nan=0.0))
             parts.extend(np.eye(k)[d[:, j].astype(np.int64)] for j, k in enumerate(e.cards))
         return np.concatenate(parts, axis=1)
@@ -115,8 +140,9 @@ class Preprocessor:
         """For each numeric condition with a value of ``df`` outside its training range, a
         phrase naming the column and the range."""
         phrases = []
-        for e in self.conditions:
-            spec = e.spec
+        for spec in self.schema.columns:
+            if not spec.given or spec.kind == "datetime":
+                continue
             if spec.min is None or spec.max is None or spec.name not in df.columns:
                 continue
             values = pd.to_numeric(df[spec.name], errors="coerce")
@@ -139,9 +165,12 @@ class Preprocessor:
             cont_at += e.cont
             disc_at += len(e.cards)
             data[e.spec.name] = e.decode(c, d).reset_index(drop=True)
-        for e in self.conditions:
-            assert given is not None
-            data[e.spec.name] = _as_trained(given[e.spec.name].reset_index(drop=True), e)
+        for spec in self.schema.columns:
+            if spec.given:
+                assert given is not None
+                data[spec.name] = _as_trained(given[spec.name].reset_index(drop=True), spec)
+            elif spec.kind == "datetime":
+                data[spec.name] = datetimes.join(spec, data)
         return pd.DataFrame({name: data[name] for name in self.schema.names})
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,14 +181,36 @@ class Preprocessor:
     def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
         schema = Schema.from_dict(data["schema"])
         states = data["encoders"]
-        encoders = [make_encoder(s, st) for s, st in zip(schema.columns, states, strict=True)]
+        encoders = [make_encoder(s, st)
+                    for s, st in zip(part_specs(schema.columns), states, strict=True)]
         return cls(schema, encoders)
 
 
-def _as_trained(values: pd.Series, encoder: Encoder) -> pd.Series:
+def part_specs(columns: list[ColumnSpec]) -> list[ColumnSpec]:
+    """The parts the encoders see, in schema order."""
+    return [p for c in columns
+            for p in (datetimes.part_specs(c) if c.kind == "datetime" else [c])]
+
+
+def split_parts(columns: list[ColumnSpec], df: pd.DataFrame, source: str,
+                row_offset: int = 0) -> dict[str, pd.Series]:
+    """The part columns of ``columns`` in ``df``: a datetime column split, others as they
+    are."""
+    out: dict[str, pd.Series] = {}
+    for spec in columns:
+        if spec.kind == "datetime":
+            out.update(datetimes.split(spec, df[spec.name], source, row_offset))
+        else:
+            out[spec.name] = df[spec.name]
+    return out
+
+
+def _as_trained(values: pd.Series, spec: ColumnSpec) -> pd.Series:
     """A condition column given back in its training dtype where its values allow it (a
     whole-number column read as floats from a command line), else as given."""
+    if spec.kind == "datetime":
+        return values
     try:
-        return values.astype(encoder.spec.dtype)
+        return values.astype(spec.dtype)
     except (TypeError, ValueError):
         return values

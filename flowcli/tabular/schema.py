@@ -17,7 +17,10 @@ from ..errors import Advice, DataError, SchemaError, Spelling, python_spelling
 
 __all__ = ["KINDS", "MISSING", "ColumnSpec", "Notice", "Overrides", "Schema"]
 
-KINDS = ("continuous", "integer", "positive", "bounded", "categorical", "boolean")
+KINDS = ("continuous", "integer", "positive", "bounded", "categorical", "boolean", "datetime")
+# a datetime column's resolution as fit and info name it
+UNITS = {86_400: "day", 3_600: "hour", 60: "minute", 1: "second", 0.001: "millisecond",
+         0.000_001: "microsecond"}
 MAX_CATEGORIES = 100
 LATTICE = 50  # a continuous column with at most this many distinct values gets a warning
 
@@ -74,6 +77,10 @@ class ColumnSpec:
         low, high: the declared bounds of a bounded column.
         missing: the share of training rows where the column is missing (modelled).
         given: a condition: the model is of the other columns given this one.
+        zone, shift, resolution, format: a datetime column's time zone (None: naive), the
+            UTC offset of its local clock in seconds, the coarsest unit in seconds that
+            divides every training instant, and the text format it was read with (None when
+            it was not text); min and max are then seconds since 1970 UTC.
     """
 
     name: str
@@ -90,9 +97,16 @@ class ColumnSpec:
     step: float | None = None  # an integer column on a grid: offset + step * k
     offset: float | None = None
     given: bool = False
+    zone: str | None = None
+    shift: float | None = None
+    resolution: float | None = None
+    format: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for key in ("zone", "shift", "resolution", "format"):  # datetime columns only
+            if data[key] is None:
+                data.pop(key)
         # as files written before inferred kinds (or conditions) hold a column without one
         for key in ("inferred", "given"):
             if not data[key]:
@@ -106,7 +120,10 @@ class ColumnSpec:
     def kind_label(self) -> str:
         """The kind as ``fit`` and ``info`` show it: ``positive (inferred)``,
         ``grid of 0.5 (inferred)``; a condition column's ends in ``, given``."""
-        if self.step is not None:
+        if self.kind == "datetime":
+            label = f"datetime per {UNITS.get(self.resolution or 1, 'second')}"
+            label += f", {self.zone}" if self.zone else ""
+        elif self.step is not None:
             label = f"grid of {self.step:g} (inferred)"
         else:
             label = f"{self.kind} (inferred)" if self.inferred else self.kind
@@ -135,6 +152,14 @@ class ColumnSpec:
             text += " ..." if len(labels) > 6 else ""
         elif self.kind == "bounded":
             text = f"in [{self.low:g}, {self.high:g}]"
+        elif self.kind == "datetime":
+            assert self.min is not None and self.max is not None
+            ends = pd.to_datetime([self.min, self.max], unit="s", utc=self.zone is not None)
+            if self.zone:
+                ends = ends.tz_convert(self.zone)
+            if (self.resolution or 0) >= 86_400:
+                ends = ends.date
+            text = f"{ends[0]} .. {ends[1]}"
         else:
             text = f"{self.min:g} .. {self.max:g}"
         if self.missing:
@@ -154,11 +179,22 @@ class Overrides:
     unbounded: set[str] = field(default_factory=set)  # no support inferred for these
     continuous: set[str] = field(default_factory=set)  # neither support nor grid inferred
     given: list[str] = field(default_factory=list)  # the conditions, in the user's order
+    datetime: set[str] = field(default_factory=set)
+    datetime_format: dict[str, str] = field(default_factory=dict)  # strftime codes per column
 
     def names(self) -> set[str]:
         """The columns declared something (conditions apart)."""
         return (self.categorical | self.integer | self.positive | set(self.bounds)
-                | self.unbounded | self.continuous)
+                | self.unbounded | self.continuous | self.datetime | set(self.datetime_format))
+
+    def numeric_kind(self, name: str) -> str | None:
+        """The numeric kind column ``name`` is declared, if any."""
+        for kind, names in (("integer", self.integer), ("positive", self.positive),
+                            ("bounded", set(self.bounds)), ("continuous", self.continuous),
+                            ("unbounded", self.unbounded)):
+            if name in names:
+                return kind
+        return None
 
     def for_conditions(self) -> Overrides:
         """These overrides with no support or grid inferred for a condition column that
@@ -298,6 +334,11 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
         raise DataError(f"column '{name}' has no values", source=source, column=name)
     values = series[present]
     rows = np.flatnonzero(present) + 1  # file row of each present value
+    if name not in overrides.categorical and _is_dates(series, values, name, overrides,
+                                                        source):
+        from .datetimes import spec_of
+
+        return spec_of(series, name, source, missing, overrides.datetime_format.get(name))
 
     # a CSV boolean column with gaps reads as objects
     is_bool = pd.api.types.is_bool_dtype(series.dtype) or (
@@ -316,6 +357,26 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
     numeric = _numeric(values, rows, name, source)
     return _numeric_spec(numeric, rows, name, dtype, missing, source, overrides,
                          pd.api.types.is_integer_dtype(series.dtype))
+
+
+def _is_dates(series: pd.Series, values: pd.Series, name: str, overrides: Overrides,
+              source: str) -> bool:
+    """Whether column ``name`` is to be modelled as datetimes: declared so, of a datetime
+    type, or text in ISO 8601; a declared numeric kind over dates is refused."""
+    from .datetimes import is_datetime, looks_like_dates
+
+    declared = name in overrides.datetime or name in overrides.datetime_format
+    numeric = pd.api.types.is_numeric_dtype(series.dtype) and not is_datetime(series)
+    if declared and (numeric or pd.api.types.is_bool_dtype(series.dtype)):
+        raise SchemaError(f"column '{name}' is declared datetime but holds numbers, such as "
+                          f"{values.iloc[0]!r}", source=source, column=name)
+    dates = declared or is_datetime(series) or (not numeric and looks_like_dates(values))
+    kind = overrides.numeric_kind(name)
+    if dates and kind is not None:
+        raise SchemaError(f"column '{name}' holds dates, such as {str(values.iloc[0])!r}, "
+                          f"but is declared {kind}", source=source, column=name,
+                          advice=Advice(kind, verb="leave it out of"))
+    return dates
 
 
 def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, missing: float,
@@ -410,8 +471,6 @@ def _labels(values: pd.Series) -> list[Any]:
 
 def _is_categorical(values: pd.Series, rows: np.ndarray, name: str, source: str) -> bool:
     """Text columns are categories, unless they are numbers with typos, dates or free text."""
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        raise _dates(name, source)
     numeric = pd.to_numeric(values, errors="coerce")
     parsed = numeric.notna().to_numpy()
     if parsed.all():  # numbers kept as text on purpose (zip codes, codes with leading zeros)
@@ -439,9 +498,10 @@ def _is_categorical(values: pd.Series, rows: np.ndarray, name: str, source: str)
 
 
 def _dates(name: str, source: str) -> DataError:
-    return DataError(f"column '{name}' holds dates", source=source, column=name,
-                     advice=_exclude(name, "encode them as numbers (day of week, hour, ...) or "
-                                           "leave it out with"))
+    return DataError(f"column '{name}' holds dates not in ISO 8601", source=source,
+                     column=name, advice=Advice("datetime_format", f"{name}=FORMAT",
+                                                verb="give their format with",
+                                                purpose="(strftime codes such as %d/%m/%Y)"))
 
 
 def _numeric(values: pd.Series, rows: np.ndarray, name: str, source: str) -> np.ndarray:

@@ -52,9 +52,12 @@ def test_free_text_ids_and_dates_are_refused_with_the_reason() -> None:
     with pytest.raises(DataError, match=r"column 'note' has 300 distinct text values \(free text "
                                         r"or an id\?\).*exclude=\['note'\]$"):
         Schema.infer(words)
-    dates = pd.DataFrame({"day": pd.date_range("2024-01-01", periods=n).astype(str)})
-    with pytest.raises(DataError, match=r"column 'day' holds dates"):
+    dates = pd.DataFrame({"day": pd.date_range("2024-01-01", periods=n).strftime("%d.%m.%Y")})
+    with pytest.raises(DataError, match=r"column 'day' holds dates not in ISO 8601; give their "
+                                        r"format with datetime_format='day=FORMAT'"):
         Schema.infer(dates)
+    iso = pd.DataFrame({"day": pd.date_range("2024-01-01", periods=n).astype(str)})
+    assert Schema.infer(iso).columns[0].kind == "datetime"
     ids = pd.DataFrame({"id": np.arange(100, 100 + n), "x": np.random.default_rng(0).random(n)})
     with pytest.raises(DataError, match=r"column 'id' counts 1 by 1 through the rows"):
         Schema.infer(ids)
@@ -156,12 +159,15 @@ REFUSALS = [
     (pd.DataFrame({"c": [7.5, 7.5]}), {},
      "s.csv: column 'c' is constant (7.5 in every row), so it has no density; leave it out "
      "with --exclude c", {"column": "c", "value": 7.5, "advice": "exclude"}),
-    (pd.DataFrame({"d": pd.to_datetime(["2024-01-01", "2024-01-02"])}), {},
-     "s.csv: column 'd' holds dates; encode them as numbers (day of week, hour, ...) or leave "
-     "it out with --exclude d", {"column": "d", "advice": "exclude"}),
-    (pd.DataFrame({"day": pd.date_range("2024-01-01", periods=300).astype(str)}), {},
-     "s.csv: column 'day' holds dates; encode them as numbers (day of week, hour, ...) or "
-     "leave it out with --exclude day", {"column": "day", "advice": "exclude"}),
+    (pd.DataFrame({"d": ["2024-01-01", "2024-13-45"]}), {},
+     "s.csv: column 'd' holds '2024-13-45' in row 2, not an ISO 8601 date or time; fix the "
+     "value, or give its format with --datetime-format d=FORMAT (strftime codes such as "
+     "%d/%m/%Y)", {"column": "d", "row": 2, "value": "2024-13-45",
+                   "advice": "datetime_format"}),
+    (pd.DataFrame({"day": pd.date_range("2024-01-01", periods=300).strftime("%d.%m.%Y")}), {},
+     "s.csv: column 'day' holds dates not in ISO 8601; give their format with "
+     "--datetime-format day=FORMAT (strftime codes such as %d/%m/%Y)",
+     {"column": "day", "advice": "datetime_format"}),
     (pd.DataFrame({"z": [f"{i:05d}" for i in range(200)]}), {},
      "s.csv: column 'z' holds numbers stored as text (such as '00000'); convert it to numbers, "
      "or leave it out with --exclude z", {"column": "z", "value": "00000", "advice": "exclude"}),

@@ -1,0 +1,250 @@
+"""Datetime columns: reading instants from any of their forms, and the parts a model sees.
+
+An instant is split, exactly and invertibly, into three parts on the column's local clock
+(its zone at a fixed UTC offset, so that the split is a bijection through daylight-saving
+changes): the **week** (an integer, weeks from Monday 1969-12-29), the **weekday** (a label,
+Monday 0 to Sunday 6) and the **time of day** (seconds since midnight; absent for dates).
+The model learns their joint density with the other columns, so a trend lives in the week,
+a weekly rhythm in the weekday and a daily one in the time of day. Because the split is a
+bijection with unit Jacobian, the three parts' log-probabilities add up to the
+log-probability of the instant itself: of its slot at the column's resolution (its day, its
+second, ...) when that is a second or coarser, else its density per second.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import Advice, DataError
+from .schema import ColumnSpec, first
+
+__all__ = ["PARTS", "is_datetime", "join", "looks_like_dates", "parse", "part_specs",
+           "split", "spec_of"]
+
+DAY = 86_400  # seconds
+MICRO = 1_000_000
+DAY_US = DAY * MICRO
+# 1970-01-01 was a Thursday: (days + 3) counts days from Monday 1969-12-29
+MONDAY_SHIFT = 3
+# the resolutions a column can have, in seconds, coarsest first
+RESOLUTIONS = (86_400, 3_600, 60, 1, 0.001, 0.000_001)
+PARTS = ("week", "weekday", "time")
+ISO = re.compile(r"^\s*[+-]?\d{4,}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d+)?)?)?)?"
+                 r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?\s*$")
+ZONE = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)\s*$")
+ISO_SHARE = 0.9  # text is taken for dates when this share of its first values is ISO 8601
+
+
+def is_datetime(series: pd.Series) -> bool:
+    """A datetime dtype, or Python dates and datetimes (Parquet's date type reads so)."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return True
+    if series.dtype != object:
+        return False
+    values = series.dropna().head(200)
+    return len(values) > 0 and bool(values.map(
+        lambda v: isinstance(v, (_dt.date, pd.Timestamp))).all())
+
+
+def looks_like_dates(values: pd.Series) -> bool:
+    """Text whose first values are mostly ISO 8601 dates or times."""
+    sample = values.dropna().head(200).astype(str)
+    return len(sample) > 0 and float(sample.str.match(ISO).mean()) >= ISO_SHARE
+
+
+def _is_dates_only(series: pd.Series) -> bool:
+    return series.dtype == object and bool(series.dropna().head(200).map(
+        lambda v: isinstance(v, _dt.date) and not isinstance(v, _dt.datetime)).all())
+
+
+def parse(series: pd.Series, name: str, source: str, row_offset: int = 0,
+          fmt: str | None = None) -> pd.Series:
+    """The column as datetimes at microsecond precision, or one error naming the column,
+    the value and the row: text that is not a date, a year out of range, mixed zones."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return series.dt.as_unit("us")
+    try:
+        parsed = pd.to_datetime(series, format=fmt or "ISO8601", errors="coerce")
+    except (ValueError, TypeError) as error:
+        if "zone" in str(error).lower() or "offset" in str(error).lower():
+            raise _mixed_zones(series, name, source, row_offset) from None
+        raise DataError(f"column '{name}' holds values that are not all dates or times",
+                        source=source, column=name) from None
+    if not pd.api.types.is_datetime64_any_dtype(parsed.dtype):
+        raise _mixed_zones(series, name, source, row_offset)
+    bad = (parsed.isna() & series.notna()).to_numpy()
+    if bad.any():
+        raise _unparsed(series, first(bad), name, source, row_offset, fmt)
+    return parsed.dt.as_unit("us")
+
+
+def _unparsed(series: pd.Series, i: int, name: str, source: str, row_offset: int,
+              fmt: str | None) -> DataError:
+    value, row = series.iloc[i], row_offset + i + 1
+    year = re.match(r"^\s*([+-]?\d+)-", str(value))
+    if year and ISO.match(str(value)) and not 1 <= int(year.group(1)) <= 9999:
+        problem = "a year out of range (1 to 9999)"
+    else:
+        problem = f"not a date in the format {fmt}" if fmt else "not an ISO 8601 date or time"
+    return DataError(f"column '{name}' holds {value!r} in row {row}, {problem}", source=source,
+                     column=name, row=row, value=value,
+                     advice=Advice("datetime_format", f"{name}=FORMAT",
+                                   verb="fix the value, or give its format with",
+                                   purpose="(strftime codes such as %d/%m/%Y)")
+                     if not fmt else None)
+
+
+def _mixed_zones(series: pd.Series, name: str, source: str, row_offset: int) -> DataError:
+    """One line naming two rows whose time zones differ."""
+    text = series.astype(str).where(series.notna())
+    zones = text.map(lambda v: (m.group(0).strip() if (m := ZONE.search(v)) else "none")
+                     if isinstance(v, str) else None)
+    seen = zones.dropna()
+    first_zone = seen.iloc[0] if len(seen) else "none"
+    other = (zones.notna() & (zones != first_zone)).to_numpy()
+    if not other.any():
+        return DataError(f"column '{name}' mixes time zones", source=source, column=name)
+    i, j = int(np.flatnonzero(zones.notna().to_numpy())[0]), first(other)
+    return DataError(f"column '{name}' mixes time zones: {series.iloc[i]!r} in row "
+                     f"{row_offset + i + 1} and {series.iloc[j]!r} in row {row_offset + j + 1} "
+                     "(convert them to one zone, UTC say)", source=source, column=name,
+                     row=row_offset + j + 1, value=series.iloc[j])
+
+
+def _utc_micros(parsed: pd.Series) -> np.ndarray:
+    """Microseconds since 1970 in UTC (a naive column's clock is taken as UTC); NaT as the
+    smallest int64."""
+    naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None) if parsed.dt.tz else parsed
+    return naive.dt.as_unit("us").to_numpy().view(np.int64)
+
+
+def spec_of(series: pd.Series, name: str, source: str, missing: float,
+            fmt: str | None = None) -> ColumnSpec:
+    """The spec of a datetime column from its training values: zone, local clock, range
+    and resolution (the coarsest unit that divides every instant on the local clock)."""
+    parsed = parse(series, name, source, fmt=fmt)
+    present = parsed.notna().to_numpy()
+    zone = str(parsed.dt.tz) if parsed.dt.tz is not None else None
+    micros = _utc_micros(parsed)[present]
+    shift = 0
+    if zone is not None:  # the commonest offset of the zone in training, in seconds
+        wall = parsed.dt.tz_localize(None).dt.as_unit("us").to_numpy().view(np.int64)
+        offsets, counts = np.unique((wall[present] - micros) // MICRO, return_counts=True)
+        shift = int(offsets[np.argmax(counts)])
+    local = micros + shift * MICRO
+    resolution = next(r for r in RESOLUTIONS if not np.any(local % round(r * MICRO)))
+    low, high = float(micros.min()) / MICRO, float(micros.max()) / MICRO
+    if low == high:
+        raise DataError(f"column '{name}' is constant ({parsed[present].iloc[0]} in every "
+                        f"row), so it has no density", source=source, column=name,
+                        advice=Advice("exclude", name, verb="leave it out with"))
+    dtype = "date" if _is_dates_only(series) else str(series.dtype)
+    text = not (dtype == "date" or pd.api.types.is_datetime64_any_dtype(series.dtype))
+    return ColumnSpec(name, "datetime", dtype, low, high, missing=missing, zone=zone,
+                      resolution=resolution, shift=float(shift),
+                      format=(fmt or "ISO8601") if text else None)
+
+
+def part_specs(spec: ColumnSpec) -> list[ColumnSpec]:
+    """The columns the model sees for datetime column ``spec``: its week, weekday and (for
+    times, not dates) time of day, named ``NAME.week`` and so on."""
+    assert spec.min is not None and spec.max is not None and spec.resolution is not None
+    weeks = [_week_of(np.array([t * MICRO]), spec)[0] for t in (spec.min, spec.max)]
+    base = {"missing": spec.missing, "given": spec.given}
+    labels: list[Any] = list(range(7)) + ([None] if spec.missing else [])
+    parts = [ColumnSpec(f"{spec.name}.week", "integer", "float64", float(weeks[0]),
+                        float(weeks[1]), **base),
+             ColumnSpec(f"{spec.name}.weekday", "categorical", "int64", categories=labels,
+                        **base)]
+    r = spec.resolution
+    if r >= DAY:
+        return parts
+    if r >= 1:  # slots on a grid: the time part is the slot's index
+        time = ColumnSpec(f"{spec.name}.time", "integer", "float64", 0.0, float(DAY - r),
+                          step=float(r), offset=0.0, **base)
+    else:
+        time = ColumnSpec(f"{spec.name}.time", "bounded", "float64", 0.0, float(DAY),
+                          low=0.0, high=float(DAY), **base)
+    return [*parts, time]
+
+
+def _local(micros: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    return micros + int(spec.shift or 0) * MICRO
+
+
+def _week_of(micros: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    days = np.floor_divide(_local(micros, spec).astype(np.int64), DAY_US)
+    return np.floor_divide(days + MONDAY_SHIFT, 7)
+
+
+def split(spec: ColumnSpec, series: pd.Series, source: str, row_offset: int
+          ) -> dict[str, pd.Series]:
+    """The parts of each value of datetime column ``spec``, NaN where the value is missing."""
+    parsed = parse(series, spec.name, source, row_offset, spec.format)
+    _check_zone(parsed, spec, source, row_offset)
+    present = parsed.notna().to_numpy()
+    if not present.all() and not spec.missing:
+        row = row_offset + first(~present) + 1
+        raise DataError(f"column '{spec.name}' has a missing value in row {row}",
+                        source=source, column=spec.name, row=row)
+    local = _local(np.where(present, _utc_micros(parsed), 0), spec)
+    days = np.floor_divide(local, DAY_US)
+    values = {"week": np.floor_divide(days + MONDAY_SHIFT, 7).astype(np.float64),
+              "weekday": np.mod(days + MONDAY_SHIFT, 7).astype(np.float64),
+              "time": (local - days * DAY_US) / MICRO}
+    out = {}
+    for part in part_specs(spec):
+        value = values[part.name.rsplit(".", 1)[1]]
+        column = pd.Series(np.where(present, value, np.nan), index=series.index)
+        out[part.name] = column.astype(object).where(present, None).map(
+            lambda v: None if v is None else int(v)) if part.kind == "categorical" else column
+    return out
+
+
+def _check_zone(parsed: pd.Series, spec: ColumnSpec, source: str, row_offset: int) -> None:
+    """Refuse times with a zone for a column trained without one, and the other way round."""
+    has_zone = parsed.dt.tz is not None
+    if has_zone == (spec.zone is not None):
+        return
+    said = f"in zone {spec.zone}" if spec.zone else "without a time zone"
+    given = "with a time zone" if has_zone else "without one"
+    raise DataError(f"column '{spec.name}' holds times {given}; the model's are {said}",
+                    source=source, column=spec.name)
+
+
+def join(spec: ColumnSpec, parts: dict[str, pd.Series]) -> pd.Series:
+    """Datetime column ``spec`` from its decoded parts, in the training dtype and zone,
+    inside the training range and at the training resolution."""
+    assert spec.min is not None and spec.max is not None and spec.resolution is not None
+    week = parts[f"{spec.name}.week"].to_numpy(dtype=np.float64)
+    weekday = pd.to_numeric(parts[f"{spec.name}.weekday"]).to_numpy(dtype=np.float64)
+    time = parts[f"{spec.name}.time"].to_numpy(dtype=np.float64) \
+        if spec.resolution < DAY else np.zeros(len(week))
+    missing = np.isnan(week) | np.isnan(weekday) | np.isnan(time)
+    days = np.nan_to_num(7 * week + weekday - MONDAY_SHIFT).astype(np.int64)
+    step = max(round(spec.resolution * MICRO), 1)
+    slot = np.round(np.nan_to_num(time) * MICRO / step).astype(np.int64) * step
+    micros = days * DAY_US + slot - int(spec.shift or 0) * MICRO
+    micros = np.clip(micros, round(spec.min * MICRO), round(spec.max * MICRO))
+    stamps = pd.Series(pd.to_datetime(micros, unit="us", utc=spec.zone is not None),
+                       name=spec.name)
+    stamps = stamps.mask(missing)
+    return _as_trained(stamps, spec)
+
+
+def _as_trained(stamps: pd.Series, spec: ColumnSpec) -> pd.Series:
+    if spec.zone is not None:
+        stamps = stamps.dt.tz_convert(spec.zone)
+    if spec.dtype == "date":
+        return stamps.dt.date.astype(object).where(stamps.notna(), None)
+    if spec.dtype.startswith("datetime64"):
+        return stamps.astype(spec.dtype)
+    if spec.format not in (None, "ISO8601"):  # text in a format of its own: the same text
+        return stamps.dt.strftime(spec.format)
+    return stamps
+
