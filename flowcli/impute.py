@@ -310,6 +310,10 @@ def impute_table(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
     one after another (with an ``imputation`` column numbering them from 1 when more than
     one), other columns passed through."""
     pre.schema.check_columns(df, source)
+    dated = [c.name for c in pre.schema.columns if c.kind == "datetime"]
+    if dated:
+        raise UsageError(f"cannot fill gaps in a model with a datetime column ('{dated[0]}') "
+                         "yet; drop it from the model to impute the others")
     missing = np.column_stack([df[e.spec.name].isna().to_numpy() for e in pre.encoders]) \
         if pre.encoders else np.zeros((len(df), 0), dtype=bool)
     x, _ = pre.encode(_placeholders(pre, df, missing), source, row_offset, unseen=unseen)

@@ -67,7 +67,7 @@ def parse(series: pd.Series, name: str, source: str, row_offset: int = 0,
     """The column as datetimes at microsecond precision, or one error naming the column,
     the value and the row: text that is not a date, a year out of range, mixed zones."""
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        return series.dt.as_unit("us")
+        return _in_range(series.dt.as_unit("us"), series, name, source, row_offset)
     try:
         parsed = pd.to_datetime(series, format=fmt or "ISO8601", errors="coerce")
     except (ValueError, TypeError) as error:
@@ -80,7 +80,20 @@ def parse(series: pd.Series, name: str, source: str, row_offset: int = 0,
     bad = (parsed.isna() & series.notna()).to_numpy()
     if bad.any():
         raise _unparsed(series, first(bad), name, source, row_offset, fmt)
-    return parsed.dt.as_unit("us")
+    return _in_range(parsed.dt.as_unit("us"), series, name, source, row_offset)
+
+
+def _in_range(parsed: pd.Series, series: pd.Series, name: str, source: str,
+              row_offset: int) -> pd.Series:
+    """``parsed``, refused where a year falls outside 1 to 9999 (ISO 8601's own range)."""
+    years = parsed.dt.year.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isnan(years) & ((years < 1) | (years > 9999))
+    if bad.any():
+        i = first(bad)
+        value, row = series.iloc[i], row_offset + i + 1
+        raise DataError(f"column '{name}' holds {str(value)!r} in row {row}, a year out of "
+                        "range (1 to 9999)", source=source, column=name, row=row, value=value)
+    return parsed
 
 
 def _unparsed(series: pd.Series, i: int, name: str, source: str, row_offset: int,
@@ -138,6 +151,8 @@ def spec_of(series: pd.Series, name: str, source: str, missing: float,
         shift = int(offsets[np.argmax(counts)])
     local = micros + shift * MICRO
     resolution = next(r for r in RESOLUTIONS if not np.any(local % round(r * MICRO)))
+    if resolution < DAY:  # the day starts at the quietest hour: little mass near its ends
+        shift -= 3600 * _quietest_hour(local)
     low, high = float(micros.min()) / MICRO, float(micros.max()) / MICRO
     if low == high:
         raise DataError(f"column '{name}' is constant ({parsed[present].iloc[0]} in every "
@@ -148,6 +163,12 @@ def spec_of(series: pd.Series, name: str, source: str, missing: float,
     return ColumnSpec(name, "datetime", dtype, low, high, missing=missing, zone=zone,
                       resolution=resolution, shift=float(shift),
                       format=(fmt or "ISO8601") if text else None)
+
+
+def _quietest_hour(local: np.ndarray) -> int:
+    """The hour of the local clock that starts the quietest three hours of training."""
+    counts = np.bincount(np.floor_divide(local, 3600 * MICRO) % 24, minlength=24)
+    return int(np.argmin(counts + np.roll(counts, -1) + np.roll(counts, -2)))
 
 
 def part_specs(spec: ColumnSpec) -> list[ColumnSpec]:

@@ -1,0 +1,162 @@
+"""Datetime columns: read from every form, split into parts and joined back exactly, modelled
+with a density that sums to one over the instants, sampled in the training dtype and zone,
+and refused in one line when they cannot be read."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flowcli import FlowModel
+from flowcli.errors import DataError, SchemaError
+from flowcli.tabular import Overrides, Schema
+from flowcli.tabular.datetimes import join, split
+
+
+def _stamps(n: int, seed: int, freq: str = "s", zone: str | None = None) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-03-20", tz=zone)
+    offsets = pd.to_timedelta(rng.integers(0, 60 * 86_400, n), "s").floor(freq)
+    return pd.Series(start + offsets, name="ts").dt.as_unit("us")
+
+
+@pytest.mark.parametrize("freq,zone,resolution", [
+    ("s", None, 1), ("min", "UTC", 60), ("h", "Europe/Paris", 3600), ("D", None, 86_400)])
+def test_parts_join_back_to_the_same_instants(freq, zone, resolution) -> None:
+    stamps = _stamps(500, 0, freq, zone)
+    spec = Schema.infer(stamps.to_frame()).columns[0]
+    assert (spec.kind, spec.resolution, spec.zone) == ("datetime", resolution, zone)
+    parts = split(spec, stamps, "data", 0)
+    assert len(parts) == (2 if resolution == 86_400 else 3)
+    back = join(spec, parts)
+    assert back.dtype == stamps.dtype and (back.to_numpy() == stamps.to_numpy()).all()
+
+
+def test_sub_second_times_keep_their_resolution() -> None:
+    stamps = pd.Series(pd.Timestamp("2024-01-01") + pd.to_timedelta(
+        np.random.default_rng(1).integers(0, 10**9, 400), "ms"), name="ts")
+    spec = Schema.infer(stamps.to_frame()).columns[0]
+    assert spec.resolution == 0.001
+    assert (join(spec, split(spec, stamps, "data", 0)) == stamps).all()
+
+
+def test_daylight_saving_days_split_on_one_fixed_offset() -> None:
+    """Paris changes clocks on 2024-03-31: both sides land on one local clock, so the
+    split stays a bijection (no hour lost, none counted twice)."""
+    hours = pd.Series(pd.date_range("2024-03-30", "2024-04-02", freq="h", tz="Europe/Paris"))
+    spec = Schema.infer(hours.rename("t").to_frame()).columns[0]
+    parts = split(spec, hours, "data", 0)
+    assert spec.shift % 3600 == 0
+    assert parts["t.time"].nunique() == 24
+    assert (join(spec, parts) == hours).all()
+
+
+def test_a_date_columns_probabilities_sum_to_one() -> None:
+    rng = np.random.default_rng(2)
+    days = pd.Timestamp("2024-05-01") + pd.to_timedelta(
+        np.round(rng.normal(10, 4, 3000)).clip(0, 20), "D")
+    table = pd.DataFrame({"day": days.date})
+    model = FlowModel.fit(table, model="maf", epochs=40, seed=0)
+    every = pd.date_range("2024-03-01", "2024-07-31", freq="D").date
+    total = float(np.exp(model.score(pd.DataFrame({"day": every}))).sum())
+    assert total == pytest.approx(1.0, abs=0.03)
+
+
+def test_hourly_slots_sum_to_one() -> None:
+    """At hour resolution a score is the log-probability of the hour slot."""
+    rng = np.random.default_rng(3)
+    hour = np.round(rng.normal(14, 3, 4000)).clip(0, 23)  # a daily rhythm, quiet at night
+    hours = pd.Timestamp("2024-04-29", tz="UTC") + pd.to_timedelta(  # four whole weeks
+        rng.integers(0, 28, 4000) * 24 + hour, "h")
+    model = FlowModel.fit(pd.DataFrame({"t": hours}), model="maf", epochs=30, seed=0)
+    every = pd.date_range("2024-04-15", "2024-06-01", freq="h", tz="UTC")
+    total = float(np.exp(model.score(pd.DataFrame({"t": every}))).sum())
+    assert total == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, FlowModel]:
+    rng = np.random.default_rng(4)
+    n = 3000
+    stamps = _stamps(n, 4, "s", "UTC")
+    hour = stamps.dt.hour.to_numpy()
+    table = pd.DataFrame({"ts": stamps, "amount": np.exp(rng.normal(2 + 0.05 * hour, 0.3)),
+                          "day": (stamps.dt.tz_localize(None).dt.normalize()).dt.date})
+    table.loc[rng.random(n) < 0.05, "ts"] = pd.NaT
+    return table, FlowModel.fit(table, model="maf", epochs=8, seed=0, missing="model")
+
+
+def test_samples_keep_dtype_zone_range_resolution_and_gaps(events) -> None:
+    table, model = events
+    drawn = model.sample(3000, seed=1)
+    assert drawn["ts"].dtype == table["ts"].dtype
+    assert isinstance(drawn["day"].iloc[0], dt.date) and not isinstance(
+        drawn["day"].iloc[0], dt.datetime)
+    present = drawn["ts"].dropna()
+    assert present.min() >= table["ts"].min() and present.max() <= table["ts"].max()
+    assert (present.dt.microsecond == 0).all()
+    assert 0.02 < drawn["ts"].isna().mean() < 0.09
+    scores = model.score(table)
+    assert np.isfinite(scores).all() and (model.score(table) == scores).all()
+
+
+def test_latent_round_trip_gives_back_the_instants(events) -> None:
+    table, model = events
+    rows = table.dropna().head(50)
+    back = model.from_latent(model.to_latent(rows))
+    assert (back["ts"].to_numpy() == rows["ts"].to_numpy()).all()
+    assert list(back["day"]) == list(rows["day"])
+
+
+def test_csv_and_parquet_give_the_same_model(tmp_path) -> None:
+    stamps = _stamps(800, 5, "s", "UTC")
+    table = pd.DataFrame({"ts": stamps, "x": np.random.default_rng(5).normal(size=800)})
+    table.to_parquet(tmp_path / "t.parquet")
+    table.to_csv(tmp_path / "t.csv", index=False)
+    models = [FlowModel.fit(pd.read_parquet(tmp_path / "t.parquet"), model="maf", epochs=2,
+                            seed=0),
+              FlowModel.fit(pd.read_csv(tmp_path / "t.csv"), model="maf", epochs=2, seed=0)]
+    assert models[0].score(table).equals(models[1].score(table))
+
+
+def test_text_in_a_format_of_its_own_is_read_and_written_so() -> None:
+    stamps = _stamps(600, 6, "min")
+    text = pd.DataFrame({"when": stamps.dt.strftime("%d/%m/%Y %H:%M")})
+    model = FlowModel.fit(text, model="maf", epochs=2, seed=0,
+                          datetime_format={"when": "%d/%m/%Y %H:%M"})
+    drawn = model.sample(20, seed=0)["when"]
+    assert pd.to_datetime(drawn, format="%d/%m/%Y %H:%M").notna().all()
+
+
+@pytest.mark.parametrize("values,overrides,message", [
+    (["2024-01-01T10:00:00+01:00", "2024-01-02T10:00:00+02:00"], {},
+     r"column 'ts' mixes time zones: '2024-01-01T10:00:00\+01:00' in row 1 and "
+     r"'2024-01-02T10:00:00\+02:00' in row 2"),
+    (["2024-01-01", "2024-02-30", "2024-03-01"], {},
+     r"column 'ts' holds '2024-02-30' in row 2, not an ISO 8601 date or time"),
+    (["2024-01-01", "0000-02-01", "2024-03-01"], {},
+     r"column 'ts' holds '0000-02-01' in row 2, a year out of range \(1 to 9999\)"),
+    (["2024-01-01", "2024-02-01"], {"integer": {"ts"}},
+     r"column 'ts' holds dates, such as '2024-01-01', but is declared integer"),
+    ([1.5, 2.5], {"datetime": {"ts"}},
+     r"column 'ts' is declared datetime but holds numbers"),
+    (["01/02/2024", "31/02/2024"], {"datetime_format": {"ts": "%d/%m/%Y"}},
+     r"column 'ts' holds '31/02/2024' in row 2, not a date in the format %d/%m/%Y$"),
+])
+def test_bad_datetimes_are_one_line_naming_the_column(values, overrides, message) -> None:
+    with pytest.raises((DataError, SchemaError), match=message):
+        Schema.infer(pd.DataFrame({"ts": values}), overrides=Overrides(**overrides))
+
+
+def test_scoring_refuses_times_with_the_wrong_kind_of_zone(events) -> None:
+    table, model = events
+    naive = table.head(3).assign(ts=table["ts"].head(3).dt.tz_localize(None))
+    with pytest.raises(DataError, match=r"column 'ts' holds times without one; the model's "
+                                        r"are in zone UTC"):
+        model.score(naive)
+    with pytest.raises(DataError, match=r"column 'ts' holds 'soon' in row 2"):
+        model.score(table.head(3).astype({"ts": object}).assign(
+            ts=["2024-04-01T00:00:00Z", "soon", None]))
