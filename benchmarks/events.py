@@ -41,7 +41,7 @@ def events(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     days = np.arange(366)
     weight = (1.0 + days / 365.0) * np.where(
-        (pd.Timestamp("2024-01-01") + pd.to_timedelta(days, "D")).dayofweek >= 5, 0.4, 1.0)
+        (pd.Timestamp("2024-01-01") + pd.to_timedelta(days, "D")).day_of_week >= 5, 0.4, 1.0)
     day = rng.choice(days, n, p=weight / weight.sum())
     evening = rng.random(n) < 0.35
     hour = np.where(evening, rng.normal(19.5, 1.5, n), rng.normal(9.5, 2.0, n)) % 24

@@ -16,7 +16,7 @@ from ..files import AtomicFile, check_target
 from ..io import display_name, read_table
 from ..model import FlowModel
 from . import plots
-from .figures import figures, missed_gates
+from .figures import as_numbers, figures, missed_gates
 from .page import render
 
 __all__ = ["build_report", "write_report"]
@@ -58,7 +58,8 @@ def build_report(model: FlowModel, real: pd.DataFrame, *, synthetic: pd.DataFram
     if synthetic is None:
         synthetic = _draw(model, real, rows, seed)
     found = figures(model, real, synthetic, holdout, seed)
-    return found, render(model, found, real, synthetic, title)
+    return found, render(model, found, as_numbers(model, real), as_numbers(model, synthetic),
+                         title, scored=real)
 
 
 def _can_report(drawing: bool, rows: int) -> None:

@@ -20,6 +20,7 @@ import pandas as pd
 from ..detection import detection_auc
 from ..privacy import RowSpace, closer_to_training_share, exact_copies, membership_auc
 from ..quality import column_pairs, column_shapes
+from ..tabular.datetimes import parse, utc_micros
 
 if TYPE_CHECKING:
     from ..model import FlowModel
@@ -35,6 +36,19 @@ def numeric_columns(model: FlowModel) -> list[str]:
     return [c.name for c in model.schema.columns if c.kind not in ("categorical", "boolean")]
 
 
+def as_numbers(model: FlowModel, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its datetime columns as days since 1970 (UTC): the figures and plots
+    treat them as numbers."""
+    dated = [c for c in model.schema.columns if c.kind == "datetime"]
+    if not dated:
+        return table
+    out = table.copy()
+    for spec in dated:
+        micros = utc_micros(parse(table[spec.name], spec.name, "data", fmt=spec.format))
+        out[spec.name] = np.where(table[spec.name].isna(), np.nan, micros / 86_400e6)
+    return out
+
+
 def _sample(table: pd.DataFrame, seed: int) -> pd.DataFrame:
     return table if len(table) <= MOST_ROWS else table.sample(MOST_ROWS, random_state=seed)
 
@@ -43,7 +57,9 @@ def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
             holdout: pd.DataFrame | None, seed: int = 0) -> dict[str, Any]:
     """Every figure of the report on the model's columns of the three tables."""
     names, numeric = model.columns, numeric_columns(model)
-    real, synthetic = real[names], synthetic[names]
+    scored = (real[names], holdout[names] if holdout is not None else None)
+    real, synthetic = as_numbers(model, real[names]), as_numbers(model, synthetic[names])
+    holdout = as_numbers(model, holdout[names]) if holdout is not None else None
     shapes = column_shapes(real, synthetic, numeric)
     pairs = column_pairs(real, synthetic, numeric)
     aucs = detection_auc(_sample(real, seed), _sample(synthetic, seed), numeric, seed)
@@ -57,7 +73,7 @@ def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
                     for name, s in shapes.items()},
         "column_pairs": {f"{a}|{b}": {p["metric"]: p["score"]} for (a, b), p in pairs.items()},
         "detection_auc": aucs,
-        "privacy": _privacy(model, real, synthetic, holdout, numeric, seed),
+        "privacy": _privacy(model, (real, synthetic, holdout), scored, numeric, seed),
         "rows": {"real": len(real), "synthetic": len(synthetic),
                  "holdout": len(holdout) if holdout is not None else 0,
                  "most_compared": MOST_ROWS},
@@ -65,19 +81,21 @@ def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
     return out
 
 
-def _privacy(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
-             holdout: pd.DataFrame | None, numeric: list[str], seed: int) -> dict[str, Any]:
+def _privacy(model: FlowModel, tables: tuple[pd.DataFrame, pd.DataFrame, Any],
+             scored: tuple[pd.DataFrame, Any], numeric: list[str], seed: int
+             ) -> dict[str, Any]:
+    """Copies and distances on ``tables`` (real, synthetic, holdout: as numbers), the
+    membership test on ``scored`` (real and holdout as the model reads them)."""
+    real, synthetic, holdout = tables
     out: dict[str, Any] = {"exact_copies": exact_copies(synthetic, real),
                            "dcr_closer_to_training_share": None, "membership_auc": None}
     if holdout is None or not len(holdout):
         return out
-    holdout = holdout[real.columns]
     space = RowSpace(real, numeric)
     out["dcr_closer_to_training_share"] = closer_to_training_share(
         space, _sample(synthetic, seed), _sample(real, seed), _sample(holdout, seed))
     out["membership_auc"] = membership_auc(
-        model.score(_sample(real, seed), unseen="floor").to_numpy(),
-        model.score(_sample(holdout, seed), unseen="floor").to_numpy())
+        *(model.score(_sample(t, seed), unseen="floor").to_numpy() for t in scored))
     return out
 
 

@@ -176,13 +176,15 @@ def _scores(model: FlowModel, real: pd.DataFrame) -> str:
 
 
 def render(model: FlowModel, found: dict[str, Any], real: pd.DataFrame,
-           synthetic: pd.DataFrame, title: str) -> str:
-    """The whole page."""
+           synthetic: pd.DataFrame, title: str, scored: pd.DataFrame | None = None) -> str:
+    """The whole page; ``scored`` holds the real rows as the model reads them, when
+    ``real`` holds them as numbers (datetimes as days)."""
     names, numeric = model.columns, numeric_columns(model)
+    scored = (real if scored is None else scored)[names]
     real, synthetic = real[names], synthetic[names]
     body = [f"<h1>{html.escape(title)}</h1>", _summary(found), _model_card(model),
             _shapes(found, real, synthetic, numeric), _pairs(found, real, synthetic, numeric),
-            _detection_and_privacy(found), _scores(model, real)]
+            _detection_and_privacy(found), _scores(model, scored)]
     return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")

@@ -24,7 +24,7 @@ from ..errors import Advice, DataError
 from .schema import ColumnSpec, first
 
 __all__ = ["PARTS", "is_datetime", "join", "looks_like_dates", "parse", "part_specs",
-           "split", "spec_of"]
+           "spec_of", "split", "utc_micros"]
 
 DAY = 86_400  # seconds
 MICRO = 1_000_000
@@ -129,7 +129,7 @@ def _mixed_zones(series: pd.Series, name: str, source: str, row_offset: int) -> 
                      row=row_offset + j + 1, value=series.iloc[j])
 
 
-def _utc_micros(parsed: pd.Series) -> np.ndarray:
+def utc_micros(parsed: pd.Series) -> np.ndarray:
     """Microseconds since 1970 in UTC (a naive column's clock is taken as UTC); NaT as the
     smallest int64."""
     naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None) if parsed.dt.tz else parsed
@@ -143,7 +143,7 @@ def spec_of(series: pd.Series, name: str, source: str, missing: float,
     parsed = parse(series, name, source, fmt=fmt)
     present = parsed.notna().to_numpy()
     zone = str(parsed.dt.tz) if parsed.dt.tz is not None else None
-    micros = _utc_micros(parsed)[present]
+    micros = utc_micros(parsed)[present]
     shift = 0
     if zone is not None:  # the commonest offset of the zone in training, in seconds
         wall = parsed.dt.tz_localize(None).dt.as_unit("us").to_numpy().view(np.int64)
@@ -213,7 +213,7 @@ def split(spec: ColumnSpec, series: pd.Series, source: str, row_offset: int
         row = row_offset + first(~present) + 1
         raise DataError(f"column '{spec.name}' has a missing value in row {row}",
                         source=source, column=spec.name, row=row)
-    local = _local(np.where(present, _utc_micros(parsed), 0), spec)
+    local = _local(np.where(present, utc_micros(parsed), 0), spec)
     days = np.floor_divide(local, DAY_US)
     values = {"week": np.floor_divide(days + MONDAY_SHIFT, 7).astype(np.float64),
               "weekday": np.mod(days + MONDAY_SHIFT, 7).astype(np.float64),

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from flowcli import FlowModel
-from flowcli.errors import DataError, SchemaError
+from flowcli.errors import DataError, SchemaError, UsageError
 from flowcli.tabular import Overrides, Schema
 from flowcli.tabular.datetimes import join, split
 
@@ -160,3 +160,23 @@ def test_scoring_refuses_times_with_the_wrong_kind_of_zone(events) -> None:
     with pytest.raises(DataError, match=r"column 'ts' holds 'soon' in row 2"):
         model.score(table.head(3).astype({"ts": object}).assign(
             ts=["2024-04-01T00:00:00Z", "soon", None]))
+
+
+def test_explain_scores_each_part_and_impute_refuses(events) -> None:
+    table, model = events
+    found = model.explain(table.dropna().head(5))
+    assert {"ts.week_cond_log_prob", "ts.weekday_cond_log_prob", "ts.time_cond_log_prob",
+            "day.week_cond_log_prob"} <= set(found.columns)
+    with pytest.raises(UsageError, match=r"datetime column \('ts'\)"):
+        model.impute(table.head(5))
+
+
+def test_the_report_compares_datetimes_as_numbers(events) -> None:
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("sklearn")
+    from flowcli.report import build_report
+
+    table, model = events
+    found, page = build_report(model, table, holdout=table.tail(500), rows=1000)
+    assert 0.5 < found["columns"]["ts"]["ks_complement"] <= 1.0
+    assert 0.3 < found["privacy"]["membership_auc"] < 0.7 and "<section id=\"scores\">" in page
