@@ -15,7 +15,8 @@ model. Reported, for as many synthetic rows as training rows:
 - the dtype and zone of the samples, and whether they lie inside the training range and on
   whole seconds (dates on whole days);
 - total-variation distance of hour-of-day and of day-of-week, real against synthetic;
-- Kolmogorov-Smirnov distance of the instants;
+- Kolmogorov-Smirnov distance of the instants; the share of rows settled 1 to 4 days after
+  the payment;
 - per hour band (0-6, 6-12, 12-18, 18-24), the mean of log(amount) and the share of each
   channel, real against synthetic, in units of the real column's standard deviation;
 - scores of the real rows: finite, and equal on a second run.
@@ -92,6 +93,12 @@ def by_hour_band(real: pd.DataFrame, synthetic: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _lag_share(table: pd.DataFrame) -> float:
+    """The share of rows settled 1 to 4 days after the payment's day."""
+    lag = (pd.to_datetime(table["settled"]) - table["ts"].dt.tz_localize(None).dt.normalize())
+    return float(lag.dt.days.between(1, 4).mean())
+
+
 def flowcli(*args: str) -> float:
     """Run the command; its wall time in seconds."""
     start = time.perf_counter()
@@ -131,11 +138,13 @@ def main() -> None:
           f"{bool(ts.min() >= real['ts'].min() and ts.max() <= real['ts'].max())}; whole "
           f"seconds: {bool((ts.dt.microsecond == 0).all())}")
     instants = [t.astype("int64").to_numpy() for t in (real["ts"], ts)]
-    weekdays = [pd.to_datetime(d).dt.dayofweek for d in (real["settled"], day)]
+    weekdays = [pd.to_datetime(d).dt.day_of_week for d in (real["settled"], day)]
     print(f"TV hour of day {total_variation(real['ts'].dt.hour, ts.dt.hour):.4f}; "
-          f"TV day of week {total_variation(real['ts'].dt.dayofweek, ts.dt.dayofweek):.4f}; "
+          f"TV day of week {total_variation(real['ts'].dt.day_of_week, ts.dt.day_of_week):.4f}; "
           f"KS instants {ks(*instants):.4f}; TV settled weekday "
           f"{total_variation(*weekdays):.4f}")
+    print(f"settled 1 to 4 days after ts: real {_lag_share(real):.1%}, synthetic "
+          f"{_lag_share(synthetic):.1%}")
     print("dependence on the hour, |real - synthetic| / real sd per band:")
     print(by_hour_band(real, synthetic).to_string(index=False))
     print(f"scores finite: {bool(np.isfinite(scores).all())}; deterministic: "

@@ -1,14 +1,15 @@
 """Datetime columns: reading instants from any of their forms, and the parts a model sees.
 
-An instant is split, exactly and invertibly, into three parts on the column's local clock
-(its zone at a fixed UTC offset, so that the split is a bijection through daylight-saving
-changes): the **week** (an integer, weeks from Monday 1969-12-29), the **weekday** (a label,
-Monday 0 to Sunday 6) and the **time of day** (seconds since midnight; absent for dates).
-The model learns their joint density with the other columns, so a trend lives in the week,
-a weekly rhythm in the weekday and a daily one in the time of day. Because the split is a
-bijection with unit Jacobian, the three parts' log-probabilities add up to the
-log-probability of the instant itself: of its slot at the column's resolution (its day, its
-second, ...) when that is a second or coarser, else its density per second.
+An instant is split, exactly and invertibly, into parts on the column's local clock (its
+zone at one fixed UTC offset, so that the split stays a bijection through daylight-saving
+changes): the **week** (an integer: weeks since Monday 1969-12-29), the **weekday** (a label,
+Monday 0 to Sunday 6) and, for times, the **hour** (a label, 0 to 23), then the **minute** (a
+label) at minute resolution, or the **second** into the hour (a number in [0, 3600), at the
+centre of the instant's slot) at a second or finer. The model learns the parts jointly with
+the other columns: a trend lives in the week, a weekly rhythm in the weekday, a daily one in
+the hour, whose labels get exact probabilities, and the other columns are modelled given
+them. The parts' log-probabilities add up to that of the instant: of its slot (its day,
+hour or minute) at those resolutions, and its log-density per second at a second or finer.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ DAY_US = DAY * MICRO
 MONDAY_SHIFT = 3
 # the resolutions a column can have, in seconds, coarsest first
 RESOLUTIONS = (86_400, 3_600, 60, 1, 0.001, 0.000_001)
-PARTS = ("week", "weekday", "time")
+PARTS = ("week", "weekday", "hour", "minute", "second")
 ISO = re.compile(r"^\s*[+-]?\d{4,}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d+)?)?)?)?"
                  r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?\s*$")
 ZONE = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)\s*$")
@@ -151,8 +152,6 @@ def spec_of(series: pd.Series, name: str, source: str, missing: float,
         shift = int(offsets[np.argmax(counts)])
     local = micros + shift * MICRO
     resolution = next(r for r in RESOLUTIONS if not np.any(local % round(r * MICRO)))
-    if resolution < DAY:  # the day starts at the quietest hour: little mass near its ends
-        shift -= 3600 * _quietest_hour(local)
     low, high = float(micros.min()) / MICRO, float(micros.max()) / MICRO
     if low == high:
         raise DataError(f"column '{name}' is constant ({parsed[present].iloc[0]} in every "
@@ -165,33 +164,32 @@ def spec_of(series: pd.Series, name: str, source: str, missing: float,
                       format=(fmt or "ISO8601") if text else None)
 
 
-def _quietest_hour(local: np.ndarray) -> int:
-    """The hour of the local clock that starts the quietest three hours of training."""
-    counts = np.bincount(np.floor_divide(local, 3600 * MICRO) % 24, minlength=24)
-    return int(np.argmin(counts + np.roll(counts, -1) + np.roll(counts, -2)))
-
-
 def part_specs(spec: ColumnSpec) -> list[ColumnSpec]:
-    """The columns the model sees for datetime column ``spec``: its week, weekday and (for
-    times, not dates) time of day, named ``NAME.week`` and so on."""
+    """The columns the model sees for datetime column ``spec``, named ``NAME.week`` and so
+    on: the week and weekday; for times, the hour; at minute resolution the minute, finer
+    the seconds into the hour."""
     assert spec.min is not None and spec.max is not None and spec.resolution is not None
     weeks = [_week_of(np.array([t * MICRO]), spec)[0] for t in (spec.min, spec.max)]
     base = {"missing": spec.missing, "given": spec.given}
-    labels: list[Any] = list(range(7)) + ([None] if spec.missing else [])
-    parts = [ColumnSpec(f"{spec.name}.week", "integer", "float64", float(weeks[0]),
+
+    def labels(n: int) -> list[Any]:
+        return list(range(n)) + ([None] if spec.missing else [])
+
+    name, r = spec.name, spec.resolution
+    parts = [ColumnSpec(f"{name}.week", "integer", "float64", float(weeks[0]),
                         float(weeks[1]), **base),
-             ColumnSpec(f"{spec.name}.weekday", "categorical", "int64", categories=labels,
+             ColumnSpec(f"{name}.weekday", "categorical", "int64", categories=labels(7),
                         **base)]
-    r = spec.resolution
-    if r >= DAY:
-        return parts
-    if r >= 1:  # slots on a grid: the time part is the slot's index
-        time = ColumnSpec(f"{spec.name}.time", "integer", "float64", 0.0, float(DAY - r),
-                          step=float(r), offset=0.0, **base)
-    else:
-        time = ColumnSpec(f"{spec.name}.time", "bounded", "float64", 0.0, float(DAY),
-                          low=0.0, high=float(DAY), **base)
-    return [*parts, time]
+    if r < DAY:
+        parts.append(ColumnSpec(f"{name}.hour", "categorical", "int64", categories=labels(24),
+                                **base))
+    if r == 60:
+        parts.append(ColumnSpec(f"{name}.minute", "categorical", "int64",
+                                categories=labels(60), **base))
+    elif r < 60:  # seconds into the hour, at the centre of the instant's slot
+        parts.append(ColumnSpec(f"{name}.second", "bounded", "float64", 0.0, 3600.0,
+                                low=0.0, high=3600.0, **base))
+    return parts
 
 
 def _local(micros: np.ndarray, spec: ColumnSpec) -> np.ndarray:
@@ -203,9 +201,21 @@ def _week_of(micros: np.ndarray, spec: ColumnSpec) -> np.ndarray:
     return np.floor_divide(days + MONDAY_SHIFT, 7)
 
 
+def _values(local: np.ndarray, resolution: float) -> dict[str, np.ndarray]:
+    """Every part of each local instant (microseconds on the local clock)."""
+    days = np.floor_divide(local, DAY_US)
+    into_day = local - days * DAY_US
+    hours = np.floor_divide(into_day, 3600 * MICRO)
+    into_hour = (into_day - hours * 3600 * MICRO) / MICRO
+    return {"week": np.floor_divide(days + MONDAY_SHIFT, 7), "weekday": np.mod(
+        days + MONDAY_SHIFT, 7), "hour": hours, "minute": np.floor_divide(into_hour, 60),
+        "second": into_hour + resolution / 2}
+
+
 def split(spec: ColumnSpec, series: pd.Series, source: str, row_offset: int
           ) -> dict[str, pd.Series]:
     """The parts of each value of datetime column ``spec``, NaN where the value is missing."""
+    assert spec.resolution is not None
     parsed = parse(series, spec.name, source, row_offset, spec.format)
     _check_zone(parsed, spec, source, row_offset)
     present = parsed.notna().to_numpy()
@@ -213,25 +223,24 @@ def split(spec: ColumnSpec, series: pd.Series, source: str, row_offset: int
         row = row_offset + first(~present) + 1
         raise DataError(f"column '{spec.name}' has a missing value in row {row}",
                         source=source, column=spec.name, row=row)
-    local = _local(np.where(present, utc_micros(parsed), 0), spec)
-    days = np.floor_divide(local, DAY_US)
-    values = {"week": np.floor_divide(days + MONDAY_SHIFT, 7).astype(np.float64),
-              "weekday": np.mod(days + MONDAY_SHIFT, 7).astype(np.float64),
-              "time": (local - days * DAY_US) / MICRO}
+    values = _values(_local(np.where(present, utc_micros(parsed), 0), spec), spec.resolution)
     out = {}
     for part in part_specs(spec):
         value = values[part.name.rsplit(".", 1)[1]]
-        column = pd.Series(np.where(present, value, np.nan), index=series.index)
-        out[part.name] = column.astype(object).where(present, None).map(
-            lambda v: None if v is None else int(v)) if part.kind == "categorical" else column
+        if part.kind == "categorical":
+            codes = pd.Series(value, index=series.index).astype(object)
+            out[part.name] = codes.where(present, None)
+        else:
+            out[part.name] = pd.Series(np.where(present, value, np.nan), index=series.index,
+                                       dtype=np.float64)
     return out
 
 
 def _check_zone(parsed: pd.Series, spec: ColumnSpec, source: str, row_offset: int) -> None:
     """Refuse times with a zone for a column trained without one, and the other way round."""
     has_zone = parsed.dt.tz is not None
-    if has_zone == (spec.zone is not None):
-        return
+    if has_zone == (spec.zone is not None) or not parsed.notna().any():
+        return  # (a chunk of gaps alone says nothing of zones)
     said = f"in zone {spec.zone}" if spec.zone else "without a time zone"
     given = "with a time zone" if has_zone else "without one"
     raise DataError(f"column '{spec.name}' holds times {given}; the model's are {said}",
@@ -242,20 +251,21 @@ def join(spec: ColumnSpec, parts: dict[str, pd.Series]) -> pd.Series:
     """Datetime column ``spec`` from its decoded parts, in the training dtype and zone,
     inside the training range and at the training resolution."""
     assert spec.min is not None and spec.max is not None and spec.resolution is not None
-    week = parts[f"{spec.name}.week"].to_numpy(dtype=np.float64)
-    weekday = pd.to_numeric(parts[f"{spec.name}.weekday"]).to_numpy(dtype=np.float64)
-    time = parts[f"{spec.name}.time"].to_numpy(dtype=np.float64) \
-        if spec.resolution < DAY else np.zeros(len(week))
-    missing = np.isnan(week) | np.isnan(weekday) | np.isnan(time)
-    days = np.nan_to_num(7 * week + weekday - MONDAY_SHIFT).astype(np.int64)
-    step = max(round(spec.resolution * MICRO), 1)
-    slot = np.round(np.nan_to_num(time) * MICRO / step).astype(np.int64) * step
-    micros = days * DAY_US + slot - int(spec.shift or 0) * MICRO
-    micros = np.clip(micros, round(spec.min * MICRO), round(spec.max * MICRO))
+    found = {p.name.rsplit(".", 1)[1]: pd.to_numeric(parts[p.name]).to_numpy(np.float64)
+             for p in part_specs(spec)}
+    missing = np.any([np.isnan(v) for v in found.values()], axis=0)
+    value = {k: np.nan_to_num(v) for k, v in found.items()}
+    days = (7 * value["week"] + value["weekday"] - MONDAY_SHIFT).astype(np.int64)
+    into_hour = value.get("minute", 0.0) * 60 + value.get("second", 0.0)
+    step = max(round(spec.resolution * MICRO), 1)  # the slot's start, on the resolution
+    slot = np.floor(np.asarray(into_hour) * MICRO / step).astype(np.int64) * step
+    hours = np.asarray(value.get("hour", 0.0)).astype(np.int64)
+    micros = days * DAY_US + hours * 3600 * MICRO + slot
+    micros = np.clip(micros - int(spec.shift or 0) * MICRO, round(spec.min * MICRO),
+                     round(spec.max * MICRO))
     stamps = pd.Series(pd.to_datetime(micros, unit="us", utc=spec.zone is not None),
                        name=spec.name)
-    stamps = stamps.mask(missing)
-    return _as_trained(stamps, spec)
+    return _as_trained(stamps.mask(missing), spec)
 
 
 def _as_trained(stamps: pd.Series, spec: ColumnSpec) -> pd.Series:
