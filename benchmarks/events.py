@@ -7,8 +7,8 @@ Usage (from the repository root)::
 
 The table: payments over 2024 (UTC, whole seconds), more of them as the year goes on (a
 trend), fewer at weekends, in a day with a morning and an evening peak; ``amount`` (positive)
-and ``channel`` (three labels) depend on the hour; ``settled`` is a date a few days after
-the payment. It is written as CSV and as Parquet; ``flowcli fit`` with its defaults runs on
+and ``channel`` (three labels) depend on the hour; ``settled`` is a date 1 to 4 days
+after the payment's. It is written as CSV and as Parquet; ``flowcli fit`` with its defaults runs on
 the Parquet file, and again with ``--epochs 2`` on both files to show that they give the same
 model. Reported, for as many synthetic rows as training rows:
 

@@ -119,7 +119,7 @@ def condition_row(schema: Schema, values: dict[str, Any], source: str = "given"
 
 def _typed(spec: ColumnSpec, value: Any, source: str) -> Any:
     """``value`` as the column's training values are typed, when it is text."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or spec.kind == "datetime":  # dates are read as text
         return value
     if spec.categories is not None:
         for label in spec.categories:

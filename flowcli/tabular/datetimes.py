@@ -241,10 +241,10 @@ def _check_zone(parsed: pd.Series, spec: ColumnSpec, source: str, row_offset: in
     has_zone = parsed.dt.tz is not None
     if has_zone == (spec.zone is not None) or not parsed.notna().any():
         return  # (a chunk of gaps alone says nothing of zones)
-    said = f"in zone {spec.zone}" if spec.zone else "without a time zone"
-    given = "with a time zone" if has_zone else "without one"
-    raise DataError(f"column '{spec.name}' holds times {given}; the model's are {said}",
-                    source=source, column=spec.name)
+    said = f"the model's are in {spec.zone}" if spec.zone else "the model's have none"
+    given = "with a time zone" if has_zone else "without a time zone"
+    raise DataError(f"column '{spec.name}' holds times {given}; {said}", source=source,
+                    column=spec.name)
 
 
 def join(spec: ColumnSpec, parts: dict[str, pd.Series]) -> pd.Series:

@@ -124,7 +124,7 @@ class Preprocessor:
                 unseen: str = DEFAULT_UNSEEN) -> np.ndarray:
         """The condition's dims of each row of ``df``, which needs the condition columns
         only; ``(B, context_width)``. Integer conditions sit at their cells' centres."""
-        missing = [e.spec.name for e in self.conditions if e.spec.name not in df.columns]
+        missing = [name for name in self.schema.given if name not in df.columns]
         if missing:
             raise SchemaError(f"missing condition column {show(missing)}", source=source,
                               column=missing[0])

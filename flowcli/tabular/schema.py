@@ -372,6 +372,8 @@ def _is_dates(series: pd.Series, values: pd.Series, name: str, overrides: Overri
                           f"{values.iloc[0]!r}", source=source, column=name)
     dates = declared or is_datetime(series) or (not numeric and looks_like_dates(values))
     kind = overrides.numeric_kind(name)
+    if kind == "continuous" and name in overrides.given:
+        kind = None  # a condition is read as it comes (Overrides.for_conditions)
     if dates and kind is not None:
         raise SchemaError(f"column '{name}' holds dates, such as {str(values.iloc[0])!r}, "
                           f"but is declared {kind}", source=source, column=name,

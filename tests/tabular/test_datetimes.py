@@ -154,8 +154,8 @@ def test_bad_datetimes_are_one_line_naming_the_column(values, overrides, message
 def test_scoring_refuses_times_with_the_wrong_kind_of_zone(events) -> None:
     table, model = events
     naive = table.head(3).assign(ts=table["ts"].head(3).dt.tz_localize(None))
-    with pytest.raises(DataError, match=r"column 'ts' holds times without one; the model's "
-                                        r"are in zone UTC"):
+    with pytest.raises(DataError, match=r"column 'ts' holds times without a time zone; the "
+                                        r"model's are in UTC"):
         model.score(naive)
     with pytest.raises(DataError, match=r"column 'ts' holds 'soon' in row 2"):
         model.score(table.head(3).astype({"ts": object}).assign(
@@ -181,3 +181,54 @@ def test_the_report_compares_datetimes_as_numbers(events) -> None:
     found, page = build_report(model, table, holdout=table.tail(500), rows=1000)
     assert 0.5 < found["columns"]["ts"]["ks_complement"] <= 1.0
     assert 0.3 < found["privacy"]["membership_auc"] < 0.7 and "<section id=\"scores\">" in page
+
+
+def test_a_datetime_condition_is_given_as_text(tmp_path) -> None:
+    stamps = _stamps(1500, 7, "s", "UTC")
+    table = pd.DataFrame({"ts": stamps, "x": stamps.dt.hour + np.random.default_rng(7).normal(
+        0, 0.5, 1500)})
+    model = FlowModel.fit(table, model="maf", epochs=20, seed=0, condition=["ts"])
+    late = model.sample(400, seed=0, given={"ts": "2024-04-01T20:30:00Z"})
+    early = model.sample(400, seed=0, given={"ts": "2024-04-01T03:30:00Z"})
+    assert late["x"].mean() - early["x"].mean() > 10
+    assert np.isfinite(model.score(table)).all()
+
+
+def _cli(*args: object):
+    from typer.testing import CliRunner
+
+    from flowcli.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_the_command_line_fits_and_samples_dates_in_their_own_format(tmp_path) -> None:
+    stamps = _stamps(800, 8, "min")
+    pd.DataFrame({"when": stamps.dt.strftime("%d/%m/%Y %H:%M"),
+                  "x": np.random.default_rng(8).normal(size=800)}).to_csv(
+        tmp_path / "t.csv", index=False)
+    done = _cli("fit", tmp_path / "t.csv", "-o", tmp_path / "m.flow", "--model", "maf",
+                "--epochs", "2", "--seed", "0", "--datetime-format", "when=%d/%m/%Y %H:%M")
+    assert done.exit_code == 0, done.output
+    assert "datetime per minute" in done.output
+    done = _cli("sample", tmp_path / "m.flow", "-n", "5", "--seed", "0", "-o",
+                tmp_path / "s.csv")
+    drawn = pd.read_csv(tmp_path / "s.csv")["when"]
+    assert pd.to_datetime(drawn, format="%d/%m/%Y %H:%M").notna().all()
+
+
+@pytest.mark.parametrize("values,extra,line", [
+    (["2024-01-01T10:00:00Z", "2024-01-02T10:00:00+02:00"], [],
+     "t.csv: column 'ts' mixes time zones: '2024-01-01T10:00:00Z' in row 1 and "
+     "'2024-01-02T10:00:00+02:00' in row 2 (convert them to one zone, UTC say)"),
+    (["2024-01-01", "2024-01-02"], ["--positive", "ts"],
+     "t.csv: column 'ts' holds dates, such as '2024-01-01', but is declared positive; "
+     "leave it out of --positive"),
+    (["2024-01-01", "2024-01-02"], ["--datetime-format", "ts"],
+     "expected COLUMN=FORMAT"),
+])
+def test_bad_dates_on_the_command_line_are_one_line(tmp_path, values, extra, line) -> None:
+    pd.DataFrame({"ts": values, "x": [1.0, 2.0]}).to_csv(tmp_path / "t.csv", index=False)
+    done = _cli("fit", tmp_path / "t.csv", "-o", tmp_path / "m.flow", *extra)
+    assert done.exit_code != 0 and line in done.output
+    assert not (tmp_path / "m.flow").exists()
