@@ -20,6 +20,9 @@ model. Reported, for as many synthetic rows as training rows:
 - per hour band (0-6, 6-12, 12-18, 18-24), the mean of log(amount) and the share of each
   channel, real against synthetic, in units of the real column's standard deviation;
 - scores of the real rows: finite, and equal on a second run.
+
+Beside it, what a user does without a datetime kind: the same table with ``ts`` as seconds
+and ``settled`` as days since 1970, fitted with the same defaults, sampled and turned back.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 BANDS = (0, 6, 12, 18, 24)
+EPOCH = pd.Timestamp("1970-01-01")
 
 
 def events(n: int, seed: int) -> pd.DataFrame:
@@ -106,6 +111,31 @@ def flowcli(*args: str) -> float:
     return time.perf_counter() - start
 
 
+def as_numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """What a user does without a datetime kind: seconds and days since 1970."""
+    return table.assign(ts=table["ts"].astype("int64") / 1e6,
+                        settled=(pd.to_datetime(table["settled"]) - EPOCH).dt.days)
+
+
+def from_numbers(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(ts=pd.to_datetime(table["ts"].round(), unit="s", utc=True),
+                        settled=(EPOCH + pd.to_timedelta(table["settled"], "D")).dt.date)
+
+
+def fidelity(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, float]:
+    """The figures of the module docstring, real against synthetic."""
+    ts = synthetic["ts"]
+    instants = [t.astype("int64").to_numpy() for t in (real["ts"], ts)]
+    settled = [pd.to_datetime(t["settled"]).dt.day_of_week for t in (real, synthetic)]
+    bands = by_hour_band(real, synthetic)
+    return {"TV hour of day": total_variation(real["ts"].dt.hour, ts.dt.hour),
+            "TV day of week": total_variation(real["ts"].dt.day_of_week, ts.dt.day_of_week),
+            "KS instants": ks(*instants),
+            "TV settled weekday": total_variation(*settled),
+            "settled 1-4 days after (real " + f"{_lag_share(real):.1%})": _lag_share(synthetic),
+            "worst hour-band gap, sd": float(bands.iloc[:, 2:].to_numpy().max())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=30_000)
@@ -119,37 +149,45 @@ def main() -> None:
         where = Path(folder)
         real.to_parquet(where / "events.parquet")
         real.to_csv(where / "events.csv", index=False)
+        as_numbers(real).to_parquet(where / "numbers.parquet")
         cap = ["--max-time", str(args.max_seconds)] if args.max_seconds else []
-        seconds = flowcli("fit", str(where / "events.parquet"), "-o", str(where / "m.flow"),
-                          "--seed", "0", "-q", *cap)
+        seconds = {name: flowcli("fit", str(where / f"{name}.parquet"), "-o",
+                                 str(where / f"{name}.flow"), "--seed", "0", "-q", *cap)
+                   for name in ("events", "numbers")}
         for name in ("csv", "parquet"):
             flowcli("fit", str(where / f"events.{name}"), "-o", str(where / f"{name}.flow"),
                     "--seed", "0", "--epochs", "2", "-q")
-        model = FlowModel.load(str(where / "m.flow"))
+        model = FlowModel.load(str(where / "events.flow"))
+        numbers = FlowModel.load(str(where / "numbers.flow"))
         same = [FlowModel.load(str(where / f"{n}.flow")).score(real.head(2000))
                 for n in ("csv", "parquet")]
+    report(real, model, numbers, seconds, same)
+
+
+def report(real: pd.DataFrame, model: Any, numbers: Any, seconds: dict[str, float],
+           same: list[pd.Series]) -> None:
     synthetic = model.sample(len(real), seed=1)
     scores = model.score(real)
-    print(f"rows {len(real):,}; default fit {seconds:.1f} s; kept "
-          f"{next(t.label for t in model.tried if t.kept) if model.tried else 'model'}")
+    print(f"rows {len(real):,}; default fit {seconds['events']:.1f} s (as numbers: "
+          f"{seconds['numbers']:.1f} s); kept {_kept(model)} (as numbers: {_kept(numbers)})")
     print("kinds:", {c.name: c.kind_label for c in model.schema.columns})
     ts, day = synthetic["ts"], synthetic["settled"]
     print(f"samples: ts {ts.dtype}, settled {type(day.iloc[0]).__name__}; inside range: "
           f"{bool(ts.min() >= real['ts'].min() and ts.max() <= real['ts'].max())}; whole "
           f"seconds: {bool((ts.dt.microsecond == 0).all())}")
-    instants = [t.astype("int64").to_numpy() for t in (real["ts"], ts)]
-    weekdays = [pd.to_datetime(d).dt.day_of_week for d in (real["settled"], day)]
-    print(f"TV hour of day {total_variation(real['ts'].dt.hour, ts.dt.hour):.4f}; "
-          f"TV day of week {total_variation(real['ts'].dt.day_of_week, ts.dt.day_of_week):.4f}; "
-          f"KS instants {ks(*instants):.4f}; TV settled weekday "
-          f"{total_variation(*weekdays):.4f}")
-    print(f"settled 1 to 4 days after ts: real {_lag_share(real):.1%}, synthetic "
-          f"{_lag_share(synthetic):.1%}")
+    table = pd.DataFrame({"datetime kind": fidelity(real, synthetic),
+                          "as numbers": fidelity(real, from_numbers(
+                              numbers.sample(len(real), seed=1)))})
+    print(table.round(4).to_string())
     print("dependence on the hour, |real - synthetic| / real sd per band:")
     print(by_hour_band(real, synthetic).to_string(index=False))
     print(f"scores finite: {bool(np.isfinite(scores).all())}; deterministic: "
           f"{bool((model.score(real) == scores).all())}; CSV and Parquet models score alike: "
           f"max difference {float((same[0] - same[1]).abs().max()):.2e}")
+
+
+def _kept(model: Any) -> str:
+    return next((t.label for t in model.tried if t.kept), "model")
 
 
 if __name__ == "__main__":
