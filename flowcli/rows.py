@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .engine.compiled import scorer_for
 from .engine.mixed import MixedDensity
 from .engine.passes import in_passes, rows_per_pass
 from .errors import DataError
@@ -34,7 +35,8 @@ def score_rows(pre: Preprocessor, density: MixedDensity,
     x, logdet = pre.encode(df, source, row_offset, unseen=unseen)
     device = next(density.parameters()).device
     step = rows_per_pass(density, device)
-    values = in_passes(density.log_prob, x, device, step=step) + logdet
+    scorer = scorer_for(density)  # long jobs of spline flows compile their passes
+    values = in_passes(lambda rows: scorer(rows, step), x, device, step=step) + logdet
     bad = ~np.isfinite(values)
     if bad.any():
         values[bad] = in_passes(double().log_prob, x[bad], device, torch.float64,

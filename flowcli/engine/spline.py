@@ -119,6 +119,9 @@ def _exps(raw: Tensor) -> tuple[Tensor, Tensor]:
     ``K``, the two parts of each softmax. Unshifted when every sum lies well inside float
     range, which one look at the ``(B, 2, D)`` sums tells (a pass over ``raw`` for its maximum
     would cost as much as the ``exp``); shifted by the maximum otherwise."""
+    if torch.compiler.is_compiling():  # fused, the shift costs little; a branch would not
+        e = (raw - raw.amax(dim=2, keepdim=True)).exp()
+        return e, e.sum(dim=2)
     e = raw.exp()
     total = e.sum(dim=2)
     if total.numel() == 0:

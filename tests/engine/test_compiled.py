@@ -1,0 +1,60 @@
+"""Long scoring jobs of spline flows compile their passes: the same scores to float32's last
+digits, nothing compiled for a MAF or a short job, and eager scoring when compiling fails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from flowcli import FlowModel
+from flowcli.engine import compiled
+from flowcli.engine.compiled import scorer_for
+from flowcli.errors import FlowcliWarning
+
+
+def _model(kind: str) -> tuple[FlowModel, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(6000, 3)), columns=["a", "b", "c"])
+    table["d"] = rng.choice(["x", "y"], 6000)
+    # a small flow: compiling costs seconds per layer
+    return FlowModel.fit(table, model=kind, epochs=1, seed=0, layers=2, hidden=32), table
+
+
+def test_a_long_job_scores_compiled_as_it_scores_eagerly(monkeypatch) -> None:
+    model, table = _model("nsf")
+    table = pd.concat([table] * 10, ignore_index=True)  # several full passes
+    eager = model.score(table)
+    assert scorer_for(model.density).compiled is None  # 6,000 rows: far below the count
+    monkeypatch.setenv("FLOWCLI_COMPILE_AFTER", "0")
+    fast = model.score(table)
+    assert scorer_for(model.density).compiled is not None
+    assert np.abs(fast - eager).max() < 1e-4
+
+
+def test_a_maf_and_a_job_told_never_do_not_compile(monkeypatch) -> None:
+    monkeypatch.setenv("FLOWCLI_COMPILE_AFTER", "0")
+    model, table = _model("maf")
+    model.score(table)
+    assert scorer_for(model.density).compiled is None
+    monkeypatch.setenv("FLOWCLI_COMPILE_AFTER", "never")
+    spline, table = _model("nsf")
+    spline.score(pd.concat([table] * 10, ignore_index=True))
+    assert scorer_for(spline.density).compiled is None
+
+
+def test_when_compiling_fails_scoring_goes_on_eagerly(monkeypatch) -> None:
+    model, table = _model("nsf")
+    table = pd.concat([table] * 10, ignore_index=True)
+    eager = model.score(table)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setenv("FLOWCLI_COMPILE_AFTER", "0")
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(FlowcliWarning, match="uncompiled: torch.compile failed"):
+        again = model.score(table)
+    assert (again == eager).all() and scorer_for(model.density).failed
+    assert compiled.COMPILE_AFTER >= 100_000  # short jobs never pay the compile
