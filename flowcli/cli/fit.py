@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -48,8 +49,9 @@ def parse_bounds(value: str | None) -> dict[str, tuple[float, float]] | None:
 def parse_formats(value: str | None) -> dict[str, str] | None:
     """``COL=FORMAT,...`` as ``{COL: FORMAT}``."""
     out = {}
-    for item in split_names(value, "--datetime-format") or []:
-        name, _, fmt = item.partition("=")
+    # a comma starts a new column only where a name and '=' follow (formats may hold commas)
+    for item in re.split(r",(?=[^,%=]+=)", value) if value else []:
+        name, _, fmt = item.strip().partition("=")
         if not name or "%" not in fmt:
             raise typer.BadParameter(f"expected COLUMN=FORMAT with strftime codes such as "
                                      f"%d/%m/%Y, got {item!r}", param_hint="--datetime-format")

@@ -60,8 +60,8 @@ def _declared(field: str, value: Any, given: dict[str, Any], schema: Schema) -> 
     if field in ("datetime", "datetime_format"):
         formats = value if field == "datetime_format" else {}
         return all(name in specs and specs[name].kind == "datetime"
-                   and formats.get(name, specs[name].format) == specs[name].format
-                   for name in value)
+                   and specs[name].format in (None, formats.get(name, specs[name].format))
+                   for name in value)  # a format given for a typed column goes unused
     if field in ("unbounded", "continuous"):
         return all(name in specs and not specs[name].inferred for name in value)
     if field == "bounds":

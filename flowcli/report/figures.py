@@ -44,7 +44,8 @@ def as_numbers(model: FlowModel, table: pd.DataFrame) -> pd.DataFrame:
         return table
     out = table.copy()
     for spec in dated:
-        micros = utc_micros(parse(table[spec.name], spec.name, "data", fmt=spec.format))
+        micros = utc_micros(parse(table[spec.name], spec.name, "data", fmt=spec.format,
+                                  zone=spec.zone))
         out[spec.name] = np.where(table[spec.name].isna(), np.nan, micros / 86_400e6)
     return out
 

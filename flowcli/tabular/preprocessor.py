@@ -5,8 +5,8 @@ column in schema order, then the discrete dims (category indices, missing indica
 order. A conditional model's rows end with the condition's dims (its context): each condition
 column's continuous dims (gaps as 0), then the one-hot codes of its discrete dims.
 
-The encoders work on parts: a column is its own one part, a datetime column three (its
-week, weekday and time of day, see :mod:`.datetimes`), split off on the way in and joined
+The encoders work on parts: a column is its own one part, a datetime column several (its
+week, weekday, hour and so on, see :mod:`.dateparts`), split off on the way in and joined
 on the way out.
 """
 
@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..config import DEFAULT_UNSEEN
 from ..errors import SchemaError
-from . import datetimes
+from . import dateparts
 from .encoders import Encoder, make_encoder
 from .schema import ColumnSpec, Schema, show
 
@@ -170,7 +170,7 @@ class Preprocessor:
                 assert given is not None
                 data[spec.name] = _as_trained(given[spec.name].reset_index(drop=True), spec)
             elif spec.kind == "datetime":
-                data[spec.name] = datetimes.join(spec, data)
+                data[spec.name] = dateparts.join(spec, data)
         return pd.DataFrame({name: data[name] for name in self.schema.names})
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,7 +189,7 @@ class Preprocessor:
 def part_specs(columns: list[ColumnSpec]) -> list[ColumnSpec]:
     """The parts the encoders see, in schema order."""
     return [p for c in columns
-            for p in (datetimes.part_specs(c) if c.kind == "datetime" else [c])]
+            for p in (dateparts.part_specs(c) if c.kind == "datetime" else [c])]
 
 
 def split_parts(columns: list[ColumnSpec], df: pd.DataFrame, source: str,
@@ -199,7 +199,7 @@ def split_parts(columns: list[ColumnSpec], df: pd.DataFrame, source: str,
     out: dict[str, pd.Series] = {}
     for spec in columns:
         if spec.kind == "datetime":
-            out.update(datetimes.split(spec, df[spec.name], source, row_offset))
+            out.update(dateparts.split(spec, df[spec.name], source, row_offset))
         else:
             out[spec.name] = df[spec.name]
     return out
@@ -209,7 +209,7 @@ def _as_trained(values: pd.Series, spec: ColumnSpec) -> pd.Series:
     """A condition column given back in its training dtype where its values allow it (a
     whole-number column read as floats from a command line), else as given."""
     if spec.kind == "datetime":
-        return values
+        return dateparts.as_trained(values, spec, "given")
     try:
         return values.astype(spec.dtype)
     except (TypeError, ValueError):

@@ -188,12 +188,12 @@ class Overrides:
                 | self.unbounded | self.continuous | self.datetime | set(self.datetime_format))
 
     def numeric_kind(self, name: str) -> str | None:
-        """The numeric kind column ``name`` is declared, if any."""
-        for kind, names in (("integer", self.integer), ("positive", self.positive),
-                            ("bounded", set(self.bounds)), ("continuous", self.continuous),
-                            ("unbounded", self.unbounded)):
+        """The option that declares column ``name`` numeric, if any."""
+        for option, names in (("integer", self.integer), ("positive", self.positive),
+                              ("bounds", set(self.bounds)), ("continuous", self.continuous),
+                              ("unbounded", self.unbounded)):
             if name in names:
-                return kind
+                return option
         return None
 
     def for_conditions(self) -> Overrides:
@@ -276,9 +276,11 @@ class Schema:
         if len(df) == 0:
             raise DataError("no data rows (only a header)", source=source)
         given = overrides.for_conditions()
-        return cls([replace(_infer_column(df[name], name, source, given), given=True)
-                    if name in overrides.given else
-                    _infer_column(df[name], name, source, overrides) for name in columns])
+        schema = cls([replace(_infer_column(df[name], name, source, given), given=True)
+                      if name in overrides.given else
+                      _infer_column(df[name], name, source, overrides) for name in columns])
+        _check_part_names(schema, source)
+        return schema
 
     def warnings(self, rows: int) -> list[Notice]:
         """Notes about columns that a continuous density fits poorly."""
@@ -297,6 +299,22 @@ class Schema:
         if dupes:
             raise SchemaError(f"column {show(dupes)} appears more than once", source=source,
                               column=dupes[0])
+
+
+def _check_part_names(schema: Schema, source: str) -> None:
+    """Refuse a column named as a part of a datetime column (``ts.hour`` beside ``ts``):
+    the model would not tell the two apart."""
+    from .dateparts import part_specs
+
+    for spec in schema.columns:
+        if spec.kind != "datetime":
+            continue
+        clash = {p.name for p in part_specs(spec)} & set(schema.names)
+        if clash:
+            name = sorted(clash)[0]
+            raise SchemaError(f"column '{name}' has the name of a part of datetime column "
+                              f"'{spec.name}'; rename it or leave it out", source=source,
+                              column=name)
 
 
 def _check_conditions(given: list[str], columns: list[str], names: list[str],
@@ -336,7 +354,7 @@ def _infer_column(series: pd.Series, name: str, source: str, overrides: Override
     rows = np.flatnonzero(present) + 1  # file row of each present value
     if name not in overrides.categorical and _is_dates(series, values, name, overrides,
                                                         source):
-        from .datetimes import spec_of
+        from .dateparts import spec_of
 
         return spec_of(series, name, source, missing, overrides.datetime_format.get(name))
 
@@ -368,15 +386,18 @@ def _is_dates(series: pd.Series, values: pd.Series, name: str, overrides: Overri
     declared = name in overrides.datetime or name in overrides.datetime_format
     numeric = pd.api.types.is_numeric_dtype(series.dtype) and not is_datetime(series)
     if declared and (numeric or pd.api.types.is_bool_dtype(series.dtype)):
+        example = values.iloc[0]
+        example = example.item() if isinstance(example, np.generic) else example
         raise SchemaError(f"column '{name}' is declared datetime but holds numbers, such as "
-                          f"{values.iloc[0]!r}", source=source, column=name)
+                          f"{example!r}", source=source, column=name)
     dates = declared or is_datetime(series) or (not numeric and looks_like_dates(values))
     kind = overrides.numeric_kind(name)
     if kind == "continuous" and name in overrides.given:
         kind = None  # a condition is read as it comes (Overrides.for_conditions)
     if dates and kind is not None:
+        said = {"bounds": "bounded"}.get(kind, kind)
         raise SchemaError(f"column '{name}' holds dates, such as {str(values.iloc[0])!r}, "
-                          f"but is declared {kind}", source=source, column=name,
+                          f"but is declared {said}", source=source, column=name,
                           advice=Advice(kind, verb="leave it out of"))
     return dates
 

@@ -13,7 +13,7 @@ import pytest
 from flowcli import FlowModel
 from flowcli.errors import DataError, SchemaError, UsageError
 from flowcli.tabular import Overrides, Schema
-from flowcli.tabular.datetimes import join, split
+from flowcli.tabular.dateparts import join, split
 
 
 def _stamps(n: int, seed: int, freq: str = "s", zone: str | None = None) -> pd.Series:
@@ -154,8 +154,8 @@ def test_bad_datetimes_are_one_line_naming_the_column(values, overrides, message
 def test_scoring_refuses_times_with_the_wrong_kind_of_zone(events) -> None:
     table, model = events
     naive = table.head(3).assign(ts=table["ts"].head(3).dt.tz_localize(None))
-    with pytest.raises(DataError, match=r"column 'ts' holds times without a time zone; the "
-                                        r"model's are in UTC"):
+    with pytest.raises(DataError, match=r"column 'ts' holds times without a time zone \(row 1 "
+                                        r"first\); the model's are in UTC"):
         model.score(naive)
     with pytest.raises(DataError, match=r"column 'ts' holds 'soon' in row 2"):
         model.score(table.head(3).astype({"ts": object}).assign(
@@ -232,3 +232,65 @@ def test_bad_dates_on_the_command_line_are_one_line(tmp_path, values, extra, lin
     done = _cli("fit", tmp_path / "t.csv", "-o", tmp_path / "m.flow", *extra)
     assert done.exit_code != 0 and line in done.output
     assert not (tmp_path / "m.flow").exists()
+
+
+def test_dates_in_a_daylight_saving_zone_stay_dates(tmp_path) -> None:
+    days = pd.Series(pd.date_range("2021-01-01", periods=730, freq="D", tz="Europe/Paris"))
+    table = pd.DataFrame({"d": days.sample(3000, replace=True, random_state=0).to_numpy()})
+    spec = Schema.infer(table).columns[0]
+    assert (spec.resolution, spec.zone) == (86_400, "Europe/Paris")
+    assert (join(spec, split(spec, table["d"], "data", 0)) == table["d"]).all()
+    model = FlowModel.fit(table, model="maf", epochs=2, seed=0)
+    drawn = model.sample(2000, seed=0)["d"]
+    assert str(drawn.dt.tz) == "Europe/Paris" and (drawn.dt.hour == 0).all()
+
+
+def test_a_zone_with_two_offsets_reads_its_own_text_back(tmp_path) -> None:
+    stamps = _stamps(2000, 9, "s", "Europe/Paris")  # March to May: +01:00 and +02:00
+    model = FlowModel.fit(stamps.to_frame(), model="maf", epochs=2, seed=0)
+    model.sample(500, seed=0).to_csv(tmp_path / "s.csv", index=False)
+    text = pd.read_csv(tmp_path / "s.csv")
+    assert text["ts"].str.endswith("+01:00").any() and text["ts"].str.endswith("+02:00").any()
+    assert np.isfinite(model.score(text)).all()
+    assert np.allclose(model.score(text), model.score(pd.read_csv(tmp_path / "s.csv").assign(
+        ts=lambda t: pd.to_datetime(t["ts"], utc=True).dt.tz_convert("Europe/Paris"))))
+
+
+def test_a_datetime_condition_comes_back_in_the_training_dtype() -> None:
+    days = pd.Series(pd.date_range("2021-01-01", periods=200, freq="D")).dt.date
+    table = pd.DataFrame({"d": days.sample(1000, replace=True, random_state=1).to_numpy(),
+                          "x": np.random.default_rng(1).normal(size=1000)})
+    model = FlowModel.fit(table, model="maf", epochs=2, seed=0, condition=["d"])
+    drawn = model.sample(3, seed=0, given={"d": "2021-06-01"})
+    assert list(drawn["d"]) == [dt.date(2021, 6, 1)] * 3
+
+
+def test_instants_at_the_ends_of_iso_years_stay_inside_the_range() -> None:
+    series = pd.Series(["9999-12-31T23:59:59.999999", "9999-12-01T00:00:00.000001"] * 3)
+    spec = Schema.infer(series.rename("t").to_frame()).columns[0]
+    parts = split(spec, series, "data", 0)
+    for shift in (-3, 3):
+        moved = dict(parts, **{"t.week": parts["t.week"] + shift})
+        back = join(spec, moved)
+        assert (back >= pd.Timestamp("9999-12-01")).all()
+        assert (back <= pd.Timestamp("9999-12-31T23:59:59.999999")).all()
+
+
+def test_a_column_named_like_a_part_is_refused() -> None:
+    table = pd.DataFrame({"ts": _stamps(100, 10), "ts.hour": np.arange(100) % 7 * 1.5})
+    with pytest.raises(SchemaError, match=r"column 'ts.hour' has the name of a part of "
+                                          r"datetime column 'ts'"):
+        Schema.infer(table)
+
+
+def test_resuming_accepts_the_same_declarations(tmp_path) -> None:
+    table = _stamps(600, 11).to_frame()
+    model = FlowModel.fit(table, model="maf", epochs=1, seed=0, datetime=["ts"],
+                          datetime_format={"ts": "%Y-%m-%d %H:%M:%S"})
+    model.check_resume(datetime=["ts"], datetime_format={"ts": "%Y-%m-%d %H:%M:%S"})
+
+
+def test_a_format_may_hold_a_comma() -> None:
+    from flowcli.cli.fit import parse_formats
+
+    assert parse_formats("a=%d %b, %Y,b=%H:%M") == {"a": "%d %b, %Y", "b": "%H:%M"}
