@@ -199,12 +199,14 @@ def _flowcli_passes(dim: int) -> dict[str, int]:
 
 
 def run_spline_micro(rows: int = 30_000, repeats: int = 9, threads: int = 1,
-                     dims: tuple[int, ...] = (8, 16), flowcli_passes: bool = False
-                     ) -> dict[str, dict[str, float]]:
+                     dims: tuple[int, ...] = (8, 16), flowcli_passes: bool = False,
+                     compiled: bool = False) -> dict[str, dict[str, float]]:
     """``{"8-D": {system: log_prob rows/s}, ...}``: what a spline flow costs to score
     against the MAF of the same size (5 layers, 2 x 128, 8 bins) on untrained flows, the
     systems taking turns as in :func:`run_micro`; in 4,096-row batches, or with
-    ``flowcli_passes`` in the passes ``flowcli score`` makes (:func:`_flowcli_passes`)."""
+    ``flowcli_passes`` in the passes ``flowcli score`` makes (:func:`_flowcli_passes`).
+    ``compiled`` adds the spline flow's ``log_prob`` through ``torch.compile``, as a long
+    ``flowcli score`` job runs it, compiled before the timing starts."""
     import torch
 
     torch.set_num_threads(threads)
@@ -219,6 +221,12 @@ def run_spline_micro(rows: int = 30_000, repeats: int = 9, threads: int = 1,
             module.eval()
             jobs[kind] = functools.partial(batched_log_prob, log_prob, x,
                                            passes.get(kind, 4096))
+            if compiled and kind == "flowcli-spline":
+                fast = torch.compile(log_prob, dynamic=False)
+                jobs["flowcli-spline-compiled"] = functools.partial(
+                    batched_log_prob, fast, x, passes.get(kind, 4096))
+                with torch.no_grad():
+                    jobs["flowcli-spline-compiled"]()  # compiles, for every pass shape
         with torch.no_grad():
             times = _rounds(jobs, repeats)
         results[f"{dim}-D"] = {k: rows / statistics.median(t) for k, t in times.items()}
@@ -259,6 +267,8 @@ if __name__ == "__main__":
                         help="only the spline flow's scoring against the MAF's")
     parser.add_argument("--flowcli-passes", action="store_true",
                         help="with --spline: score in the passes flowcli makes, not 4,096 rows")
+    parser.add_argument("--compiled", action="store_true",
+                        help="with --spline: add the spline flow through torch.compile")
     parser.add_argument("--sampling", action="store_true",
                         help="only sampling: flowcli's MAF and spline flow against zuko's")
     args = parser.parse_args()
@@ -266,6 +276,7 @@ if __name__ == "__main__":
         print(sampling_table(run_sampling_micro(threads=args.threads)))
     elif args.spline:
         print(spline_table(run_spline_micro(threads=args.threads,
-                                            flowcli_passes=args.flowcli_passes)))
+                                            flowcli_passes=args.flowcli_passes,
+                                            compiled=args.compiled)))
     else:
         print(micro_table(run_micro(threads=args.threads)))
