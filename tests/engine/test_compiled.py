@@ -56,5 +56,24 @@ def test_when_compiling_fails_scoring_goes_on_eagerly(monkeypatch) -> None:
     monkeypatch.setattr(torch, "compile", broken)
     with pytest.warns(FlowcliWarning, match="uncompiled: torch.compile failed"):
         again = model.score(table)
-    assert (again == eager).all() and scorer_for(model.density).failed
+    assert (again == eager).all() and scorer_for(model.density).uncompiled
     assert compiled.COMPILE_AFTER >= 100_000  # short jobs never pay the compile
+
+
+def test_compiled_passes_slower_than_eager_ones_are_dropped(monkeypatch) -> None:
+    import time
+
+    model, table = _model("nsf")
+    table = pd.concat([table] * 30, ignore_index=True)  # passes enough for every trial
+
+    def slow(fn, **kwargs):
+        def wrapped(x):
+            time.sleep(0.05)
+            return fn(x)
+        return wrapped
+
+    monkeypatch.setenv("FLOWCLI_COMPILE_AFTER", "0")
+    monkeypatch.setattr(torch, "compile", slow)
+    model.score(table)
+    scorer = scorer_for(model.density)
+    assert len(scorer.timings) == compiled.TRIALS and not scorer.faster and scorer.uncompiled
