@@ -1,17 +1,18 @@
 """Scoring long jobs through ``torch.compile``, for flows with spline layers on the CPU.
 
 A spline layer's time is mostly a hundred small elementwise operations, each paying PyTorch's
-dispatch; compiled, they fuse into a few loops (2.5x faster in the benchmarks), but compiling
-takes ten to thirty seconds. So a :class:`Scorer` scores eagerly until it has scored
-``COMPILE_AFTER`` rows (a job that long has time to win the cost back), then compiles the
-density's ``log_prob`` for its full passes, whose shape is fixed; a pass of another size
-stays eager, so nothing compiles twice. Compiled scores differ from eager ones in the last
-float32 digits (about 4e-6 nats), as scores of different pass sizes already do.
+dispatch; compiled, they fuse into a few loops (about twice as fast at engine level in the
+benchmarks), but compiling takes ten to thirty seconds, and end to end that was not won back
+on a 6M-row job (see ``benchmarks/README.md``). So compiling is asked for: with
+``FLOWCLI_COMPILE_AFTER=ROWS`` in the environment a :class:`Scorer` scores eagerly until it
+has scored ``ROWS`` rows, then compiles the density's ``log_prob`` for its full passes,
+whose shape is fixed; a pass of another size stays eager, so nothing compiles twice.
+Compiled scores differ from eager ones in the last float32 digits (about 4e-6 nats), as
+scores of different pass sizes already do.
 
 A flow without spline layers (a MAF's products already run as fused matrix kernels) and a
 GPU never compile. Where compiling fails (no C compiler, say), or the compiled passes turn
 out slower than eager ones, scoring stays eager.
-``FLOWCLI_COMPILE_AFTER`` sets the row count (``never`` turns compiling off).
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ from .spline import ElementwiseSpline, MaskedSplineAutoregressive
 
 __all__ = ["COMPILE_AFTER", "TRIALS", "Scorer", "scorer_for"]
 
-COMPILE_AFTER = 1_000_000  # rows scored eagerly before a spline flow compiles
+COMPILE_AFTER = float("inf")  # by default, never: compiling is asked for in the environment
 TRIALS = 3  # passes timed both ways after compiling
 
 
 def _compile_after() -> float:
-    """The row count after which to compile: the environment's, else :data:`COMPILE_AFTER`."""
+    """The row count after which to compile: the environment's (``never`` or a number of
+    rows), else :data:`COMPILE_AFTER`."""
     given = os.environ.get("FLOWCLI_COMPILE_AFTER", "").strip().lower()
     if given == "never":
         return float("inf")
@@ -65,7 +67,7 @@ class Scorer:
         try:
             if self.compiled is None:
                 self.compiled = torch.compile(self.eager, dynamic=False)
-                return self.compiled(x)  # the first call compiles: not a fair timing
+                return self._compile(x)
             if len(self.timings) < TRIALS:
                 return self._trial(x)
             return self.compiled(x)
@@ -74,6 +76,16 @@ class Scorer:
             warnings.warn(f"scoring goes on uncompiled: torch.compile failed "
                           f"({exc.__class__.__name__})", FlowcliWarning, stacklevel=2)
             return self.eager(x)
+
+    def _compile(self, x: Tensor) -> Tensor:
+        """The first compiled call, which compiles (not a fair timing). The loops are made
+        single-threaded: split across threads, these small loops ran several times slower
+        (8 columns, 2 threads), while one thread each still beat eager scoring."""
+        assert self.compiled is not None
+        import torch._inductor.config as inductor
+
+        with inductor.patch({"cpp.threads": 1}):
+            return self.compiled(x)
 
     def _trial(self, x: Tensor) -> Tensor:
         """One pass timed compiled and eager; after the last trial, eager for good unless
