@@ -28,7 +28,7 @@ from ..errors import Advice, DataError
 from .datetimes import parse, utc_micros
 from .schema import ColumnSpec, first
 
-__all__ = ["as_trained", "join", "part_specs", "spec_of", "split"]
+__all__ = ["as_trained", "join", "part_specs", "seconds", "spec_of", "split"]
 
 DAY = 86_400  # seconds
 MICRO = 1_000_000
@@ -212,6 +212,17 @@ def _from_local(local: np.ndarray, spec: ColumnSpec) -> pd.Series:
     utc = np.clip(local - int(spec.shift or 0) * MICRO, FIRST_US, LAST_US)
     stamps = pd.Series(pd.to_datetime(utc, unit="us", utc=spec.zone is not None))
     return stamps.dt.tz_convert(spec.zone) if spec.zone is not None else stamps
+
+
+def seconds(values: pd.Series, spec: ColumnSpec) -> np.ndarray:
+    """Seconds since 1970 UTC of each value of datetime column ``spec`` (NaN for gaps);
+    values that cannot be read are NaN too, scoring names them."""
+    try:
+        parsed = parse(values, spec.name, "given", fmt=spec.format, zone=spec.zone,
+                       advise=False)
+    except DataError:
+        return np.full(len(values), np.nan)
+    return np.where(parsed.isna(), np.nan, utc_micros(parsed) / MICRO)
 
 
 def as_trained(values: pd.Series, spec: ColumnSpec, source: str) -> pd.Series:

@@ -51,6 +51,14 @@ def parse(series: pd.Series, name: str, source: str, row_offset: int = 0,
     each instant then taken into the zone; ``advise`` adds how to give a format."""
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         return _in_range(series.dt.as_unit("us"), series, name, source, row_offset)
+    if is_datetime(series):  # Python dates and datetimes
+        try:
+            parsed = pd.to_datetime(series)
+        except (ValueError, TypeError):  # naive beside zoned, or several zones
+            raise _mixed_zones(series, name, source, row_offset) from None
+        if zone is not None and parsed.dt.tz is not None:
+            parsed = parsed.dt.tz_convert(zone)
+        return _in_range(parsed.dt.as_unit("us"), series, name, source, row_offset)
     is_text = pd.api.types.infer_dtype(series, skipna=True) == "string"
     text = series.str.strip() if is_text else series
     if zone is not None and is_text:
@@ -124,8 +132,9 @@ def _mixed_zones(series: pd.Series, name: str, source: str, row_offset: int) -> 
     if not other.any():
         return DataError(f"column '{name}' mixes time zones", source=source, column=name)
     i, j = int(np.flatnonzero(zones.notna().to_numpy())[0]), first(other)
-    return DataError(f"column '{name}' mixes time zones: {series.iloc[i]!r} in row "
-                     f"{row_offset + i + 1} and {series.iloc[j]!r} in row {row_offset + j + 1} "
+    return DataError(f"column '{name}' mixes time zones: {str(series.iloc[i])!r} in row "
+                     f"{row_offset + i + 1} and {str(series.iloc[j])!r} in row "
+                     f"{row_offset + j + 1} "
                      "(convert them to one zone, UTC say)", source=source, column=name,
                      row=row_offset + j + 1, value=series.iloc[j])
 

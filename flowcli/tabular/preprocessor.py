@@ -141,14 +141,17 @@ class Preprocessor:
         phrase naming the column and the range."""
         phrases = []
         for spec in self.schema.columns:
-            if not spec.given or spec.kind == "datetime":
+            if not spec.given or spec.min is None or spec.max is None \
+                    or spec.name not in df.columns:
                 continue
-            if spec.min is None or spec.max is None or spec.name not in df.columns:
-                continue
-            values = pd.to_numeric(df[spec.name], errors="coerce")
+            if spec.kind == "datetime":  # instants as seconds since 1970, as min and max
+                values = pd.Series(dateparts.seconds(df[spec.name], spec))
+                shown = spec.describe().split(";")[0].replace(" .. ", ", ")
+            else:
+                values = pd.to_numeric(df[spec.name], errors="coerce")
+                shown = f"{spec.min:g}, {spec.max:g}"
             if ((values < spec.min) | (values > spec.max)).any():
-                phrases.append(f"'{spec.name}' outside its training range "
-                               f"[{spec.min:g}, {spec.max:g}]")
+                phrases.append(f"'{spec.name}' outside its training range [{shown}]")
         return phrases
 
     def decode(self, encoded: np.ndarray, given: pd.DataFrame | None = None) -> pd.DataFrame:

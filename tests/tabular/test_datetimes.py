@@ -294,3 +294,21 @@ def test_a_format_may_hold_a_comma() -> None:
     from flowcli.cli.fit import parse_formats
 
     assert parse_formats("a=%d %b, %Y,b=%H:%M") == {"a": "%d %b, %Y", "b": "%H:%M"}
+
+
+def test_a_datetime_condition_outside_training_is_warned_of() -> None:
+    from flowcli.errors import ConditionWarning
+
+    stamps = _stamps(800, 12, "s", "UTC")
+    table = pd.DataFrame({"ts": stamps, "x": np.random.default_rng(12).normal(size=800)})
+    model = FlowModel.fit(table, model="maf", epochs=1, seed=0, condition=["ts"])
+    with pytest.warns(ConditionWarning, match=r"'ts' outside its training range \[2024-03-20"):
+        model.score(table.head(3).assign(ts=pd.Timestamp("2030-01-01", tz="UTC")))
+
+
+def test_python_datetimes_with_and_without_a_zone_are_mixed_zones() -> None:
+    values = pd.Series([dt.datetime(2024, 1, 1, 10),
+                        dt.datetime(2024, 1, 2, 10, tzinfo=dt.timezone.utc)] * 3, dtype=object)
+    with pytest.raises(DataError, match=r"column 't' mixes time zones: '2024-01-01 10:00:00' in "
+                                        r"row 1 and '2024-01-02 10:00:00\+00:00' in row 2"):
+        Schema.infer(values.rename("t").to_frame())
