@@ -36,8 +36,8 @@ from .conditionals import Joint, Line, draw, draw_label, joint_of, peak
 from .config import DEFAULT_SWEEPS, DEFAULT_UNSEEN, OPTIONS
 from .engine.mixed import MixedDensity
 from .errors import UsageError
-from .tabular import Preprocessor
-from .tabular.encoders import CategoricalEncoder, NumericEncoder
+from .tabular import Preprocessor, dateparts
+from .tabular.encoders import CategoricalEncoder, Encoder, NumericEncoder
 
 __all__ = ["Gaps", "Imputation", "complete", "gaps_of", "impute_table"]
 
@@ -271,19 +271,31 @@ def _placeholders(pre: Preprocessor, df: pd.DataFrame, missing: np.ndarray) -> p
     that encodes to 0, or the most frequent training label."""
     filled = df.copy()
     for c, (e, j, _) in enumerate(pre.layout):
-        if not missing[:, c].any():
+        name = _owner(pre, e)
+        if not missing[:, c].any() or e is not pre.encoders_of(name)[0]:
             continue
-        if j is not None:
+        spec = next(s for s in pre.schema.columns if s.name == name)
+        if spec.kind == "datetime":  # any instant will do: the first of training
+            assert spec.min is not None
+            first = pd.Series(pd.to_datetime([spec.min], unit="s", utc=spec.zone is not None))
+            value = dateparts.as_trained(first, spec, "data").iloc[0]
+        elif j is not None:
             value = e.decode(np.zeros((1, 1)), np.zeros((1, len(e.cards)))).iloc[0]
         else:
             assert isinstance(e, CategoricalEncoder)
             counts = [n if label is not None else -1
                       for n, label in zip(e.counts, e.labels, strict=True)]
             value = e.labels[int(np.argmax(counts))]
-        column = df[e.spec.name].astype(object)
+        column = df[name].astype(object)
         column[missing[:, c]] = value
-        filled[e.spec.name] = column
+        filled[name] = column
     return filled
+
+
+def _owner(pre: Preprocessor, encoder: Encoder) -> str:
+    """The table column an encoder's part belongs to (a datetime column's parts: it)."""
+    name = encoder.spec.name
+    return name if name in pre.schema.names else name.rsplit(".", 1)[0]
 
 
 def _merge(original: pd.Series, drawn: pd.Series, gap: np.ndarray) -> pd.Series:
@@ -310,11 +322,7 @@ def impute_table(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
     one after another (with an ``imputation`` column numbering them from 1 when more than
     one), other columns passed through."""
     pre.schema.check_columns(df, source)
-    dated = [c.name for c in pre.schema.columns if c.kind == "datetime"]
-    if dated:
-        raise UsageError(f"cannot fill gaps in a model with a datetime column ('{dated[0]}') "
-                         "yet; drop it from the model to impute the others")
-    missing = np.column_stack([df[e.spec.name].isna().to_numpy() for e in pre.encoders]) \
+    missing = np.column_stack([df[_owner(pre, e)].isna().to_numpy() for e in pre.encoders]) \
         if pre.encoders else np.zeros((len(df), 0), dtype=bool)
     x, _ = pre.encode(_placeholders(pre, df, missing), source, row_offset, unseen=unseen)
     k, gaps = plan.draws, gaps_of(pre, missing)
@@ -335,8 +343,8 @@ def _table(pre: Preprocessor, df: pd.DataFrame, x: np.ndarray, missing: np.ndarr
     drawn = pre.decode(x, given=copies if pre.conditions else None)
     gap = np.repeat(missing, k, axis=0)
     for c, e in enumerate(pre.encoders):
-        if gap[:, c].any():
-            name = e.spec.name
+        name = _owner(pre, e)  # a datetime column's parts: merged once, by the first
+        if gap[:, c].any() and e is pre.encoders_of(name)[0]:
             copies[name] = _merge(copies[name], drawn[name], gap[:, c])
     if k > 1:
         copies["imputation"] = np.tile(np.arange(1, k + 1), len(df))

@@ -83,7 +83,9 @@ def parse(series: pd.Series, name: str, source: str, row_offset: int = 0,
 
 def _zoned(text: pd.Series, name: str, source: str, row_offset: int) -> None:
     """Refuse text without a UTC offset where the model's times have a zone."""
-    bare = (text.notna() & ~text.astype(str).str.contains(ZONE)).to_numpy()
+    zoned = text.map(lambda v: isinstance(v, str) and ZONE.search(v) is not None)
+    zoned = zoned.astype(bool)
+    bare = (text.notna() & ~zoned).to_numpy()
     if bare.any():
         i = first(bare)
         row = row_offset + i + 1

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from flowcli import FlowModel
-from flowcli.errors import DataError, SchemaError, UsageError
+from flowcli.errors import DataError, SchemaError
 from flowcli.tabular import Overrides, Schema
 from flowcli.tabular.dateparts import join, split
 
@@ -162,14 +162,26 @@ def test_scoring_refuses_times_with_the_wrong_kind_of_zone(events) -> None:
             ts=["2024-04-01T00:00:00Z", "soon", None]))
 
 
-def test_explain_scores_each_part_and_impute_refuses(events) -> None:
+def test_explain_scores_each_part(events) -> None:
     table, model = events
     found = model.explain(table.dropna().head(5))
     assert {"ts.week_cond_log_prob", "ts.weekday_cond_log_prob", "ts.hour_cond_log_prob",
-            "ts.second_cond_log_prob",
-            "day.week_cond_log_prob"} <= set(found.columns)
-    with pytest.raises(UsageError, match=r"datetime column \('ts'\)"):
-        model.impute(table.head(5))
+            "ts.second_cond_log_prob", "day.week_cond_log_prob"} <= set(found.columns)
+
+
+def test_impute_fills_a_datetime_gap_from_the_rest_of_the_row() -> None:
+    rng = np.random.default_rng(13)
+    stamps = _stamps(4000, 13, "s", "UTC")
+    table = pd.DataFrame({"ts": stamps, "x": stamps.dt.hour + rng.normal(0, 0.5, 4000)})
+    table.loc[rng.random(4000) < 0.05, "ts"] = pd.NaT
+    model = FlowModel.fit(table, model="maf", epochs=30, seed=0, missing="model")
+    rows = pd.DataFrame({"ts": pd.Series([pd.NaT] * 40, dtype=table["ts"].dtype),
+                         "x": [4.0] * 20 + [20.0] * 20})
+    filled = model.impute(rows, seed=0)
+    assert filled["ts"].dtype == table["ts"].dtype and filled["ts"].notna().all()
+    hours = filled["ts"].dt.hour.to_numpy()
+    assert np.median(hours[:20]) < 8 and np.median(hours[20:]) > 16
+    assert (filled["x"] == rows["x"]).all()
 
 
 def test_the_report_compares_datetimes_as_numbers(events) -> None:
