@@ -37,7 +37,7 @@ from .config import DEFAULT_SWEEPS, DEFAULT_UNSEEN, OPTIONS
 from .engine.mixed import MixedDensity
 from .errors import UsageError
 from .tabular import Preprocessor, dateparts
-from .tabular.encoders import CategoricalEncoder, Encoder, NumericEncoder
+from .tabular.encoders import CategoricalEncoder, NumericEncoder
 
 __all__ = ["Gaps", "Imputation", "complete", "gaps_of", "impute_table"]
 
@@ -271,7 +271,7 @@ def _placeholders(pre: Preprocessor, df: pd.DataFrame, missing: np.ndarray) -> p
     that encodes to 0, or the most frequent training label."""
     filled = df.copy()
     for c, (e, j, _) in enumerate(pre.layout):
-        name = _owner(pre, e)
+        name = pre.owner[e.spec.name]
         if not missing[:, c].any() or e is not pre.encoders_of(name)[0]:
             continue
         spec = next(s for s in pre.schema.columns if s.name == name)
@@ -290,12 +290,6 @@ def _placeholders(pre: Preprocessor, df: pd.DataFrame, missing: np.ndarray) -> p
         column[missing[:, c]] = value
         filled[name] = column
     return filled
-
-
-def _owner(pre: Preprocessor, encoder: Encoder) -> str:
-    """The table column an encoder's part belongs to (a datetime column's parts: it)."""
-    name = encoder.spec.name
-    return name if name in pre.schema.names else name.rsplit(".", 1)[0]
 
 
 def _merge(original: pd.Series, drawn: pd.Series, gap: np.ndarray) -> pd.Series:
@@ -322,7 +316,8 @@ def impute_table(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
     one after another (with an ``imputation`` column numbering them from 1 when more than
     one), other columns passed through."""
     pre.schema.check_columns(df, source)
-    missing = np.column_stack([df[_owner(pre, e)].isna().to_numpy() for e in pre.encoders]) \
+    missing = np.column_stack([df[pre.owner[e.spec.name]].isna().to_numpy()
+                               for e in pre.encoders]) \
         if pre.encoders else np.zeros((len(df), 0), dtype=bool)
     x, _ = pre.encode(_placeholders(pre, df, missing), source, row_offset, unseen=unseen)
     k, gaps = plan.draws, gaps_of(pre, missing)
@@ -343,7 +338,7 @@ def _table(pre: Preprocessor, df: pd.DataFrame, x: np.ndarray, missing: np.ndarr
     drawn = pre.decode(x, given=copies if pre.conditions else None)
     gap = np.repeat(missing, k, axis=0)
     for c, e in enumerate(pre.encoders):
-        name = _owner(pre, e)  # a datetime column's parts: merged once, by the first
+        name = pre.owner[e.spec.name]  # a datetime column's parts: merged once, by the first
         if gap[:, c].any() and e is pre.encoders_of(name)[0]:
             copies[name] = _merge(copies[name], drawn[name], gap[:, c])
     if k > 1:

@@ -67,9 +67,8 @@ class LatentMap:
             raise too_far(self.preprocessor, df, x, int(np.argmax(bad)), source, row_offset,
                           "mapped to latent space")
         out = pd.DataFrame(z, columns=latent_columns(z.shape[1]), index=df.index)
-        parts = self.preprocessor.parts(df, source, row_offset)
         for d, (name, e) in enumerate(self._discrete_parts(), self.preprocessor.continuous):
-            out[name] = x[:, d] > 0.5 if e.cont else parts[name].to_numpy()
+            out[name] = x[:, d] > 0.5 if e.cont else _labels(e, df, x[:, [d]])
         for name in self.preprocessor.schema.given:
             out[name] = df[name].to_numpy()
         return out
@@ -126,3 +125,12 @@ def _check_decoded(encoded: np.ndarray, table: pd.DataFrame, source: str,
         row = row_offset + int(np.argmax(bad)) + 1
         raise DataError(f"row {row} cannot be mapped to the table: its latent values lie "
                         f"too far out for the model's arithmetic", source=source, row=row)
+
+
+def _labels(encoder: Encoder, df: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
+    """A label column as the rows hold it, or, for a part of a datetime column, the labels
+    its codes stand for."""
+    name = encoder.spec.name
+    if name in df.columns:
+        return df[name].to_numpy()
+    return encoder.decode(np.zeros((len(codes), 0)), codes).to_numpy()

@@ -19,8 +19,7 @@ from .engine.compiled import scorer_for
 from .engine.mixed import MixedDensity
 from .engine.passes import in_passes, rows_per_pass
 from .errors import DataError
-from .tabular import ColumnSpec, Preprocessor
-from .tabular.preprocessor import part_specs
+from .tabular import Preprocessor
 
 __all__ = ["MAX_REDRAWS", "finite_draws", "infinite_rows", "score_rows", "too_far"]
 
@@ -47,19 +46,13 @@ def score_rows(pre: Preprocessor, density: MixedDensity,
     return values
 
 
-def _parts(spec: ColumnSpec) -> list[str]:
-    """The part names of a datetime column (none for another)."""
-    return [p.name for p in part_specs(spec)] if spec.kind == "datetime" else []
-
-
 def too_far(pre: Preprocessor, df: pd.DataFrame, x: np.ndarray, i: int, source: str,
             row_offset: int, what: str) -> DataError:
     """The error for row ``i`` of ``df`` (encoded as ``x``), which cannot be ``what``."""
     names = [e.spec.name for e in pre.encoders if e.cont]
     spread = np.abs(np.nan_to_num(x[i, : len(names)], nan=0.0))
-    part = names[int(np.argmax(spread))]
-    spec = next(s for s in pre.schema.columns if part in (s.name, *_parts(s)))
-    column = spec.name
+    column = pre.owner[names[int(np.argmax(spread))]]
+    spec = next(s for s in pre.schema.columns if s.name == column)
     value, row = df[column].iloc[i], row_offset + i + 1
     value = value.item() if isinstance(value, np.generic) else value
     return DataError(f"row {row} cannot be {what}: column '{column}' holds {value!r}, too far "

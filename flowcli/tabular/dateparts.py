@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import Advice, DataError
-from .datetimes import parse, utc_micros
+from .datetimes import is_dates_only, parse, utc_micros
 from .schema import ColumnSpec, first
 
-__all__ = ["as_trained", "join", "part_specs", "seconds", "spec_of", "split"]
+__all__ = ["DAY", "as_trained", "join", "part_specs", "seconds", "spec_of", "split"]
 
 DAY = 86_400  # seconds
 MICRO = 1_000_000
@@ -55,25 +55,18 @@ def spec_of(series: pd.Series, name: str, source: str, missing: float,
                         f"row), so it has no density", source=source, column=name,
                         advice=Advice("exclude", name, verb="leave it out with"))
     shift, resolution = 0, float(DAY)
-    if np.any(_wall(parsed)[present] % DAY_US):  # times, not dates
+    wall = _wall(parsed)[present]
+    if np.any(wall % DAY_US):  # times, not dates
         if zone is not None:  # the commonest offset of the zone in training, in seconds
-            offsets, counts = np.unique((_wall(parsed)[present] - micros) // MICRO,
-                                        return_counts=True)
+            offsets, counts = np.unique((wall - micros) // MICRO, return_counts=True)
             shift = int(offsets[np.argmax(counts)])
         local = micros + shift * MICRO
         resolution = next(r for r in RESOLUTIONS if not np.any(local % round(r * MICRO)))
-    dtype = "date" if _is_dates_only(series) else str(series.dtype)
+    dtype = "date" if is_dates_only(series) else str(series.dtype)
     text = not (dtype == "date" or pd.api.types.is_datetime64_any_dtype(series.dtype))
     return ColumnSpec(name, "datetime", dtype, low, high, missing=missing, zone=zone,
                       resolution=resolution, shift=float(shift),
                       format=(fmt or "ISO8601") if text else None)
-
-
-def _is_dates_only(series: pd.Series) -> bool:
-    import datetime as dt
-
-    return series.dtype == object and bool(series.dropna().head(200).map(
-        lambda v: isinstance(v, dt.date) and not isinstance(v, dt.datetime)).all())
 
 
 def _wall(parsed: pd.Series) -> np.ndarray:
@@ -145,9 +138,7 @@ def split(spec: ColumnSpec, series: pd.Series, source: str, row_offset: int
           ) -> dict[str, pd.Series]:
     """The parts of each value of datetime column ``spec``, NaN where the value is missing."""
     assert spec.resolution is not None
-    parsed = parse(series, spec.name, source, row_offset, spec.format, spec.zone,
-                   advise=False)
-    _check_zone(parsed, spec, source, row_offset)
+    parsed = _read(series, spec, source, row_offset)
     present = parsed.notna().to_numpy()
     if not present.all() and not spec.missing:
         row = row_offset + first(~present) + 1
@@ -164,6 +155,16 @@ def split(spec: ColumnSpec, series: pd.Series, source: str, row_offset: int
             out[part.name] = pd.Series(np.where(present, value, np.nan), index=series.index,
                                        dtype=np.float64)
     return out
+
+
+def _read(values: pd.Series, spec: ColumnSpec, source: str, row_offset: int = 0
+          ) -> pd.Series:
+    """Values given to the model of datetime column ``spec``, as datetimes: read as its
+    training values were, with a zone where it has one."""
+    parsed = parse(values, spec.name, source, row_offset, spec.format, spec.zone,
+                   advise=False)
+    _check_zone(parsed, spec, source, row_offset)
+    return parsed
 
 
 def _check_zone(parsed: pd.Series, spec: ColumnSpec, source: str, row_offset: int) -> None:
@@ -214,22 +215,15 @@ def _from_local(local: np.ndarray, spec: ColumnSpec) -> pd.Series:
     return stamps.dt.tz_convert(spec.zone) if spec.zone is not None else stamps
 
 
-def seconds(values: pd.Series, spec: ColumnSpec) -> np.ndarray:
-    """Seconds since 1970 UTC of each value of datetime column ``spec`` (NaN for gaps);
-    values that cannot be read are NaN too, scoring names them."""
-    try:
-        parsed = parse(values, spec.name, "given", fmt=spec.format, zone=spec.zone,
-                       advise=False)
-    except DataError:
-        return np.full(len(values), np.nan)
+def seconds(values: pd.Series, spec: ColumnSpec, source: str) -> np.ndarray:
+    """Seconds since 1970 UTC of each value of datetime column ``spec``; NaN for gaps."""
+    parsed = _read(values, spec, source)
     return np.where(parsed.isna(), np.nan, utc_micros(parsed) / MICRO)
 
 
 def as_trained(values: pd.Series, spec: ColumnSpec, source: str) -> pd.Series:
     """Given datetimes (a condition, as text or datetimes) in the training dtype and zone."""
-    parsed = parse(values, spec.name, source, fmt=spec.format, zone=spec.zone, advise=False)
-    _check_zone(parsed, spec, source, 0)
-    return _as_trained(parsed, spec)
+    return _as_trained(_read(values, spec, source), spec)
 
 
 def _as_trained(stamps: pd.Series, spec: ColumnSpec) -> pd.Series:

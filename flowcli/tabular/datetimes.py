@@ -13,7 +13,7 @@ import pandas as pd
 from ..errors import Advice, DataError
 from .schema import first
 
-__all__ = ["is_datetime", "looks_like_dates", "parse", "utc_micros"]
+__all__ = ["is_datetime", "is_dates_only", "looks_like_dates", "parse", "utc_micros"]
 
 ISO = re.compile(r"^\s*[+-]?\d{4,}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d+)?)?)?)?"
                  r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?\s*$")
@@ -30,6 +30,12 @@ def is_datetime(series: pd.Series) -> bool:
     values = series.dropna().head(200)
     return len(values) > 0 and bool(values.map(
         lambda v: isinstance(v, (_dt.date, pd.Timestamp))).all())
+
+
+def is_dates_only(series: pd.Series) -> bool:
+    """Python dates without times (Parquet's date type reads so)."""
+    return series.dtype == object and bool(series.dropna().head(200).map(
+        lambda v: isinstance(v, _dt.date) and not isinstance(v, _dt.datetime)).all())
 
 
 def looks_like_dates(values: pd.Series) -> bool:

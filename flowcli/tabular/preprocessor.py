@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import DEFAULT_UNSEEN
-from ..errors import SchemaError
+from ..errors import DataError, SchemaError
 from . import dateparts
 from .encoders import Encoder, make_encoder
 from .schema import ColumnSpec, Schema, show
@@ -38,6 +38,8 @@ class Preprocessor:
         self.encoders = [e for e in encoders if not e.spec.given]  # the modelled columns
         self.conditions = [e for e in encoders if e.spec.given]
         self.all_encoders = encoders  # in schema order
+        self.owner = {part.name: spec.name for spec in schema.columns  # part -> its column
+                      for part in part_specs([spec])}
 
     @classmethod
     def fit(cls, schema: Schema, df: pd.DataFrame, source: str = "data") -> Preprocessor:
@@ -48,13 +50,7 @@ class Preprocessor:
 
     def encoders_of(self, name: str) -> list[Encoder]:
         """The encoders of column ``name``'s parts."""
-        return [e for e in self.all_encoders
-                if e.spec.name == name or e.spec.name.rsplit(".", 1)[0] == name
-                and name in self._datetimes]
-
-    @property
-    def _datetimes(self) -> set[str]:
-        return {c.name for c in self.schema.columns if c.kind == "datetime"}
+        return [e for e in self.all_encoders if self.owner[e.spec.name] == name]
 
     def parts(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
               ) -> dict[str, pd.Series]:
@@ -145,7 +141,10 @@ class Preprocessor:
                     or spec.name not in df.columns:
                 continue
             if spec.kind == "datetime":  # instants as seconds since 1970, as min and max
-                values = pd.Series(dateparts.seconds(df[spec.name], spec))
+                try:
+                    values = pd.Series(dateparts.seconds(df[spec.name], spec, "given"))
+                except DataError:
+                    continue  # scoring or sampling names the value that cannot be read
                 shown = spec.describe().split(";")[0].replace(" .. ", ", ")
             else:
                 values = pd.to_numeric(df[spec.name], errors="coerce")

@@ -181,6 +181,7 @@ class Overrides:
     given: list[str] = field(default_factory=list)  # the conditions, in the user's order
     datetime: set[str] = field(default_factory=set)
     datetime_format: dict[str, str] = field(default_factory=dict)  # strftime codes per column
+    as_given: set[str] = field(default_factory=set)  # conditions: read as they come
 
     def names(self) -> set[str]:
         """The columns declared something (conditions apart)."""
@@ -201,7 +202,7 @@ class Overrides:
         declares no kind: a condition is an input, not modelled, so any value of its type
         may be given."""
         declared = self.categorical | self.integer | self.positive | set(self.bounds)
-        return replace(self, continuous=self.continuous | (set(self.given) - declared))
+        return replace(self, as_given=set(self.given) - declared)
 
 
 class Schema:
@@ -392,8 +393,6 @@ def _is_dates(series: pd.Series, values: pd.Series, name: str, overrides: Overri
                           f"{example!r}", source=source, column=name)
     dates = declared or is_datetime(series) or (not numeric and looks_like_dates(values))
     kind = overrides.numeric_kind(name)
-    if kind == "continuous" and name in overrides.given:
-        kind = None  # a condition is read as it comes (Overrides.for_conditions)
     if dates and kind is not None:
         said = {"bounds": "bounded"}.get(kind, kind)
         raise SchemaError(f"column '{name}' holds dates, such as {str(values.iloc[0])!r}, "
@@ -446,7 +445,7 @@ def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, 
                         f"density", source=source, column=name, value=lo,
                         advice=_exclude(name))
     spec = ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
-    if name in overrides.continuous:
+    if name in overrides.continuous | overrides.as_given:
         return spec
     grid = _grid(numeric, n_unique)
     if grid is not None:
