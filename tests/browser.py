@@ -28,16 +28,18 @@ def chromium() -> str | None:
 
 
 def inspect(page_path: Path, shots: Path) -> dict:
-    """Every request the page made, and per section its screenshot and its images' sizes."""
+    """Every request the page made, the ids of its sections in page order, and per section
+    its screenshot and its images' sizes."""
     from playwright.sync_api import sync_playwright
 
     shots.mkdir(parents=True, exist_ok=True)
-    found: dict = {"requests": [], "sections": {}}
+    found: dict = {"requests": [], "ids": [], "sections": {}}
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=chromium(), args=QUIET)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("request", lambda r: found["requests"].append(r.url))
         page.goto(page_path.resolve().as_uri(), wait_until="load")
+        found["ids"] = page.locator("section").evaluate_all("s => s.map(x => x.id)")
         for name in SECTIONS:
             section = page.locator(f"section#{name}")
             shot = shots / f"{name}.png"

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..model import FlowModel
     from ..training import EpochReport
 
-__all__ = ["Progress", "columns_table", "console", "model_summary"]
+__all__ = ["Progress", "columns_table", "console", "model_summary", "say"]
 
 
 LOG_WIDTH = 120  # columns of a summary written to a file or a pipe, where lines may be long
@@ -67,6 +67,11 @@ class Progress:
     def stop(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def say(message: str) -> None:
+    """A message on stderr (the callers are quiet by not calling it)."""
+    console().print(message)
 
 
 def columns_table(model: FlowModel, title: str, **style: Any) -> Table:

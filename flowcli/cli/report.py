@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -73,12 +73,9 @@ def report(
                               rows=n, json_path=json_path, fmt=fmt, seed=seed, device=device,
                               gates=gates)
         if not quiet:
-            _say(f"wrote the report to {output}")
+            from .render import say
+
+            say(f"wrote the report to {output}")
         if missed:
             raise AnomalyError("the report misses its gates: " + "; ".join(missed))
 
-
-def _say(message: str) -> Any:
-    from .render import console
-
-    console().print(message)

@@ -39,9 +39,9 @@ __all__ = ["explain", "impute", "invert", "sample", "score"]
 
 
 def _say(message: str) -> None:
-    from .render import console
+    from .render import say  # rich loads only when there is something to say
 
-    console().print(message)
+    say(message)
 
 
 def _load(path: str, device: Any) -> Any:

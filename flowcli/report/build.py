@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ..detection import require as require_classifiers
-from ..errors import DataError, FlowcliError
+from ..errors import FlowcliError
 from ..files import AtomicFile, check_target
 from ..io import display_name, read_table
 from ..model import FlowModel
@@ -57,9 +57,14 @@ def build_report(model: FlowModel, real: pd.DataFrame, *, synthetic: pd.DataFram
     seed = 0 if seed is None else seed
     if synthetic is None:
         synthetic = _draw(model, real, rows, seed)
-    found = figures(model, real, synthetic, holdout, seed)
-    return found, render(model, found, as_numbers(model, real), as_numbers(model, synthetic),
-                         title, scored=real)
+    real = real.reset_index(drop=True)  # scores are matched to sampled rows by index
+    holdout = holdout.reset_index(drop=True) if holdout is not None else None
+    scores = (model.score(real, unseen="floor"),
+              model.score(holdout, unseen="floor") if holdout is not None else None)
+    numbers = as_numbers(model, real), as_numbers(model, synthetic)
+    found = figures(model, *numbers, as_numbers(model, holdout) if holdout is not None
+                    else None, scores, seed)
+    return found, render(model, found, *numbers, title, real, scores[0])
 
 
 def _can_report(drawing: bool, rows: int) -> None:
@@ -73,11 +78,8 @@ def _can_report(drawing: bool, rows: int) -> None:
 def _table(model: FlowModel, path: str, fmt: str | None) -> pd.DataFrame:
     """The table at ``path``, checked to hold the model's columns with values it can score."""
     table = read_table(path, fmt)
-    missing = [c for c in model.columns if c not in table.columns]
-    if missing:
-        raise DataError(f"lacks the model's column(s) {', '.join(map(repr, missing))}",
-                        source=display_name(path), column=missing[0])
-    model.score(table.head(1000), display_name(path), unseen="floor")  # refuses bad values
+    # refuses missing model columns (naming them) and values the model cannot score
+    model.score(table.head(1000), display_name(path), unseen="floor")
     return table
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from ..detection import detection_auc
 from ..privacy import RowSpace, closer_to_training_share, exact_copies, membership_auc
 from ..quality import column_pairs, column_shapes
-from ..tabular.datetimes import parse, utc_micros
+from ..tabular.dateparts import DAY, seconds
 
 if TYPE_CHECKING:
     from ..model import FlowModel
@@ -44,9 +44,7 @@ def as_numbers(model: FlowModel, table: pd.DataFrame) -> pd.DataFrame:
         return table
     out = table.copy()
     for spec in dated:
-        micros = utc_micros(parse(table[spec.name], spec.name, "data", fmt=spec.format,
-                                  zone=spec.zone))
-        out[spec.name] = np.where(table[spec.name].isna(), np.nan, micros / 86_400e6)
+        out[spec.name] = seconds(table[spec.name], spec, "data") / DAY
     return out
 
 
@@ -55,12 +53,14 @@ def _sample(table: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
-            holdout: pd.DataFrame | None, seed: int = 0) -> dict[str, Any]:
-    """Every figure of the report on the model's columns of the three tables."""
+            holdout: pd.DataFrame | None, scores: tuple[pd.Series, pd.Series | None],
+            seed: int = 0) -> dict[str, Any]:
+    """Every figure of the report on the model's columns of the three tables, given with
+    datetimes as numbers (:func:`as_numbers`), and the model's ``scores`` of the real and
+    the holdout rows, aligned to them."""
     names, numeric = model.columns, numeric_columns(model)
-    scored = (real[names], holdout[names] if holdout is not None else None)
-    real, synthetic = as_numbers(model, real[names]), as_numbers(model, synthetic[names])
-    holdout = as_numbers(model, holdout[names]) if holdout is not None else None
+    real, synthetic = real[names], synthetic[names]
+    holdout = holdout[names] if holdout is not None else None
     shapes = column_shapes(real, synthetic, numeric)
     pairs = column_pairs(real, synthetic, numeric)
     aucs = detection_auc(_sample(real, seed), _sample(synthetic, seed), numeric, seed)
@@ -74,7 +74,7 @@ def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
                     for name, s in shapes.items()},
         "column_pairs": {f"{a}|{b}": {p["metric"]: p["score"]} for (a, b), p in pairs.items()},
         "detection_auc": aucs,
-        "privacy": _privacy(model, (real, synthetic, holdout), scored, numeric, seed),
+        "privacy": _privacy((real, synthetic, holdout), scores, numeric, seed),
         "rows": {"real": len(real), "synthetic": len(synthetic),
                  "holdout": len(holdout) if holdout is not None else 0,
                  "most_compared": MOST_ROWS},
@@ -82,11 +82,10 @@ def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
     return out
 
 
-def _privacy(model: FlowModel, tables: tuple[pd.DataFrame, pd.DataFrame, Any],
-             scored: tuple[pd.DataFrame, Any], numeric: list[str], seed: int
-             ) -> dict[str, Any]:
-    """Copies and distances on ``tables`` (real, synthetic, holdout: as numbers), the
-    membership test on ``scored`` (real and holdout as the model reads them)."""
+def _privacy(tables: tuple[pd.DataFrame, pd.DataFrame, Any], scores: tuple[pd.Series, Any],
+             numeric: list[str], seed: int) -> dict[str, Any]:
+    """Copies and distances on ``tables`` (real, synthetic, holdout), the membership test
+    on the model's ``scores`` of the same sampled real and holdout rows."""
     real, synthetic, holdout = tables
     out: dict[str, Any] = {"exact_copies": exact_copies(synthetic, real),
                            "dcr_closer_to_training_share": None, "membership_auc": None}
@@ -96,7 +95,8 @@ def _privacy(model: FlowModel, tables: tuple[pd.DataFrame, pd.DataFrame, Any],
     out["dcr_closer_to_training_share"] = closer_to_training_share(
         space, _sample(synthetic, seed), _sample(real, seed), _sample(holdout, seed))
     out["membership_auc"] = membership_auc(
-        *(model.score(_sample(t, seed), unseen="floor").to_numpy() for t in scored))
+        *(s.loc[_sample(t, seed).index].to_numpy() for t, s in zip((real, holdout), scores,
+                                                                  strict=True)))
     return out
 
 

@@ -7,6 +7,7 @@ import html
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ..model import Tried
@@ -165,8 +166,7 @@ def _detection_and_privacy(found: dict[str, Any]) -> str:
                        + f"<p class=note>{html.escape(note)}</p>"))
 
 
-def _scores(model: FlowModel, real: pd.DataFrame) -> str:
-    scores = model.score(real).to_numpy()
+def _scores(model: FlowModel, real: pd.DataFrame, scores: np.ndarray) -> str:
     thresholds = {f"q {q:g}": model.threshold(q) for q in (0.01, 0.001)}
     least = real.assign(log_prob=scores).nsmallest(10, "log_prob")
     rows = least.astype(object).where(least.notna(), "").to_numpy().tolist()
@@ -176,15 +176,15 @@ def _scores(model: FlowModel, real: pd.DataFrame) -> str:
 
 
 def render(model: FlowModel, found: dict[str, Any], real: pd.DataFrame,
-           synthetic: pd.DataFrame, title: str, scored: pd.DataFrame | None = None) -> str:
-    """The whole page; ``scored`` holds the real rows as the model reads them, when
-    ``real`` holds them as numbers (datetimes as days)."""
+           synthetic: pd.DataFrame, title: str, rows: pd.DataFrame, scores: pd.Series) -> str:
+    """The whole page: ``real`` and ``synthetic`` with datetimes as numbers
+    (:func:`~.figures.as_numbers`) for the plots, the real ``rows`` as they were read and
+    the model's ``scores`` of them for the score section."""
     names, numeric = model.columns, numeric_columns(model)
-    scored = (real if scored is None else scored)[names]
     real, synthetic = real[names], synthetic[names]
     body = [f"<h1>{html.escape(title)}</h1>", _summary(found), _model_card(model),
             _shapes(found, real, synthetic, numeric), _pairs(found, real, synthetic, numeric),
-            _detection_and_privacy(found), _scores(model, scored)]
+            _detection_and_privacy(found), _scores(model, rows[names], scores.to_numpy())]
     return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
