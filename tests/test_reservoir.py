@@ -61,12 +61,14 @@ def test_fit_max_rows_trains_on_a_sample_and_says_so(tmp_path: Path) -> None:
     assert (t["rows"], t["max_rows"], t["sampled_from"]) == (800, 800, 3000)
     shown = CliRunner().invoke(app, ["info", str(tmp_path / "m.flow")]).output
     assert "800 rows (720 train, 80 validation, a uniform sample of 3,000)" in shown
-    # the seed recorded draws the same sample again: a resumed run trains on the same rows
+    # a resumed run keeps the sample's size and the seed that draws it
     resumed = CliRunner().invoke(app, ["fit", str(tmp_path / "t.csv"), "-o",
                                        str(tmp_path / "m2.flow"), "--resume",
                                        str(tmp_path / "m.flow"), "--epochs", "3", "-q"])
     assert resumed.exit_code == 0, resumed.output
-    assert FlowModel.load(str(tmp_path / "m2.flow")).training["epochs"] == 3
+    again = FlowModel.load(str(tmp_path / "m2.flow")).training
+    assert (again["epochs"], again["seed"], again["rows"], again["sampled_from"]) == \
+        (3, t["seed"], 800, 3000)
     changed = CliRunner().invoke(app, ["fit", str(tmp_path / "t.csv"), "-o",
                                        str(tmp_path / "m3.flow"), "--resume",
                                        str(tmp_path / "m.flow"), "--max-rows", "900"])

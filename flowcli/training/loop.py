@@ -206,7 +206,7 @@ class Trainer:
         n, size, x = self.x_train.shape[0], self.config.batch_size, self.x_train
         order = torch.randperm(n, generator=self.generator, device="cpu").to(x.device)
         total = torch.zeros((), device=x.device)
-        note = ""
+        note, stepped = "", 0  # the rows of the batches stepped on, on all ranks
         for i in range(0, n - ranks.size() + 1, size):
             rows = order[i : i + size]
             batch = x.index_select(0, ranks.shard(rows))
@@ -219,9 +219,10 @@ class Trainer:
                 note = self._roll_back()
                 continue
             total += loss * rows.shape[0] / ranks.size()  # this rank's part of the sum
+            stepped += rows.shape[0]
         if ranks.size() > 1:
             total = ranks.sum_over_ranks(total)[0]
-        return -float(total) / n, note
+        return -float(total) / max(stepped, 1), note
 
     def _step(self, batch: Tensor, rows: int) -> Tensor | None:
         """One clipped Adam step on a batch of ``rows`` rows (under torchrun, ``batch`` is
