@@ -1,8 +1,8 @@
 """Scoring long jobs through ``torch.compile``, for flows with spline layers on the CPU.
 
 A spline layer's time is mostly a hundred small elementwise operations, each paying PyTorch's
-dispatch; compiled, they fuse into a few loops (about twice as fast at engine level in the
-benchmarks), but compiling takes ten to thirty seconds, and end to end that was not won back
+dispatch; compiled, they fuse into a few loops (1.6 to 1.9 times as fast at engine level in
+the benchmarks), but compiling took 8 to 26 seconds, and end to end that was not won back
 on a 6M-row job (see ``benchmarks/README.md``). So compiling is asked for: with
 ``FLOWCLI_COMPILE_AFTER=ROWS`` in the environment a :class:`Scorer` scores eagerly until it
 has scored ``ROWS`` rows, then compiles the density's ``log_prob`` for its full passes,

@@ -24,12 +24,13 @@ def _model(kind: str) -> tuple[FlowModel, pd.DataFrame]:
 
 def test_a_long_job_scores_compiled_as_it_scores_eagerly(monkeypatch) -> None:
     model, table = _model("nsf")
-    table = pd.concat([table] * 10, ignore_index=True)  # several full passes
+    table = pd.concat([table] * 30, ignore_index=True)  # passes enough for every trial
     eager = model.score(table)
     assert scorer_for(model.density).compiled is None  # not asked to compile
     monkeypatch.setenv("FLOWCLI_COMPILE_AFTER", "0")
     fast = model.score(table)
     assert scorer_for(model.density).compiled is not None
+    assert len(scorer_for(model.density).timings) == compiled.TRIALS  # timed both ways
     assert np.abs(fast - eager).max() < 1e-4
 
 
