@@ -22,13 +22,14 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .config import CHUNK_ROWS, DEFAULT_UNSEEN
 from .errors import FlowcliError, UsageError
-from .jobs import InvertJob, SampleJob, ScoreJob
+from .jobs import GivenJob, InvertJob, SampleJob, ScoreJob
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -128,16 +129,20 @@ def invert(data: dd.DataFrame, model: str | os.PathLike[str], *, to_data: bool =
 
 
 def sample(model: str | os.PathLike[str], n: int, *, seed: int | None = None,
-           partition_rows: int = CHUNK_ROWS, device: str = "cpu") -> dd.DataFrame:
+           partition_rows: int = CHUNK_ROWS, given: dict[str, Any] | None = None,
+           unseen: str = DEFAULT_UNSEEN, device: str = "cpu") -> dd.DataFrame:
     """``n`` new rows in partitions of ``partition_rows``; partition ``i`` is drawn from a
-    seed derived from ``seed`` and ``i``, so the rows do not depend on the cluster."""
+    seed derived from ``seed`` and ``i``, so the rows do not depend on the cluster. For a
+    conditional model, ``given`` holds the condition (column -> value) of every row."""
     require()
     import dask
     import dask.dataframe as dd
 
     content, name, loaded = model_content(model)
-    job = SampleJob(n, secrets.randbelow(2**63) if seed is None else seed, partition_rows)
-    meta = loaded.sample(0)
+    pairs = tuple((k, str(v)) for k, v in (given or {}).items())
+    job = SampleJob(n, secrets.randbelow(2**63) if seed is None else seed, partition_rows,
+                    pairs, unseen)
+    meta = replace(job, rows=0).table(loaded, 0)  # also checks the condition, here
     shared = dask.delayed(content, pure=True)
     parts = [dask.delayed(_sample_partition, pure=True)(shared, name, job, i, device)
              for i in range(job.partitions)]
@@ -158,6 +163,8 @@ def _mapped(data: dd.DataFrame, model: str | os.PathLike[str], job: Any,
 def _run_partition(frame: pd.DataFrame, content: bytes, name: str, job: Any, device: str,
                    partition_info: dict[str, Any] | None = None) -> pd.DataFrame:
     number = (partition_info or {}).get("number", 0)
+    if isinstance(job, GivenJob):
+        job = job.for_piece(number)
     return next(iter(job.tables(worker_model(content, name, device), [frame],
                                 f"partition {number}")))  # one chunk in, one table out
 

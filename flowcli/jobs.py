@@ -11,7 +11,7 @@ share the partitions. :class:`Totals` says what a run (or one task) read and wro
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +23,7 @@ from .errors import FlowcliError
 if TYPE_CHECKING:
     from .model import FlowModel
 
-__all__ = ["InvertJob", "SampleJob", "ScoreJob", "Totals", "flagged_rows",
+__all__ = ["GivenJob", "InvertJob", "SampleJob", "ScoreJob", "Totals", "flagged_rows",
            "partition_seed"]
 
 
@@ -73,11 +73,14 @@ class InvertJob:
 @dataclass(frozen=True)
 class SampleJob:
     """Draw ``rows`` rows in partitions of ``partition_rows``, partition ``i`` from the seed
-    :func:`partition_seed` ``(seed, i)``."""
+    :func:`partition_seed` ``(seed, i)``; for a conditional model, every row given the
+    ``given`` condition (``(column, value)`` pairs, values as text)."""
 
     rows: int
     seed: int
     partition_rows: int
+    given: tuple[tuple[str, str], ...] = ()
+    unseen: str = DEFAULT_UNSEEN
 
     @property
     def partitions(self) -> int:
@@ -88,8 +91,38 @@ class SampleJob:
 
     def table(self, model: FlowModel, index: int) -> pd.DataFrame:
         """Partition ``index``'s rows."""
-        size = max(0, self.partition_size(index))
-        return next(model.sample_batches(size, partition_seed(self.seed, index), max(size, 1)))
+        size, seed = max(0, self.partition_size(index)), partition_seed(self.seed, index)
+        if not self.given:
+            return next(model.sample_batches(size, seed, max(size, 1)))
+        condition = model.condition_table(dict(self.given), "--given")
+        drawn = model.sample_given_batches([condition], size, seed, "--given", self.unseen,
+                                           max(size, 1))
+        return next(drawn, None) if size else model.sample(1, seed, condition).iloc[:0]
+
+
+@dataclass(frozen=True)
+class GivenJob:
+    """For a conditional model: ``per_row`` rows drawn for each input row (its condition
+    columns), the rows of input piece ``piece`` from the seed :func:`partition_seed`
+    ``(seed, piece)``, so they do not depend on which worker draws them."""
+
+    per_row: int
+    seed: int
+    unseen: str = DEFAULT_UNSEEN
+    piece: int = 0
+
+    def for_piece(self, index: int) -> GivenJob:
+        return replace(self, piece=index)
+
+    def columns(self, model: FlowModel) -> list[str] | None:
+        """Only the condition columns: nothing else of the input is used."""
+        return list(model.schema.given)
+
+    def tables(self, model: FlowModel, chunks: Iterable[pd.DataFrame],
+               source: str = "data") -> Iterator[pd.DataFrame]:
+        return model.sample_given_batches(chunks, self.per_row,
+                                          partition_seed(self.seed, self.piece), source,
+                                          self.unseen)
 
 
 def partition_seed(seed: int, index: int) -> int:
@@ -101,13 +134,15 @@ def partition_seed(seed: int, index: int) -> int:
 
 @dataclass(frozen=True)
 class Totals:
-    """What a task (or a run) wrote: rows read, rows written, rows flagged as anomalies."""
+    """What a task (or a run) wrote: rows read, rows written, rows flagged as anomalies;
+    for one task also its table (when it comes back), its error and its warnings."""
 
     read: int = 0
     written: int = 0
     flagged: int = 0
     table: pd.DataFrame | None = None
     error: FlowcliError | None = None
+    notes: tuple[tuple[type[Warning], str], ...] = ()  # warnings, as (category, message)
 
     def __add__(self, other: Totals) -> Totals:
         return Totals(self.read + other.read, self.written + other.written,

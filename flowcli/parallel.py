@@ -13,6 +13,8 @@ that input's own message; a task whose worker dies is run again by Dask on anoth
 from __future__ import annotations
 
 import itertools
+import secrets
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -23,10 +25,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .config import DEFAULT_UNSEEN
 from .dask import worker_model
-from .errors import FlowcliError, OutputError, UsageError
+from .errors import FlowcliError, FlowcliWarning, OutputError, UsageError
 from .io import TableWriter, detect_format, iter_tables
-from .jobs import SampleJob, Totals, flagged_rows
+from .jobs import GivenJob, SampleJob, Totals, flagged_rows
 from .partitions import (
     FolderWriter,
     Part,
@@ -40,7 +43,9 @@ from .partitions import (
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-__all__ = ["Piece", "Totals", "run", "sample_pieces", "table_pieces"]
+    from .model import FlowModel
+
+__all__ = ["Piece", "Totals", "run", "sample_pieces", "sample_plan", "table_pieces"]
 
 
 @dataclass(frozen=True)
@@ -77,8 +82,8 @@ def table_pieces(data: str, fmt: str | None) -> list[Piece]:
                          "files themselves", source="stdin")
     if is_dataset(data):  # absolute paths: a remote worker's folder is not ours
         return [Piece(str(part.path), part.relative,
-                      part=replace(part, path=part.path.resolve()))
-                for part in dataset_parts(data)]
+                      part=replace(part, path=part.path.resolve()), index=i)
+                for i, part in enumerate(dataset_parts(data))]
     if not Path(data).is_file():
         raise FlowcliError("no such file", source=data)
     return [Piece(str(Path(data).resolve()), Path(Path(data).name),
@@ -91,19 +96,40 @@ def sample_pieces(job: SampleJob) -> list[Piece]:
             for i in range(job.partitions)]
 
 
+def sample_plan(model: FlowModel, rows: int | None, seed: int | None, partition_rows: int, *,
+                pairs: dict[str, str] | None = None, conditions: str | None = None,
+                fmt: str | None = None, unseen: str = DEFAULT_UNSEEN
+                ) -> tuple[SampleJob | GivenJob, list[Piece]]:
+    """The job and tasks of a sample on a cluster: ``rows`` rows in partitions of
+    ``partition_rows`` (each row given the condition ``pairs``, for a conditional model),
+    or ``rows`` (default 1) for each row of the table or dataset ``conditions``, a task per
+    file. A seed is drawn when none is given. ``model`` checks the condition here, before
+    any task runs."""
+    seed = secrets.randbelow(2**63) if seed is None else seed
+    if conditions is not None:
+        next(model.sample_given_batches([], 0), None)  # its checks run as it starts
+        return (GivenJob(1 if rows is None else rows, seed, unseen),
+                table_pieces(conditions, fmt))
+    job = SampleJob(rows or 0, seed, partition_rows, tuple((pairs or {}).items()), unseen)
+    replace(job, rows=0).table(model, 0)
+    return job, sample_pieces(job)
+
+
 def run(client: Client, job: Any, content: bytes, name: str, pieces: list[Piece], output: str,
         output_format: str | None, batch_size: int, device: str = "cpu") -> Totals:
     """Run ``job`` with the model file ``content`` (named ``name``) over ``pieces`` and write
     the result to ``output``; what was written."""
     shared = client.scatter(content, broadcast=True)
     expected = _expected_rows(job, pieces)
+    per_row = job.per_row if isinstance(job, GivenJob) else 1  # rows out per row in
 
     def submit(piece: Piece, target: str | None, fmt: str | None) -> Future:
         return client.submit(_run_piece, shared, name, job, piece, batch_size, target, fmt,
                              device, pure=False)
 
     if is_folder_output(output):
-        return _into_folder(client, pieces, submit, output, output_format, expected)
+        return _into_folder(client, pieces, submit, output, output_format, expected,
+                            per_row)
     window = 2 * max(1, len(client.scheduler_info().get("workers", {}))) + 1
     with TableWriter(output, output_format) as writer:
         totals = Totals()
@@ -111,12 +137,13 @@ def run(client: Client, job: Any, content: bytes, name: str, pieces: list[Piece]
             if outcome.table is not None:
                 writer.write(outcome.table)
             totals += outcome
-        _check_rows(totals, expected, output)
+        _check_rows(totals, expected, output, per_row)
     return totals
 
 
 def _into_folder(client: Client, pieces: list[Piece], submit: Callable[..., Future],
-                 output: str, output_format: str | None, expected: int | None) -> Totals:
+                 output: str, output_format: str | None, expected: int | None,
+                 per_row: int) -> Totals:
     fmt = output_format or "parquet"
     with FolderWriter(output) as folder:
         targets = [folder.part_path(piece.relative, f".{fmt}").resolve() for piece in pieces]
@@ -125,7 +152,7 @@ def _into_folder(client: Client, pieces: list[Piece], submit: Callable[..., Futu
         futures = [submit(piece, str(target), fmt) for piece, target in zip(pieces, targets,
                                                                              strict=True)]
         totals = sum(_in_order(client, iter(futures), len(futures)), Totals())
-        _check_rows(totals, expected, output)
+        _check_rows(totals, expected, output, per_row)
         for stray in set(folder.temporary.resolve().rglob("*")) - set(targets):
             if stray.is_file():  # a temporary file of a task whose worker died
                 stray.unlink()
@@ -147,6 +174,8 @@ def _in_order(client: Client, futures: Iterator[Future], window: int) -> Iterato
                                    f"({exc}); nothing was written") from None
             if outcome.error is not None:
                 raise outcome.error
+            for category, message in outcome.notes:
+                warnings.warn(message, category, stacklevel=2)
             pending.extend(itertools.islice(futures, 1))
             yield outcome
     finally:
@@ -160,34 +189,52 @@ def _expected_rows(job: Any, pieces: list[Piece]) -> int | None:
     return None if None in counts else sum(counts)
 
 
-def _check_rows(totals: Totals, expected: int | None, output: str) -> None:
-    """Every input row must come out (or every row asked for): else nothing is written.
-    ``expected``: the rows known beforehand (Parquet metadata, rows asked), if any."""
+def _check_rows(totals: Totals, expected: int | None, output: str, per_row: int = 1) -> None:
+    """Every input row must come out (``per_row`` rows each), or every row asked for: else
+    nothing is written. ``expected``: the rows known beforehand (Parquet metadata, rows
+    asked), if any."""
     want = totals.read if expected is None else expected
-    if totals.read != want or totals.written != want:
+    if totals.read != want or totals.written != want * per_row:
         raise OutputError(f"{output}: the workers wrote {totals.written:,} rows for "
-                          f"{want:,}; nothing was written")
+                          f"{want * per_row:,}; nothing was written")
 
 
 def _run_piece(content: bytes, name: str, job: Any, piece: Piece, batch_size: int,
                target: str | None, fmt: str | None, device: str) -> Totals:
-    """One task, on a worker: the piece's output written to ``target``, or returned."""
-    try:
-        model = worker_model(content, name, device)
-        if isinstance(job, SampleJob):  # the rows "read" are the rows drawn
-            tables = counted = _Counted([job.table(model, piece.index)])
-        else:
-            counted = _Counted(piece.chunks(batch_size, job.columns(model)))
-            tables = job.tables(model, counted, piece.source)
-        return _written(tables, target, fmt, counted)
-    except FlowcliError as exc:  # bad input fails the same way on any worker: no retry
-        return Totals(error=exc)
+    """One task, on a worker: the piece's output written to ``target``, or returned, with
+    the library's warnings, which the user sees only if they travel back."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FlowcliWarning)
+        try:
+            totals = _written(*_piece_tables(content, name, job, piece, batch_size, device),
+                              target, fmt)
+        except FlowcliError as exc:  # bad input fails the same way on any worker: no retry
+            totals = Totals(error=exc)
+    notes = tuple(dict.fromkeys((w.category, str(w.message)) for w in caught
+                                if issubclass(w.category, FlowcliWarning)))
+    return replace(totals, notes=notes)
 
 
-def _written(tables: Iterable[pd.DataFrame], target: str | None, fmt: str | None,
-             counted: _Counted) -> Totals:
+def _piece_tables(content: bytes, name: str, job: Any, piece: Piece, batch_size: int,
+                  device: str) -> tuple[Iterable[pd.DataFrame], _Counted]:
+    """The output tables of ``piece`` (lazily) and the counter of the rows it reads."""
+    model = worker_model(content, name, device)
+    if isinstance(job, SampleJob):  # the rows "read" are the rows drawn
+        counted = _Counted([job.table(model, piece.index)])
+        return counted, counted
+    if isinstance(job, GivenJob):
+        job = job.for_piece(piece.index)
+    counted = _Counted(piece.chunks(batch_size, job.columns(model)))
+    return job.tables(model, counted, piece.source), counted
+
+
+def _written(tables: Iterable[pd.DataFrame], counted: _Counted, target: str | None,
+             fmt: str | None) -> Totals:
     if target is None:
-        table = pd.concat(list(tables))
+        parts = list(tables)
+        if not parts:  # nothing drawn (no rows in, or none asked per row)
+            return Totals(counted.rows)
+        table = pd.concat(parts)
         return Totals(counted.rows, len(table), flagged_rows(table), table)
     written = flagged = 0
     with TableWriter(target, fmt) as writer:

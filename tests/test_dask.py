@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from flowcli import FlowModel
-from flowcli.errors import Advice, DataError, OutputError, UsageError
+from flowcli.errors import Advice, DataError, OutputError, SchemaError, UsageError
 from flowcli.jobs import InvertJob, SampleJob, ScoreJob, partition_seed
 
 dd = pytest.importorskip("dask.dataframe")
@@ -260,3 +260,108 @@ def test_errors_cross_processes_with_their_fields() -> None:
     assert type(back) is DataError and (back.source, back.column, back.row) == \
         ("p1.parquet", "a", 3)
     assert str(back) == str(error)
+
+
+# ------------------------------------------------------------ sample --given on a cluster
+def _shops(n: int, seed: int = 0) -> pd.DataFrame:
+    """An amount whose mean is set by the shop (a label) and the load (a number)."""
+    rng = np.random.default_rng(seed)
+    shop = rng.choice(["north", "south"], n)
+    load = rng.normal(0.0, 1.0, n)
+    amount = np.where(shop == "north", -4.0, 4.0) + 0.5 * load + rng.normal(0.0, 0.3, n)
+    return pd.DataFrame({"shop": shop, "load": load, "amount": amount})
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("conditional") / "c.flow"
+    FlowModel.fit(_shops(1500), model="maf", layers=2, hidden=32, epochs=100, seed=0,
+                  condition=["shop", "load"]).save(str(path))
+    return path
+
+
+def test_sample_given_a_condition_does_not_depend_on_the_number_of_workers(
+        conditional, tmp_path) -> None:
+    tables = []
+    for workers in (1, 3):
+        out = tmp_path / f"w{workers}"
+        done = cli("sample", conditional, "--given", "shop=south", "--given", "load=0.5",
+                   "-n", 5000, "--batch-size", 2000, "--seed", 4, "-o", f"{out}/",
+                   "--workers", workers)
+        assert done.returncode == 0, done.stderr
+        assert b"wrote 5,000 rows" in done.stderr
+        assert len(list(out.glob("part-*.parquet"))) == 3
+        tables.append(pd.read_parquet(out))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    drawn = tables[0]
+    assert (drawn["shop"] == "south").all() and (drawn["load"] == 0.5).all()
+    # drawn given the condition, as one process draws: not the amount's bimodal whole
+    alone = FlowModel.load(str(conditional)).sample(5000, 1, {"shop": "south", "load": 0.5})
+    assert abs(drawn["amount"].median() - alone["amount"].median()) < 0.2
+    assert drawn["amount"].median() > 3.0
+
+
+def test_sample_given_a_dataset_draws_per_row_whatever_the_workers(conditional,
+                                                                    tmp_path) -> None:
+    given = tmp_path / "given"
+    for i in range(3):
+        part = given / f"day={i}" / "p.parquet"
+        part.parent.mkdir(parents=True)
+        _shops(40, seed=i + 1).assign(note="unused").to_parquet(part, index=False)
+    outs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        done = cli("sample", conditional, "--given", given, "-n", 3, "--seed", 2,
+                   "-o", f"{out}/", "--workers", workers, "-q")
+        assert done.returncode == 0, done.stderr
+        outs.append({p.relative_to(out): pd.read_parquet(p) for p in out.rglob("*.parquet")})
+    assert sorted(outs[0]) == sorted(outs[1]) == [Path(f"day={i}/p.parquet") for i in range(3)]
+    for part, drawn in outs[0].items():
+        pd.testing.assert_frame_equal(drawn, outs[1][part])
+        conditions = pd.read_parquet(given / part)
+        assert len(drawn) == 3 * len(conditions)
+        assert drawn["shop"].tolist() == np.repeat(conditions["shop"], 3).tolist()
+    drawn = pd.concat(outs[0].values())
+    assert drawn.query("shop == 'south'")["amount"].median() > 3.0
+    assert drawn.query("shop == 'north'")["amount"].median() < -3.0
+
+
+def test_a_workers_warning_reaches_the_user_once(conditional, tmp_path) -> None:
+    given = tmp_path / "given"
+    given.mkdir()
+    for i in range(2):
+        pd.DataFrame({"shop": ["north"] * 5, "load": [40.0] * 5}).to_parquet(
+            given / f"p{i}.parquet", index=False)
+    done = cli("sample", conditional, "--given", given, "-o", f"{tmp_path}/out/",
+               "--workers", "2")
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert err.count("outside its training range") == 2, err  # one per file, each named
+    assert "p0.parquet" in err and "p1.parquet" in err
+
+
+def test_sample_given_on_a_cluster_is_checked_before_it_starts(model, conditional,
+                                                               tmp_path) -> None:
+    for args, needle in [((model, "--given", "kind=x"), "not a condition of this model"),
+                         ((model, "--given", tmp_path), "not conditional"),
+                         ((conditional, "--given", "shop=east", "--given", "load=0"), "'east'"),
+                         ((conditional, "--given", "-"), "stdin")]:
+        done = cli("sample", *args, "-n", 5, "-o", f"{tmp_path}/out/", "--workers", "2")
+        err = done.stderr.decode()
+        assert done.returncode != 0 and err.count("\n") == 1 and needle in err, err
+        assert not (tmp_path / "out").exists()
+
+
+def test_the_python_entry_samples_given_a_condition(conditional) -> None:
+    drawn = flowcli_dask.sample(conditional, 2500, seed=1, partition_rows=1000,
+                                given={"shop": "north", "load": 0.0})
+    assert list(drawn.columns) == list(drawn.compute(scheduler="sync").columns)
+    rows = drawn.compute(scheduler="sync")
+    assert len(rows) == 2500 and (rows["shop"] == "north").all()
+    assert rows["amount"].median() < -3.0
+
+def test_the_python_entry_checks_the_condition_before_any_task(model, conditional) -> None:
+    with pytest.raises(SchemaError, match="not a condition of this model"):
+        flowcli_dask.sample(model, 10, given={"kind": "x"})
+    with pytest.raises(UsageError, match="is needed: this model is conditional"):
+        flowcli_dask.sample(conditional, 10)

@@ -162,17 +162,18 @@ def sample(
 
     For a conditional model, --given says what to draw for: -n rows for each row of a given
     table (default 1), or -n rows for the COLUMN=VALUE condition; the condition columns come
-    back in the output. On Dask (--workers, --scheduler), partition i of --batch-size rows is
-    drawn from --seed and i alone: the rows do not depend on the number of workers.
+    back in the output. On Dask (--workers, --scheduler), partition i of --batch-size rows (or
+    file i of a --given dataset) is drawn from --seed and i alone: the rows do not depend on
+    the number of workers.
     """
     if n is None and not given:
         raise typer.BadParameter("give the number of rows to draw (and, for a conditional "
                                  "model, --given)", param_hint="-n")
-    _check_cluster(workers, scheduler, given=bool(given))
+    _check_cluster(workers, scheduler)
     with guard(quiet):
         if workers or scheduler:
-            _sample_on_cluster(model, n or 0, seed, batch_size, output, output_format, device,
-                               workers, scheduler, quiet)
+            _sample_on_cluster(model, n, given or [], unseen, fmt, seed, batch_size, output,
+                               output_format, device, workers, scheduler, quiet)
             return
         fitted = _load(model, device)
         if given:
@@ -184,13 +185,11 @@ def sample(
             _say(f"wrote {rows:,} rows to {output}")
 
 
-def _check_cluster(workers: int | None, scheduler: str | None, given: bool = False) -> None:
-    """--workers and --scheduler exclude each other (and --given)."""
+def _check_cluster(workers: int | None, scheduler: str | None) -> None:
+    """--workers and --scheduler exclude each other."""
     if workers and scheduler:
         raise typer.BadParameter("give --workers N or --scheduler ADDRESS, not both",
                                  param_hint="--workers")
-    if given and (workers or scheduler):
-        raise typer.BadParameter("cannot be used with --given", param_hint="--workers")
 
 
 def _on_cluster(content: tuple[bytes, str], job: Any, pieces: list[Any], output: str,
@@ -213,18 +212,19 @@ def _model_file(model: str) -> tuple[tuple[bytes, str], Any]:
     return (content, name), loaded
 
 
-def _sample_on_cluster(model: str, n: int, seed: int | None, batch_size: int, output: str,
+def _sample_on_cluster(model: str, n: int | None, given: list[str], unseen: str,
+                       fmt: str | None, seed: int | None, batch_size: int, output: str,
                        output_format: str | None, device: str, workers: int | None,
                        scheduler: str | None, quiet: bool) -> None:
-    import secrets
+    from ..parallel import sample_plan
 
-    from ..jobs import SampleJob
-    from ..parallel import sample_pieces
-
-    job = SampleJob(n, secrets.randbelow(2**63) if seed is None else seed, batch_size)
-    content, _ = _model_file(model)
-    totals = _on_cluster(content, job, sample_pieces(job), output, output_format, batch_size,
-                         device, workers, scheduler)
+    content, loaded = _model_file(model)
+    pairs = given_pairs(given) if given else {}
+    job, pieces = sample_plan(loaded, n, seed, batch_size, pairs=pairs,
+                              conditions=given[0] if pairs is None else None, fmt=fmt,
+                              unseen=unseen)
+    totals = _on_cluster(content, job, pieces, output, output_format, batch_size, device,
+                         workers, scheduler)
     if not quiet and output != "-":
         _say(f"wrote {totals.written:,} rows to {output}")
 
