@@ -24,8 +24,11 @@ Usage (from the repository root, on a machine with a GPU)::
    (each model kind, and conditional models, one on a mixture base), ``sample``, ``sample
    --given``, ``score --explain``, ``explain``, ``impute``, ``invert`` both ways: exit code
    and the last message line of each, so a tensor made on the wrong device shows up here.
-4. **DDP.** The GPUs found are reported; multi-GPU training is measured once ``fit`` runs
-   under ``torchrun``.
+4. **DDP.** ``fit`` of a MAF (3 epochs of the 100,000-row table of part 2, batch 4,096)
+   under ``torchrun --nproc-per-node G`` for G = 1 and every G up to the GPUs found (gloo on
+   the CPU with ``--ddp-device cpu``): seconds of the command and of training, and the
+   validation log-likelihood, so the speed-up of G GPUs shows beside what it costs the fit.
+   One GPU found: nothing to compare, and that is said.
 
 Numbers are printed as tables and written to ``--out`` as JSON.
 """
@@ -198,6 +201,36 @@ def score_agreement(folder: Path) -> float | None:
     return float(np.max(np.abs(cpu - gpu)))
 
 
+def ddp_table(folder: Path, device: str, processes: int) -> list[dict[str, Any]]:
+    """``fit`` under torchrun with 1 .. ``processes`` processes on ``device``."""
+    train_path, _ = _command_tables(folder)
+    rows = []
+    for count in range(1, processes + 1):
+        model = folder / f"ddp-{count}.flow"
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone",
+             "--nproc-per-node", str(count), "-m", "flowcli", "fit", str(train_path), "-o",
+             str(model), "--model", "maf", "--epochs", "3", "--batch-size", "4096",
+             "--seed", "0", "-q", "--device", device],
+            capture_output=True, text=True, timeout=1200, cwd=ROOT)
+        seconds = time.perf_counter() - start
+        row: dict[str, Any] = {"processes": count, "device": device, "rc": done.returncode,
+                               "seconds": seconds}
+        if done.returncode == 0:
+            from flowcli import FlowModel
+
+            training = FlowModel.load(str(model)).training
+            row.update(training_seconds=training["seconds"],
+                       val_log_likelihood=training["val_log_likelihood"])
+        else:
+            row["message"] = done.stderr.strip().splitlines()[-1:]
+        rows.append(row)
+        print(f"torchrun x {count} on {device}: rc {done.returncode}, {seconds:6.1f} s, "
+              f"training {row.get('training_seconds', float('nan')):6.1f} s", flush=True)
+    return rows
+
+
 def _smoke_steps(folder: Path) -> dict[str, tuple[str, ...]]:
     """Every command, on the sample table, as a user would run it on a GPU."""
     data, flow = str(SAMPLE_TABLE), str(folder / "smoke.flow")
@@ -259,8 +292,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("gpu.json"))
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--columns", default="8,16,64")
-    parser.add_argument("--parts", default="engine,commands,smoke",
-                        help="which parts to run (engine, commands, smoke)")
+    parser.add_argument("--parts", default="engine,commands,smoke,ddp",
+                        help="which parts to run (engine, commands, smoke, ddp)")
+    parser.add_argument("--ddp-device", default="cuda",
+                        help="where the DDP part trains: cuda (every GPU found), or cpu "
+                             "(two processes, gloo)")
     parser.add_argument("--smoke-device", default="cuda",
                         help="the device every command runs on in the smoke part")
     args = parser.parse_args()
@@ -285,8 +321,18 @@ def main() -> None:
             args.out.write_text(json.dumps(result, indent=1))
         if "smoke" in parts and (args.smoke_device == "cpu" or torch.cuda.is_available()):
             result["smoke"] = smoke_table(Path(tmp), args.smoke_device)
-    result["ddp"] = f"{machine()['gpus']} GPU(s) found; fit does not run under torchrun yet"
+        if "ddp" in parts:
+            result["ddp"] = _ddp(Path(tmp), args.ddp_device)
     args.out.write_text(json.dumps(result, indent=1))
+
+
+def _ddp(folder: Path, device: str) -> list[dict[str, Any]] | str:
+    if device == "cpu":
+        return ddp_table(folder, "cpu", 2)
+    gpus = torch.cuda.device_count()
+    if gpus < 2:
+        return f"{gpus} GPU(s) found: DDP needs at least 2"
+    return ddp_table(folder, "cuda", gpus)
 
 
 if __name__ == "__main__":

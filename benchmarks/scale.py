@@ -18,6 +18,10 @@ Usage (from the repository root; needs ``flowcli[dask]``)::
 5. With ``--sample-from N`` (say 50,000,000): ``fit --max-rows 2000000 --epochs 1`` on a
    dataset of N rows, its peak resident memory (the child's ``ru_maxrss``) against the
    table's size in memory.
+6. With ``--shares-from N`` (say 4,000,000): ``fit --epochs 1`` of a MAF under ``torchrun
+   --nproc-per-node 2`` on a dataset of N rows, read whole by each rank (``--shared-rows N``)
+   and read in shares (the default ``--shared-rows``): the largest rank's peak resident
+   memory, seconds, and the held-out log-likelihood of each model on the same 100,000 rows.
 
 Times are wall seconds of the whole command; ratios are against ``--workers 1`` and against
 one process, from the same run. Run it alone: two torch jobs on two cores starve each other.
@@ -145,6 +149,44 @@ def max_rows_run(root: Path, rows: int, files: int, columns: int,
             "table_mb": rows * columns * 8 / 2**20}
 
 
+def shares_runs(root: Path, rows: int, columns: int) -> list[dict[str, Any]]:
+    from flowcli import FlowModel
+
+    data = root / "shares"
+    data.mkdir()
+    for i in range(8):
+        _table(rows // 8, columns, seed=2000 + i).to_parquet(data / f"p{i}.parquet",
+                                                             index=False)
+    held = _table(100_000, columns, seed=3000)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node", "2", "-m", "flowcli"]
+    runs = []
+    for label, extra in (("whole on each rank", ["--shared-rows", str(rows)]),
+                         ("in shares", [])):
+        model = root / f"shares-{len(runs)}.flow"
+        start = time.perf_counter()
+        peak = _peak_rss_mb([*torchrun, "fit", str(data), "-o", str(model), "--model", "maf",
+                             "--epochs", "1", "--seed", "0", "-q", *extra])
+        fitted = FlowModel.load(str(model))
+        runs.append({"run": label, "seconds": time.perf_counter() - start,
+                     "peak_rss_mb": peak, "held_out_ll": float(fitted.score(held).mean()),
+                     "sample_rows": fitted.training.get("sample_rows")})
+    return runs
+
+
+def _peak_rss_mb(command: list[str]) -> float:
+    """The largest resident memory of ``command``'s processes, run in a fresh process so
+    that no earlier child counts."""
+    probe = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) "
+             "if done.returncode == 0 else sys.exit(done.returncode)")
+    done = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(command[-12:])}: {done.stderr.strip()[-500:]}")
+    return int(done.stdout.split()[-1]) / 1024
+
+
 def _print(title: str, runs: list[dict[str, Any]], base: str) -> None:
     reference = next(r["seconds"] for r in runs if r["run"] == base)
     print(f"\n{title}")
@@ -166,8 +208,17 @@ def main() -> None:
                         help="rows of the dataset for the fit --max-rows memory check")
     parser.add_argument("--only-sample-from", action="store_true",
                         help="run only the fit --max-rows memory check")
+    parser.add_argument("--shares-from", type=int, default=0,
+                        help="rows of the dataset for the fit-in-shares memory check alone")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.shares_from:
+        with tempfile.TemporaryDirectory() as tmp:
+            found = shares_runs(Path(tmp), args.shares_from, args.columns)
+        print(json.dumps(found, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(found, indent=2))
+        return
     if args.only_sample_from:
         with tempfile.TemporaryDirectory() as tmp:
             found = max_rows_run(Path(tmp), args.sample_from, 50, args.columns, 2_000_000)

@@ -193,6 +193,9 @@ OPTIONS: dict[str, Option] = _options(
     Option("sweeps", "--sweeps", "Gibbs sweeps for rows with several gaps.", low=1),
     Option("max_rows", "--max-rows", "Train on a uniform sample of N rows, drawn while the "
            "table streams (with --seed), for tables larger than memory.", low=1),
+    Option("shared_rows", "--shared-rows", "Under torchrun, a Parquet table of more rows is "
+           "read in shares, one per process; the columns' kinds and encoding come from a "
+           "uniform sample of N rows that every process holds.", low=1, shown="100000"),
     Option("workers", "--workers", "Run on a local Dask cluster of N worker processes, one "
            "task per input file (per --batch-size rows for sample); needs flowcli[dask].",
            low=1),

@@ -34,6 +34,7 @@ from .explain import explain_table, with_columns
 from .fitting import (
     Candidate,
     FitConfig,
+    RankShare,
     check_unchanged,
     fit_table,
     label,
@@ -153,7 +154,7 @@ class FlowModel:
     @classmethod
     def fit(
         cls,
-        data: pd.DataFrame,
+        data: pd.DataFrame | RankShare,
         config: FitConfig | None = None,
         *,
         columns: list[str] | None = None,
@@ -175,7 +176,7 @@ class FlowModel:
         """Learn the density of ``data``.
 
         Arguments:
-            data: the training table.
+            data: the training table (under torchrun, or this rank's share of it).
             config: hyperparameters; keyword ``options`` replace single fields
                 (``model="realnvp"``, ``layers=8``, ``missing="model"``, ...).
             columns, exclude: the columns to model (default: all), and those to leave out.
@@ -217,7 +218,7 @@ class FlowModel:
         this model's: a resumed run cannot change them (the same ones are welcome)."""
         check_unchanged(self.fit_config, self.training["seed"], self.schema, given)
 
-    def resume_fit(self, data: pd.DataFrame, *,
+    def resume_fit(self, data: pd.DataFrame | RankShare, *,
                    callback: Callable[[EpochReport], None] | None = None,
                    source: str = "data", epochs: int | None = None,
                    patience: int | None = None, max_seconds: float | None = None,

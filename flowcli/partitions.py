@@ -31,7 +31,7 @@ from .errors import DataError, OutputError
 from .files import Committed
 
 __all__ = ["FolderWriter", "Part", "dataset_column_types", "dataset_parts", "is_dataset",
-           "is_folder_output", "iter_part", "not_parquet", "read_dataset"]
+           "is_folder_output", "iter_part", "not_parquet", "read_dataset", "with_keys"]
 
 _GLOB = "*?["
 _MAGIC = b"PAR1"
@@ -182,19 +182,23 @@ def iter_part(part: Part, batch_size: int,
         empty = True
         for batch in pf.iter_batches(batch_size=batch_size, columns=in_file):
             empty = False
-            yield _with_keys(batch.to_pandas(), part, columns)
+            yield with_keys(batch.to_pandas(), part.keys, columns)
         if empty:
             table = pf.schema_arrow.empty_table()
             table = table.select(in_file) if in_file is not None else table
-            yield _with_keys(table.to_pandas(), part, columns)
+            yield with_keys(table.to_pandas(), part.keys, columns)
     except (pa.ArrowException, OSError) as exc:
         raise not_parquet(part.path, exc) from None
 
 
-def _with_keys(df: pd.DataFrame, part: Part, columns: list[str] | None) -> pd.DataFrame:
-    for name, value in part.keys.items():
+def with_keys(df: pd.DataFrame, keys: dict[str, object], columns: list[str] | None
+              ) -> pd.DataFrame:
+    """``df`` with a column per hive key (only those in ``columns``, when given), of the
+    key's type even when ``df`` has no rows (so an empty part does not make it text)."""
+    for name, value in keys.items():
         if columns is None or name in columns:
-            df[name] = pd.Series([value] * len(df), index=df.index, dtype=object).infer_objects()
+            dtype = pd.Series([value], dtype=object).infer_objects().dtype
+            df[name] = pd.Series([value] * len(df), index=df.index, dtype=dtype)
     return df
 
 

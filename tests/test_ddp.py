@@ -134,3 +134,65 @@ def test_a_table_with_fewer_validation_rows_than_ranks_still_fits(tmp_path) -> N
                                     "--epochs", "2", *FAST), capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert FlowModel.load(str(tmp_path / "m.flow")).training["val_rows"] == 1
+
+
+# ------------------------------------------------------ a table read in shares, one per rank
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """20,000 rows in row groups of 3,000: a label held by two rows, one in each rank's
+    half, and a single zero in a column that is otherwise positive, in the second half."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    a = rng.normal(size=n)
+    df = pd.DataFrame({"a": a, "b": a + 0.5 * rng.normal(size=n),
+                       "amount": np.exp(rng.normal(size=n)),
+                       "kind": rng.choice(["x", "y", "z"], n, p=[0.6, 0.3, 0.1])})
+    df.loc[[17, 15_003], "kind"] = "rare"
+    df.loc[19_990, "amount"] = 0.0
+    path = tmp_path_factory.mktemp("large") / "t.parquet"
+    df.to_parquet(path, index=False, row_group_size=3000)
+    return path, df
+
+
+SHARED = ["--model", "maf", "--layers", "2", "--hidden", "16", "--seed", "0", "-q",
+          "--shared-rows", "2000"]
+
+
+def test_ranks_read_shares_and_the_schema_covers_every_row(large, tmp_path) -> None:
+    path, df = large
+    output = tmp_path / "m.flow"
+    done = subprocess.run(_torchrun("fit", path, "-o", output, "--epochs", "30", *SHARED),
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    fitted = FlowModel.load(str(output))
+    record = fitted.training
+    assert (record["rows"], record["train_rows"], record["val_rows"]) == (20_000, 18_000, 2_000)
+    assert 2000 <= record["sample_rows"] < 2100  # the sample, the extremes, the misfits
+    specs = {spec.name: spec for spec in fitted.schema.columns}
+    assert "rare" in specs["kind"].categories  # a label the sample alone would miss
+    assert specs["amount"].kind == "continuous"  # one zero: not positive
+    assert np.isfinite(fitted.score(df)).all()  # every row of the table encodes
+    info = fitted.info()["columns"]
+    seen = {c["name"]: (c["min"], c["max"]) for c in info if "min" in c}
+    assert seen["a"] == (df["a"].min(), df["a"].max())  # the table's range, not the sample's
+    alone = tmp_path / "alone.flow"
+    done = subprocess.run([sys.executable, "-m", "flowcli", "fit", path, "-o", alone,
+                           "--epochs", "30", *SHARED], capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    one = FlowModel.load(str(alone))
+    assert "sample_rows" not in one.training  # one process holds the whole table
+    assert abs(fitted.score(df).mean() - one.score(df).mean()) < 0.1
+
+
+def test_a_resumed_fit_in_shares_carries_on(large, tmp_path) -> None:
+    path, _ = large
+    first, second = tmp_path / "first.flow", tmp_path / "second.flow"
+    done = subprocess.run(_torchrun("fit", path, "-o", first, "--epochs", "2", *SHARED),
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    done = subprocess.run(_torchrun("fit", path, "-o", second, "--resume", first,
+                                    "--epochs", "4", "-q", "--shared-rows", "2000"),
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    resumed = FlowModel.load(str(second))
+    assert resumed.training["epochs"] == 4 and resumed.training["rows"] == 20_000

@@ -98,6 +98,7 @@ def fit(
     device: Annotated[Device, opt("device")] = DEFAULT_DEVICE,  # type: ignore[valid-type]
     seed: SeedOpt = None,
     max_rows: Annotated[int | None, opt("max_rows", metavar="N")] = None,
+    shared_rows: Annotated[int | None, opt("shared_rows", metavar="N")] = None,
     quiet: QuietOpt = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print a JSON summary on stdout.")] = False,
@@ -128,7 +129,7 @@ def fit(
         out = console(quiet)
         with _noted_by_ranks() if ranked else contextlib.nullcontext():
             fitted = _train(data, output, resume, settings, declared, fmt, device, seed,
-                            max_rows, out, quiet)
+                            (max_rows, shared_rows), out, quiet)
         if leader:
             with sigterm_waits():  # the save is atomic; a signal must not cut it short
                 fitted.save(output)
@@ -162,8 +163,9 @@ def _noted_by_ranks() -> contextlib.AbstractContextManager[None]:
 
 def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
            declared: dict[str, Any], fmt: Any, device: str, seed: int | None,
-           max_rows: int | None, out: Any, quiet: bool) -> Any:
-    """The fitted (or further trained) model; nothing written yet."""
+           limits: tuple[int | None, int | None], out: Any, quiet: bool) -> Any:
+    """The fitted (or further trained) model; nothing written yet. ``limits``: the
+    --max-rows and --shared-rows given."""
     import secrets
 
     from ..config import default
@@ -173,6 +175,7 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
     from ..training import ranks
     from .render import Progress
 
+    max_rows, shared_rows = limits
     check_target(output, "the model")
     previous = FlowModel.load(resume, device) if resume is not None else None
     if previous is not None:  # before reading the table: a refusal should come first
@@ -184,7 +187,7 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
     columns = _columns_to_read(data, fmt, declared)
     if columns is not None and declared["exclude"]:
         declared = {**declared, "exclude": None}  # those columns were never read
-    table, seen = _read(data, fmt, max_rows, seed, columns)
+    table, seen = _read(data, fmt, max_rows, seed, columns, shared_rows)
     source = display_name(data)
     if max_rows is not None:  # rows in messages count within the sample
         source = f"{source} (its sample of {len(table):,} rows)"
@@ -231,12 +234,21 @@ def _columns_to_read(data: str, fmt: Any, declared: dict[str, Any]) -> list[str]
 
 
 def _read(data: str, fmt: Any, max_rows: int | None, seed: int | None,
-          columns: list[str] | None) -> tuple[Any, int]:
-    """The table at ``data`` (only ``columns`` of it, when given), or a uniform sample of
-    ``max_rows`` of its rows; the rows the table holds."""
-    from ..io import iter_tables, read_table
+          columns: list[str] | None, shared_rows: int | None) -> tuple[Any, int]:
+    """The table at ``data`` (only ``columns`` of it, when given), a uniform sample of
+    ``max_rows`` of its rows, or under torchrun this rank's share of a large Parquet table;
+    the rows the table holds."""
+    from ..fitting.shares import SAMPLE_ROWS, read_share
+    from ..io import iter_tables, parquet_columns, read_table
     from ..reservoir import uniform_sample
+    from ..rowgroups import parquet_rows
+    from ..training import ranks
 
+    sample_rows = shared_rows or SAMPLE_ROWS
+    if max_rows is None and ranks.size() > 1 and parquet_columns(data, fmt) is not None \
+            and parquet_rows(data) > sample_rows:
+        share = read_share(data, columns, sample_rows)
+        return share, share.total
     if max_rows is None:
         table = read_table(data, fmt, columns)
         return table, len(table)

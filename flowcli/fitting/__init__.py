@@ -1,12 +1,14 @@
 """Turning a table into a fitted density: the rows (data), one candidate flow (candidate,
-start), the choice between candidates (search), the whole fit or its resumption (fit), and
-what a resumption may change (resumable)."""
+start), the choice between candidates (search), the whole fit or its resumption (fit), what
+a resumption may change (resumable), and under torchrun a table read in shares (shares)."""
 
 from .candidate import Candidate, Spec, clearly_better, flow_label, label, tails_for
 from .fit import fit_table, resume_training
 from .fitconfig import FitConfig
 from .resumable import RESUMABLE, check_unchanged
 from .search import candidates
+from .shares import RankShare
 
-__all__ = ["RESUMABLE", "Candidate", "FitConfig", "Spec", "candidates", "check_unchanged",
+__all__ = ["RESUMABLE", "Candidate", "FitConfig", "RankShare", "Spec", "candidates",
+           "check_unchanged",
            "clearly_better", "fit_table", "flow_label", "label", "resume_training", "tails_for"]

@@ -239,8 +239,12 @@ class Candidate:
         report = _Report(callback, data, self.label if self.staged else "")
         give_up = _GiveUp(rival, data.shift_val) if rival is not None else None
         start_val = self.start.val_ll if self.start is not None else None
+        if data.own is not None:  # the rows in shares: each rank steps on its own
+            x_train, x_val = (torch.as_tensor(x, dtype=x_train.dtype, device=self.device)
+                              for x in data.own)
+            start_val = None  # the start's score on the sample is not the loop's
         return train(self.density, x_train, x_val, widths, config, generator, report,
-                     self.resume, give_up, start_val)
+                     self.resume, give_up, start_val, sharded=data.own is not None)
 
     def _record(self, result: TrainResult, data: Encoded, em_seconds: float) -> None:
         """The run and the held-out scores into the training record."""

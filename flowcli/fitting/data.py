@@ -48,7 +48,11 @@ def split(df: pd.DataFrame, val_fraction: float, seed: int, source: str
 @dataclass
 class Encoded:
     """A split's rows encoded once: training rows at their integer cells' lower corners
-    (training adds the noise), held-out rows as ``score`` encodes them."""
+    (training adds the noise), held-out rows as ``score`` encodes them.
+
+    Under torchrun with the table read in shares, ``own`` holds this rank's own training and
+    validation rows, on which the training loop steps; the other fields then encode the
+    sample every rank holds (:mod:`flowcli.fitting.shares`)."""
 
     x_train: np.ndarray
     ld_train: np.ndarray
@@ -57,6 +61,7 @@ class Encoded:
     x_held: np.ndarray  # validation rows, or without them the training rows
     ld_held: np.ndarray
     has_val: bool
+    own: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def of(cls, pre: Preprocessor, train_df: pd.DataFrame, val_df: pd.DataFrame,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
@@ -18,62 +19,118 @@ from .candidate import Candidate
 from .data import Encoded, choose_columns, drop_gaps, split
 from .fitconfig import FitConfig
 from .search import search
+from .shares import RankShare, SharedRows, covering_schema, encode_own, shared_rows
 
 __all__ = ["fit_table", "resume_training"]
 
 
-def fit_table(data: pd.DataFrame, config: FitConfig, *, columns: list[str] | None,
-              exclude: list[str] | None, overrides: Overrides, seed: int | None,
-              device: torch.device, callback: Callable[[EpochReport], None] | None,
-              source: str) -> Candidate:
-    """Learn the density of ``data``: the candidate kept, with its preprocessing, density,
-    training record (seed, rows, what was tried) and resume state."""
+class FitRows(NamedTuple):
+    """The rows a new fit learns from: the schema, the training and validation rows that
+    fit the encoding and give the model file's figures, how many rows there are in all
+    (after ``dropped`` rows with gaps), and with the table in shares, the shares."""
+
+    schema: Schema
+    train: pd.DataFrame
+    val: pd.DataFrame
+    total: int
+    dropped: int
+    shared: SharedRows | None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        if self.shared is None:
+            return {"rows": self.total, "train_rows": len(self.train),
+                    "val_rows": len(self.val)}
+        return {"rows": self.total, "train_rows": self.shared.train_rows,
+                "val_rows": self.shared.val_rows,
+                "sample_rows": len(self.train) + len(self.val)}
+
+
+def fit_table(data: pd.DataFrame | RankShare, config: FitConfig, *,
+              columns: list[str] | None, exclude: list[str] | None, overrides: Overrides,
+              seed: int | None, device: torch.device,
+              callback: Callable[[EpochReport], None] | None, source: str) -> Candidate:
+    """Learn the density of ``data`` (a table, or under torchrun this rank's share of one):
+    the candidate kept, with its preprocessing, density, training record (seed, rows, what
+    was tried) and resume state."""
     # under torchrun every rank must split, shuffle and start alike: rank 0's seed
     seed = ranks.agree(secrets.randbelow(2**31) if seed is None else int(seed))
-    columns = choose_columns(data, columns, exclude, source)
-    table, dropped = drop_gaps(data, columns) if config.missing == "drop" else (data, 0)
-    schema = Schema.infer(table, columns, source, overrides)
-    train_df, val_df = split(table, config.val_fraction, seed, source)
-    if len(train_df) < ranks.size():
-        raise DataError(f"has {len(train_df)} training rows for {ranks.size()} training "
-                        "processes (ranks): give more rows or fewer processes", source=source)
-    config = config.sized(len(train_df))
-    pre = Preprocessor.fit(schema, train_df, source)
+    columns = choose_columns(data.rows if isinstance(data, RankShare) else data, columns,
+                             exclude, source)
+    rows = _rows_to_fit(data, columns, config, overrides, seed, source)
+    if rows.counts["train_rows"] < ranks.size():
+        raise DataError(f"has {rows.counts['train_rows']} training rows for {ranks.size()} "
+                        "training processes (ranks): give more rows or fewer processes",
+                        source=source)
+    config = config.sized(rows.counts["train_rows"])
+    pre = Preprocessor.fit(rows.schema, rows.train, source)
     if ranks.size() > 1:  # one encoding for all ranks, to the last bit: rank 0's
         pre = Preprocessor.from_dict(ranks.agree(pre.to_dict()))
-    training = {"seed": seed, "rows": len(table), "train_rows": len(train_df),
-                "val_rows": len(val_df), "dropped_rows": dropped, "device": str(device),
-                "epochs": 0, "seconds": 0.0,
+    training = {"seed": seed, **rows.counts, "dropped_rows": rows.dropped,
+                "device": str(device), "epochs": 0, "seconds": 0.0,
                 **({"ranks": ranks.size()} if ranks.size() > 1 else {})}
-    encoded = Encoded.of(pre, train_df, val_df, source)
+    encoded = _encoded(pre, rows.train, rows.val, rows.shared, source)
     kept = search(pre, encoded, config, training, device, callback)
-    keep_cell_reference(kept, val_df, train_df)
+    keep_cell_reference(kept, rows.val, rows.train)
     return kept
 
 
-def resume_training(candidate: Candidate, data: pd.DataFrame, changes: dict[str, Any],
-                    callback: Callable[[EpochReport], None] | None, source: str) -> None:
-    """Carry on training ``candidate`` on ``data`` (the table it was fitted on: its seed
-    gives the same split) where its last run stopped; ``changes`` set the fields of
-    :data:`RESUMABLE` (None: unchanged)."""
+def _rows_to_fit(data: pd.DataFrame | RankShare, columns: list[str] | None,
+                 config: FitConfig, overrides: Overrides, seed: int, source: str) -> FitRows:
+    drop = config.missing == "drop"
+    if isinstance(data, RankShare):
+        share, dropped = data.without_gaps(columns) if drop else (data, 0)
+        shared = shared_rows(share, config.val_fraction, seed, source)
+        schema, shared = covering_schema(shared, columns, source, overrides)
+        return FitRows(schema, shared.train, shared.val, share.total, dropped, shared)
+    table, dropped = drop_gaps(data, columns) if drop else (data, 0)
+    schema = Schema.infer(table, columns, source, overrides)
+    train_df, val_df = split(table, config.val_fraction, seed, source)
+    return FitRows(schema, train_df, val_df, len(table), dropped, None)
+
+
+def _encoded(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame,
+             shared: SharedRows | None, source: str) -> Encoded:
+    encoded = Encoded.of(pre, train, val, source)
+    if shared is not None:
+        encoded.own = encode_own(pre, shared, source)
+    return encoded
+
+
+def resume_training(candidate: Candidate, data: pd.DataFrame | RankShare,
+                    changes: dict[str, Any], callback: Callable[[EpochReport], None] | None,
+                    source: str) -> None:
+    """Carry on training ``candidate`` on ``data`` (the table it was fitted on, or under
+    torchrun this rank's share of it: its seed gives the same split) where its last run
+    stopped; ``changes`` set the fields of :data:`RESUMABLE` (None: unchanged)."""
     changes = {k: v for k, v in changes.items() if v is not None}
     config = candidate.config.updated(**changes)
     resume = candidate.resume
     if resume is None or not resume.optimizer:
         raise UsageError("this model file holds no training state to resume from")
-    schema = candidate.pre.schema
-    schema.check_columns(data, source)
-    table = data[schema.names]
-    if config.missing == "drop":
-        table, _ = drop_gaps(table, None)
-    train_df, val_df = split(table, config.val_fraction, candidate.training["seed"], source)
-    candidate.training.update(rows=len(table), train_rows=len(train_df),
-                              val_rows=len(val_df), device=str(candidate.device))
+    rows = _rows_to_resume(candidate, data, config, source)
+    candidate.training.update(**rows.counts, device=str(candidate.device))
     candidate.config = config
     candidate.resume = resume.with_lr(changes["lr"]) if "lr" in changes else resume
-    candidate.run(Encoded.of(candidate.pre, train_df, val_df, source), callback,
-                  config.max_seconds)
-    keep_cell_reference(candidate, val_df, train_df)
+    candidate.run(_encoded(candidate.pre, rows.train, rows.val, rows.shared, source),
+                  callback, config.max_seconds)
+    keep_cell_reference(candidate, rows.val, rows.train)
+
+
+def _rows_to_resume(candidate: Candidate, data: pd.DataFrame | RankShare, config: FitConfig,
+                    source: str) -> FitRows:
+    schema, seed = candidate.pre.schema, candidate.training["seed"]
+    frame = data.rows if isinstance(data, RankShare) else data
+    schema.check_columns(frame, source)
+    drop = config.missing == "drop"
+    if isinstance(data, RankShare):
+        share = replace(data, rows=frame[schema.names])
+        share, dropped = share.without_gaps(None) if drop else (share, 0)
+        shared = shared_rows(share, config.val_fraction, seed, source)
+        return FitRows(schema, shared.train, shared.val, share.total, dropped, shared)
+    table, dropped = drop_gaps(frame[schema.names], None) if drop else (frame[schema.names], 0)
+    train_df, val_df = split(table, config.val_fraction, seed, source)
+    return FitRows(schema, train_df, val_df, len(table), dropped, None)
 
 
 def keep_cell_reference(kept: Candidate, held_out: pd.DataFrame, train: pd.DataFrame

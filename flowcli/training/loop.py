@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 
 import torch
@@ -69,6 +69,8 @@ class Trainer:
         callback: called after every epoch with an :class:`EpochReport`.
         stop: asked after every epoch; the run ends (:attr:`StopReason.GIVEN_UP`) when it
             returns true.
+        sharded: under torchrun, whether each rank holds its own rows (``x_train`` and
+            ``x_val`` are then this rank's) rather than every rank the same ones.
 
     Rules: the best weights so far, the starting ones included (epoch 0), are kept; training
     stops after ``patience`` epochs without a validation gain above ``min_delta``, or once
@@ -84,13 +86,19 @@ class Trainer:
                  widths: Tensor | None = None, config: TrainConfig | None = None,
                  generator: torch.Generator | None = None,
                  callback: Callable[[EpochReport], None] | None = None,
-                 stop: Callable[[EpochReport], bool] | None = None) -> None:
+                 stop: Callable[[EpochReport], bool] | None = None,
+                 sharded: bool = False) -> None:
         self.model, self.x_train, self.x_val = model, x_train, x_val
         self.config = config or TrainConfig()
         self.generator, self.callback, self.stop = generator, callback, stop
         self.widths = widths
         self.noisy = widths is not None and bool((widths > 0).any())
-        self.has_val = x_val.shape[0] > 0
+        self.sharded = sharded and ranks.size() > 1
+        # rows an epoch goes over, on all ranks; whether any rank holds validation rows
+        self.rows, val_rows = ((int(v) for v in ranks.sum_over_ranks(x_train.shape[0],
+                                                                     x_val.shape[0]))
+                               if self.sharded else (x_train.shape[0], x_val.shape[0]))
+        self.has_val = val_rows > 0
         self.history: list[dict[str, float]] = []
         self.rollbacks = 0
 
@@ -193,33 +201,29 @@ class Trainer:
         self.history.append({"epoch": epoch, "train_ll": self.train_ll, "val_ll": val_ll,
                              "seconds": seconds})
         report = EpochReport(epoch, self.config.epochs, self.train_ll, val_ll, self.best_val,
-                             self.best_epoch, self.x_train.shape[0] / max(seconds, 1e-9),
+                             self.best_epoch, self.rows / max(seconds, 1e-9),
                              seconds, self.optimizer.param_groups[0]["lr"], note)
         if self.callback is not None:
             self.callback(report)
         return self._stop_reason(report)
 
     def _train_pass(self) -> tuple[float, str]:
-        """One shuffled pass of steps; the mean training log-likelihood and a note. Under
-        torchrun each rank steps on its share of each batch (a last batch with fewer rows
-        than ranks is left out)."""
-        n, size, x = self.x_train.shape[0], self.config.batch_size, self.x_train
-        order = torch.randperm(n, generator=self.generator, device="cpu").to(x.device)
+        """One shuffled pass of steps; the mean training log-likelihood and a note."""
+        x = self.x_train
         total = torch.zeros((), device=x.device)
         note, stepped = "", 0  # the rows of the batches stepped on, on all ranks
-        for i in range(0, n - ranks.size() + 1, size):
-            rows = order[i : i + size]
-            batch = x.index_select(0, ranks.shard(rows))
+        for mine, rows in _batches(x, self.config.batch_size, self.generator, self.sharded):
+            batch = x.index_select(0, mine)
             if self.noisy:
                 u = torch.rand(batch.shape, generator=self.noise, device=batch.device,
                                dtype=batch.dtype)
                 batch = batch + u * self.widths
-            loss = self._step(batch, rows.shape[0])
+            loss = self._step(batch, rows)
             if loss is None:
                 note = self._roll_back()
                 continue
-            total += loss * rows.shape[0] / ranks.size()  # this rank's part of the sum
-            stepped += rows.shape[0]
+            total += loss * rows / ranks.size()  # this rank's part of the sum
+            stepped += rows
         if ranks.size() > 1:
             total = ranks.sum_over_ranks(total)[0]
         return -float(total) / max(stepped, 1), note
@@ -288,7 +292,8 @@ class Trainer:
         if ranks.size() == 1:
             return float(evaluate(self.model, self.x_val).mean())
         # a share may be empty (fewer validation rows than ranks): it adds nothing
-        scores = evaluate(self.model, ranks.shard(self.x_val)).double()
+        own = self.x_val if self.sharded else ranks.shard(self.x_val)
+        scores = evaluate(self.model, own).double()
         total, count = ranks.sum_over_ranks(scores.sum(), scores.numel())
         return total / count
 
@@ -340,12 +345,35 @@ class Trainer:
         return self.best_by_epoch[-1] - half_way < self.config.min_gain
 
 
+def _batches(x: Tensor, size: int, generator: torch.Generator | None,
+             sharded: bool) -> Iterator[tuple[Tensor, int]]:
+    """Each step's rows of this rank's ``x`` and the rows of the global batch of ``size``.
+
+    Every rank holding the same rows: one shuffle of them all, cut into global batches, of
+    which each rank takes every ``size()``-th row (a last batch with fewer rows than ranks is
+    left out); one process steps as the ranks together do. Each rank holding its own rows
+    (``sharded``): each shuffles its own and gives :func:`ranks.batch_share` of every global
+    batch, for as many steps as the rank with the fewest rows can give.
+    """
+    n = x.shape[0]
+    order = torch.randperm(n, generator=generator, device="cpu").to(x.device)
+    if not sharded:
+        for i in range(0, n - ranks.size() + 1, size):
+            rows = order[i : i + size]
+            yield ranks.shard(rows), rows.shape[0]
+        return
+    share = ranks.batch_share(size)
+    for step in range(ranks.least(n // share if share else 0)):
+        yield order[step * share : (step + 1) * share], size
+
+
 def train(model: nn.Module, x_train: Tensor, x_val: Tensor, widths: Tensor | None = None,
           config: TrainConfig | None = None, generator: torch.Generator | None = None,
           callback: Callable[[EpochReport], None] | None = None,
           resume: ResumeState | None = None,
           stop: Callable[[EpochReport], bool] | None = None,
-          start_val: float | None = None) -> TrainResult:
+          start_val: float | None = None, sharded: bool = False) -> TrainResult:
     """One :class:`Trainer` run (see there for the arguments and rules)."""
-    trainer = Trainer(model, x_train, x_val, widths, config, generator, callback, stop)
+    trainer = Trainer(model, x_train, x_val, widths, config, generator, callback, stop,
+                      sharded)
     return trainer.run(resume, start_val)

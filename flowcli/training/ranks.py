@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from ..errors import FlowcliError
 
-__all__ = ["agree", "is_leader", "join", "leave", "peers", "rank", "request_stop", "shard",
-           "size", "stop_requested", "sum_over_ranks", "wrap"]
+__all__ = ["agree", "batch_share", "gather", "is_leader", "join", "least", "leave", "peers",
+           "rank", "request_stop", "shard", "size", "stop_requested", "sum_over_ranks", "wrap"]
 
 _STOP = threading.Event()  # a signal asked this rank to stop
 _JOINED = False  # whether join() made this process one of several ranks
@@ -88,15 +88,38 @@ def shard(x: Tensor) -> Tensor:
     return x if size() == 1 else x[rank()::size()]
 
 
+def batch_share(rows: int) -> int:
+    """This rank's part of a global batch of ``rows`` rows when each rank holds its own
+    rows: as even as can be, the lower ranks taking one more."""
+    return rows // size() + (rank() < rows % size())
+
+
 def sum_over_ranks(*values: Tensor | float) -> list[float]:
     """Each value summed over the ranks (one collective for all)."""
-    t = torch.tensor([float(v) for v in values], dtype=torch.float64)
-    if size() > 1:
-        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-        t = t.to(device)
-        with peers():
-            dist.all_reduce(t)
+    return _reduced(values, dist.ReduceOp.SUM) if size() > 1 else [float(v) for v in values]
+
+
+def least(value: int) -> int:
+    """The smallest of the ranks' ``value``."""
+    return int(_reduced([value], dist.ReduceOp.MIN)[0]) if size() > 1 else value
+
+
+def _reduced(values: Any, op: Any) -> list[float]:
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    with peers():
+        dist.all_reduce(t, op=op)
     return [float(v) for v in t.cpu()]
+
+
+def gather(value: Any) -> list[Any]:
+    """Every rank's ``value`` (any picklable object), in rank order, on every rank."""
+    if size() == 1:
+        return [value]
+    box: list[Any] = [None] * size()
+    with peers():
+        dist.all_gather_object(box, value)
+    return box
 
 
 def agree(value: Any) -> Any:

@@ -1,0 +1,161 @@
+"""Under torchrun, a table too large to copy to every rank: each rank reads its own range of
+the rows and trains on it, and every rank holds the same uniform sample of all the ranks'
+rows, from which the columns' kinds, the encoding and the figures a model file keeps (the
+encoding's shift, held-out score quantiles, the mixture base's start) are worked out.
+
+A sample can miss what only a few rows hold: a rare label, a gap, a value below an inferred
+bound or off an inferred grid. So after the schema is inferred from the sample, every rank
+encodes its own rows, the rows that do not encode are added to the sample, and the schema is
+inferred again, until every row of every rank encodes: the schema is then the one the whole
+table gives wherever a single row can change it.
+
+One process, or a table of no more rows than the sample, never comes here: every rank then
+holds the whole table, and training is that of one process (:mod:`flowcli.training.ranks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from ..config import CHUNK_ROWS
+from ..errors import DataError
+from ..rowgroups import parquet_rows, read_rows
+from ..tabular import Overrides, Preprocessor, Schema
+from ..training import ranks
+from .data import drop_gaps, split
+
+__all__ = ["SAMPLE_ROWS", "RankShare", "SharedRows", "covering_schema", "encode_own",
+           "read_share", "shared_rows"]
+
+SAMPLE_ROWS = 100_000  # rows every rank holds, by default, of a table read in shares
+MISFITS = 64  # rows that do not encode a rank adds to the sample in one round
+ROUNDS = 8  # rounds of adding them before giving up
+
+
+@dataclass(frozen=True)
+class RankShare:
+    """This rank's rows of a table read in shares: rows ``offset`` on, of ``total`` in all;
+    ``sample_rows``: how many rows of all the shares every rank holds."""
+
+    rows: pd.DataFrame
+    offset: int
+    total: int
+    sample_rows: int = SAMPLE_ROWS
+
+    def without_gaps(self, columns: list[str] | None) -> tuple[RankShare, int]:
+        """The share without rows that have a gap in a modelled column, and how many rows
+        went from all the shares."""
+        rows, dropped = drop_gaps(self.rows, columns)
+        went = int(ranks.sum_over_ranks(dropped)[0])
+        return replace(self, rows=rows, total=self.total - went), went
+
+
+def read_share(path: str, columns: list[str] | None, sample_rows: int = SAMPLE_ROWS
+               ) -> RankShare:
+    """This rank's even share of the rows of the Parquet table or dataset at ``path``,
+    reading only the row groups that hold them."""
+    total = parquet_rows(path)
+    lo, hi = total * ranks.rank() // ranks.size(), total * (ranks.rank() + 1) // ranks.size()
+    return RankShare(read_rows(path, lo, hi, columns), lo, total, sample_rows)
+
+
+@dataclass(frozen=True)
+class SharedRows:
+    """A share split into training and validation rows, and the same uniform sample of all
+    ranks' training and validation rows on every rank (``train``, ``val``).
+
+    ``own`` is this rank's rows in table order (rows ``offset`` on), ``own_train_at`` and
+    ``own_val_at`` the places of its training and validation rows there; ``train_rows`` and
+    ``val_rows`` count all ranks' rows."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    own: pd.DataFrame
+    own_train_at: np.ndarray
+    own_val_at: np.ndarray
+    train_rows: int
+    val_rows: int
+    offset: int
+
+
+def shared_rows(share: RankShare, val_fraction: float, seed: int, source: str) -> SharedRows:
+    """Each rank holds out ``val_fraction`` of its own rows (its split seeded by ``seed``
+    and its rank); the sample takes from every rank in proportion to its rows."""
+    places = share.rows[[]]  # the rows without their columns: split them, not copy them
+    train_at, val_at = (part.index.to_numpy() for part in
+                        split(places, val_fraction, seed + ranks.rank(), source))
+    counts = np.array(ranks.gather((len(train_at), len(val_at))))
+    train_rows, val_rows = (int(c) for c in counts.sum(axis=0))
+    keep = share.sample_rows / max(train_rows + val_rows, 1)
+    rng = np.random.default_rng([seed, ranks.rank()])
+    picked = [share.rows.iloc[np.sort(rng.choice(at, min(round(keep * len(at)), len(at)),
+                                                 replace=False))]
+              for at in (train_at, val_at)]
+    train, val = (pd.concat(frames, ignore_index=True) for frames in
+                  zip(*ranks.gather(picked), strict=True))
+    return SharedRows(train, val, share.rows, train_at, val_at, train_rows, val_rows,
+                      share.offset)
+
+
+def covering_schema(rows: SharedRows, columns: list[str] | None, source: str,
+                    overrides: Overrides) -> tuple[Schema, SharedRows]:
+    """The schema of the sample once every rank's rows encode under it, and the sample with
+    the rows it took to get there (see the module's docstring). The rows holding each
+    column's least and greatest value join the sample first, so the ranges the schema keeps
+    (what samples are clipped to, what a condition is checked against) are the table's."""
+    extremes = pd.concat(ranks.gather(_extremes(rows.own)), ignore_index=True)
+    rows = replace(rows, train=pd.concat([rows.train, extremes], ignore_index=True))
+    for _ in range(ROUNDS):
+        schema = Schema.infer(pd.concat([rows.train, rows.val], ignore_index=True), columns,
+                              source, overrides)
+        pre = Preprocessor.fit(schema, rows.train, source)
+        misfits = pd.concat(ranks.gather(_misfits(pre, rows.own, source)),
+                            ignore_index=True)
+        if not len(misfits):
+            return schema, rows
+        rows = replace(rows, train=pd.concat([rows.train, misfits], ignore_index=True))
+    raise DataError(f"the sample of {len(rows.train) + len(rows.val):,} rows that every "
+                    f"training process holds still misses values that some rows hold after "
+                    f"{ROUNDS} rounds; give a larger --shared-rows", source=source)
+
+
+def _extremes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` that hold a least or greatest value of a column of numbers or
+    instants."""
+    places: set[int] = set()
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype.kind in "iufmM" and column.notna().any():  # gaps are skipped
+            places.update((int(column.argmin()), int(column.argmax())))
+    return frame.iloc[sorted(places)]
+
+
+def _misfits(pre: Preprocessor, frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Up to :data:`MISFITS` rows of ``frame`` that ``pre`` cannot encode."""
+    found: list[int] = []
+    start = 0
+    while start < len(frame) and len(found) < MISFITS:
+        chunk = frame.iloc[start:start + CHUNK_ROWS]
+        try:
+            pre.encode(chunk, source, row_offset=start)
+        except DataError as exc:
+            if exc.row is None:  # not a row's value: the table itself is wrong
+                raise
+            found.append(exc.row - 1)
+            start = exc.row
+            continue
+        start += len(chunk)
+    return frame.iloc[found]
+
+
+def encode_own(pre: Preprocessor, rows: SharedRows, source: str
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """This rank's own training rows (at their integer cells' lower corners, as training
+    takes them) and validation rows, encoded. All rows are encoded in table order first, so
+    a value that does not encode is named by its row in the table."""
+    corners, _ = pre.encode(rows.own, source, rows.offset, position=0.0)
+    x_val, _ = pre.encode(rows.own.iloc[rows.own_val_at], source, rows.offset)
+    return corners[rows.own_train_at], x_val
