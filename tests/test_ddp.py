@@ -182,6 +182,9 @@ def test_ranks_read_shares_and_the_schema_covers_every_row(large, tmp_path) -> N
     one = FlowModel.load(str(alone))
     assert "sample_rows" not in one.training  # one process holds the whole table
     assert abs(fitted.score(df).mean() - one.score(df).mean()) < 0.1
+    shown = subprocess.run([sys.executable, "-m", "flowcli", "info", output],
+                           capture_output=True, text=True).stdout
+    assert "read in shares" in shown and "a sample of 2,0" in shown
 
 
 def test_a_resumed_fit_in_shares_carries_on(large, tmp_path) -> None:

@@ -172,3 +172,6 @@ def _info_rows(table: Table, model: FlowModel, m: dict[str, Any]) -> None:
     sampled = f", a uniform sample of {t['sampled_from']:,}" if "sampled_from" in t else ""
     table.add_row("trained on", f"{t['rows']:,} rows ({t['train_rows']:,} train, "
                                 f"{t['val_rows']:,} validation{sampled}), seed {t['seed']}")
+    if "sample_rows" in t:
+        table.add_row("read in shares", f"one per rank; columns, encoding and held-out "
+                                        f"figures from a sample of {t['sample_rows']:,} rows")
