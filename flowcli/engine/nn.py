@@ -137,6 +137,14 @@ class MADE(nn.Module):
             raise ValueError("this MADE needs a context")
         return self.context_layer(context)
 
+    def transposed(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """:meth:`forward`'s output transposed, ``(outputs, B)``, without autograd: one
+        product of the output weights with the hidden activations, each output's values
+        for all rows then one contiguous row."""
+        layer = self.output_layer
+        return torch.addmm(layer.bias[:, None], layer.masked_weight(),
+                           self.hidden(x, context).t())
+
     def hidden(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """The last hidden layer's activations, before ``output_layer``."""
         return torch.relu_(stack_forward(x, self.context_term(context), self.stack()[:-3])[0])

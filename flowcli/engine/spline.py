@@ -115,29 +115,29 @@ def rational_quadratic(
 
 
 def _exps(raw: Tensor) -> tuple[Tensor, Tensor]:
-    """For ``raw`` ``(B, 2, K, D)`` (width and height logits): ``exp(raw)`` and its sums over
+    """For ``raw`` ``(2, K, *S)`` (width and height logits): ``exp(raw)`` and its sums over
     ``K``, the two parts of each softmax. Unshifted when every sum lies well inside float
-    range, which one look at the ``(B, 2, D)`` sums tells (a pass over ``raw`` for its maximum
+    range, which one look at the ``(2, *S)`` sums tells (a pass over ``raw`` for its maximum
     would cost as much as the ``exp``); shifted by the maximum otherwise."""
     if torch.compiler.is_compiling():  # fused, the shift costs little; a branch would not
-        e = (raw - raw.amax(dim=2, keepdim=True)).exp()
-        return e, e.sum(dim=2)
+        e = (raw - raw.amax(dim=1, keepdim=True)).exp()
+        return e, e.sum(dim=1)
     e = raw.exp()
-    total = e.sum(dim=2)
+    total = e.sum(dim=1)
     if total.numel() == 0:
         return e, total
     low, high = torch.aminmax(total)
     if not (float(low) > 1e-30 and float(high) < 1e30):
-        e = (raw - raw.amax(dim=2, keepdim=True)).exp()
-        total = e.sum(dim=2)
+        e = (raw - raw.amax(dim=1, keepdim=True)).exp()
+        total = e.sum(dim=1)
     return e, total
 
 
 class _Bin(NamedTuple):
-    """The bin each value falls in, as ``(B, D)`` tensors: its number (0 .. K-1, as floats),
-    the sums of ``exp`` of the width and height logits of the bins before it and of its own,
-    the raw slopes at its two knots (meaningless at an end knot), and 1.0 where its left knot
-    is inner (``index > 0``) and where it is the last bin."""
+    """The bin each value falls in, as tensors of the values' shape: its number (0 .. K-1, as
+    floats), the sums of ``exp`` of the width and height logits of the bins before it and of
+    its own, the raw slopes at its two knots (meaningless at an end knot), and 1.0 where its
+    left knot is inner (``index > 0``) and where it is the last bin."""
 
     index: Tensor
     width_below: Tensor
@@ -157,35 +157,36 @@ def _find_bins(level: Tensor, e: Tensor, total: Tensor, slopes: Tensor) -> _Bin:
     ``k`` width exps and ``T`` all of them; ``passed`` is 1.0 where a value lies at or past
     it. Passing is monotone in ``k``, so ``previous - passed`` is 1.0 exactly in the bin
     before the knot, and every quantity of the bin is a sum of products with it: a dozen
-    ``(B, D)`` operations per knot, where gathers over ``(B, K, D)`` and operations on
-    ``(B, 2, D)`` pairs cost more.
+    operations over the values per knot, where gathers over ``(K, *S)`` and operations on
+    ``(2, *S)`` pairs cost more. ``e`` and ``total`` are as :func:`_exps` gives them,
+    ``slopes`` the ``(K - 1, *S)`` raw inner slopes.
     """
-    bins = e.shape[2]
+    bins = e.shape[1]
     scale = 1.0 - MIN_BIN * bins
-    ew, eh = e[:, 0], e[:, 1]
-    reach, step = level * (total[:, 0] / scale), total[:, 0] * (MIN_BIN / scale)
+    ew, eh = e[0], e[1]
+    reach, step = level * (total[0] / scale), total[0] * (MIN_BIN / scale)
     zero = torch.zeros_like(level)
     index, cumulative, w_below, w_own, h_below, h_own, left, right = (
         zero.clone() for _ in range(8))
     previous, passed, inner_left = torch.ones_like(level), torch.empty_like(level), zero
     for k in range(1, bins):
-        cumulative += ew[:, k - 1]
+        cumulative += ew[k - 1]
         torch.le(cumulative, torch.add(reach, step, alpha=-k), out=passed)
         index += passed
-        w_below.addcmul_(passed, ew[:, k - 1])
-        h_below.addcmul_(passed, eh[:, k - 1])
+        w_below.addcmul_(passed, ew[k - 1])
+        h_below.addcmul_(passed, eh[k - 1])
         own = previous - passed  # 1.0 in bin k - 1
-        w_own.addcmul_(own, ew[:, k - 1])
-        h_own.addcmul_(own, eh[:, k - 1])
+        w_own.addcmul_(own, ew[k - 1])
+        h_own.addcmul_(own, eh[k - 1])
         if k > 1:
-            left.addcmul_(own, slopes[:, k - 2])
-        right.addcmul_(own, slopes[:, k - 1])
+            left.addcmul_(own, slopes[k - 2])
+        right.addcmul_(own, slopes[k - 1])
         if k == 1:
             inner_left = passed.clone()
         previous, passed = passed, previous
-    w_own.addcmul_(previous, ew[:, -1])  # the last bin
-    h_own.addcmul_(previous, eh[:, -1])
-    left.addcmul_(previous, slopes[:, -1])
+    w_own.addcmul_(previous, ew[-1])  # the last bin
+    h_own.addcmul_(previous, eh[-1])
+    left.addcmul_(previous, slopes[-1])
     return _Bin(index, w_below, w_own, h_below, h_own, left, right, inner_left, previous)
 
 
@@ -195,21 +196,22 @@ def _slope(raw: Tensor, inner: Tensor) -> Tensor:
 
 
 def rational_quadratic_forward(x: Tensor, raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    """:func:`rational_quadratic` forward, without autograd, for ``raw`` laid out ``(B, 3K-1,
-    D)`` (parameter-major, as MADE computes it). Only the knots around each value are
-    built (see :func:`_find_bins`), where the general form builds them all and gathers.
-    Scoring uses it."""
-    batch, count, features = raw.shape
-    bins = (count + 1) // 3
+    """:func:`rational_quadratic` forward, without autograd, for ``raw`` laid out ``(3K-1,
+    *S)`` for values ``x`` of shape ``S`` (parameter-major: each parameter of every value
+    one contiguous block, so every operation runs over all the values at full vector width;
+    on rows laid out ``(B, D)`` each ran over ``D`` values at a time, far slower). Only the
+    knots around each value are built (see :func:`_find_bins`), where the general form
+    builds them all and gathers. Scoring uses it."""
+    bins = (raw.shape[0] + 1) // 3
     scale, span = 1.0 - MIN_BIN * bins, 2.0 * bound
     xc = x.clamp(-bound, bound)
-    e, total = _exps(raw[:, :2 * bins].view(batch, 2, bins, features))
-    found = _find_bins((xc + bound) / span, e, total, raw[:, 2 * bins:])
+    e, total = _exps(raw[:2 * bins].view(2, bins, *x.shape))
+    found = _find_bins((xc + bound) / span, e, total, raw[2 * bins:])
     floor = found.index * MIN_BIN
-    x0 = -bound + span * (floor + scale * found.width_below / total[:, 0])
-    w = span * (MIN_BIN + scale * found.width / total[:, 0])
-    y0 = -bound + span * (floor + scale * found.height_below / total[:, 1])
-    h = span * (MIN_BIN + scale * found.height / total[:, 1])
+    x0 = -bound + span * (floor + scale * found.width_below / total[0])
+    w = span * (MIN_BIN + scale * found.width / total[0])
+    y0 = -bound + span * (floor + scale * found.height_below / total[1])
+    h = span * (MIN_BIN + scale * found.height / total[1])
     d0 = _slope(found.left_slope, found.inner_left)
     d1 = _slope(found.right_slope, 1.0 - found.last)
     delta = h / w
@@ -260,12 +262,15 @@ class MaskedSplineAutoregressive(Transform):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_inputs(x, context, self.features, self.context_features)
-        raw = self._raw(x, context)
         if torch.is_grad_enabled():  # training: the form whose backward pass is cheap
+            raw = self._raw(x, context)
             z, ladj = rational_quadratic(x, raw.transpose(1, 2), self.bound)
-        else:
-            z, ladj = rational_quadratic_forward(x, raw, self.bound)
-        return z, ladj.sum(dim=1)
+            return z, ladj.sum(dim=1)
+        # scoring: every parameter of every value as one contiguous (D, B) block
+        raw = self.made.transposed(x, context).view(
+            spline_parameter_count(self.bins), self.features, x.shape[0])
+        z, ladj = rational_quadratic_forward(x.t().contiguous(), raw, self.bound)
+        return z.t().contiguous(), ladj.sum(dim=0)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_inputs(z, context, self.features, self.context_features)
