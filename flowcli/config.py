@@ -38,6 +38,7 @@ CPU_SPLINE_SAMPLE_ROWS = 8192
 QUANTILES = 1001  # held-out score quantiles kept in a model, for percentiles and thresholds
 SMALL_TABLE = 1000  # training rows under which the default flow is smaller
 MIXTURE_ROWS = 50000  # training rows a mixture base's EM sees at most
+REPORT_ROWS = 20_000  # synthetic rows a report draws unless told otherwise
 
 
 def pass_rows(device_type: str, threads: int = 1, elementwise_width: int = 0) -> int:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .config import CHUNK_ROWS, DEFAULT_UNSEEN
-from .errors import FlowcliError, UsageError
+from .errors import FlowcliError, require_extra
 from .jobs import GivenJob, InvertJob, SampleJob, ScoreJob
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["connect", "invert", "model_content", "require", "sample", "score",
            "worker_model"]
 
-EXTRA = "pip install 'flowcli[dask]'"
 KEPT_MODELS = 4  # models a worker process keeps loaded, the oldest dropped first
 
 _MODELS: dict[tuple[str, str], FlowModel] = {}
@@ -49,11 +48,8 @@ _LOADING = threading.Lock()
 
 def require() -> None:
     """Refuse, in one line naming the extra, when Dask is not installed."""
-    try:
-        import dask.dataframe  # noqa: F401
-        import distributed  # noqa: F401
-    except ImportError:
-        raise UsageError(f"running on Dask needs the dask extra: {EXTRA}") from None
+    require_extra(("dask.dataframe", "distributed"), "running on Dask needs the dask extra",
+                  "dask")
 
 
 def worker_model(content: bytes, name: str, device: str = "cpu") -> FlowModel:

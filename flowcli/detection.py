@@ -16,22 +16,18 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from .errors import UsageError
+from .errors import require_extra
 from .privacy import RowSpace
 
 __all__ = ["CLASSIFIERS", "detection_auc", "require"]
 
-EXTRA = "pip install 'flowcli[report]'"
 CLASSIFIERS = ("logistic_regression", "gradient_boosting")
 FOLDS = 5
 
 
 def require() -> None:
     """Refuse, in one line naming the extra, when scikit-learn is not installed."""
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        raise UsageError(f"the detection test needs scikit-learn: {EXTRA}") from None
+    require_extra(("sklearn",), "the detection test needs scikit-learn", "report")
 
 
 def detection_auc(real: pd.DataFrame, synthetic: pd.DataFrame, numeric: Iterable[str],

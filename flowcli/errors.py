@@ -21,6 +21,7 @@ __all__ = [
     "DataError",
     "FlowcliError",
     "ModelFileError",
+    "require_extra",
     "OutputError",
     "SchemaError",
     "Spelling",
@@ -151,6 +152,18 @@ class UsageError(FlowcliError, ValueError):
     """Options that contradict each other or are out of range; exit code 2."""
 
     exit_code = 2
+
+
+def require_extra(modules: Sequence[str], needs: str, extra: str) -> None:
+    """Refuse, in one line naming the extra to install, when an optional package is not
+    installed: ``needs`` says what needs it (``"the report's plots need matplotlib"``)."""
+    import importlib
+
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError:
+        raise UsageError(f"{needs}: pip install 'flowcli[{extra}]'") from None
 
 
 class AnomalyError(FlowcliError):

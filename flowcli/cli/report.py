@@ -7,14 +7,11 @@ from typing import Annotated
 
 import typer
 
-from ..config import DEFAULT_DEVICE
+from ..config import DEFAULT_DEVICE, REPORT_ROWS
 from .guard import guard
 from .options import DeviceOpt, InputFormatOpt, ModelPath, QuietOpt, SeedOpt
 
 __all__ = ["report"]
-
-DEFAULT_ROWS = 20_000
-
 
 def parse_gates(value: str | None) -> dict[str, float]:
     """``shapes=0.9,pairs=0.85,detection=0.6`` as ``{name: limit}``."""
@@ -49,8 +46,8 @@ def report(
         "--synthetic", metavar="SYN", help="Synthetic rows to judge (default: draw -n rows "
         "from the model).")] = None,
     n: Annotated[int, typer.Option(
-        "-n", "--rows", help=f"Rows to draw without --synthetic.  [default: {DEFAULT_ROWS:,}]",
-        show_default=False)] = DEFAULT_ROWS,
+        "-n", "--rows", help=f"Rows to draw without --synthetic.  [default: {REPORT_ROWS:,}]",
+        show_default=False)] = REPORT_ROWS,
     json_path: Annotated[str | None, typer.Option(
         "--json", metavar="FILE", help="Also write the figures as JSON.")] = None,
     fail_under: Annotated[str | None, typer.Option(

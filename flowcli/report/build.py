@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..config import REPORT_ROWS
 from ..detection import require as require_classifiers
 from ..errors import FlowcliError
 from ..files import AtomicFile, check_target
@@ -23,8 +24,9 @@ __all__ = ["build_report", "write_report"]
 
 
 def write_report(model_path: str, data: str, output: str, *, holdout: str | None = None,
-                 synthetic: str | None = None, rows: int = 20_000, json_path: str | None = None,
-                 fmt: str | None = None, seed: int | None = None, device: str = "cpu",
+                 synthetic: str | None = None, rows: int = REPORT_ROWS,
+                 json_path: str | None = None, fmt: str | None = None,
+                 seed: int | None = None, device: str = "cpu",
                  gates: dict[str, float] | None = None) -> list[str]:
     """Write the report on the model at ``model_path`` to ``output`` (and its figures to
     ``json_path``); the gates its figures miss."""
@@ -47,7 +49,7 @@ def write_report(model_path: str, data: str, output: str, *, holdout: str | None
 
 
 def build_report(model: FlowModel, real: pd.DataFrame, *, synthetic: pd.DataFrame | None = None,
-                 holdout: pd.DataFrame | None = None, rows: int = 20_000,
+                 holdout: pd.DataFrame | None = None, rows: int = REPORT_ROWS,
                  seed: int | None = None, title: str = "flowcli report"
                  ) -> tuple[dict[str, Any], str]:
     """The figures and the HTML page on ``model``, judged against the ``real`` rows it was

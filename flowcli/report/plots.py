@@ -16,21 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
+from ..errors import require_extra
 
 __all__ = ["REAL", "SYNTHETIC", "bars", "box_plot", "curves", "heatmap", "pair_plot",
            "require", "score_histogram", "shape_plot"]
 
 REAL, SYNTHETIC = "#1f6fb4", "#e4761b"
-EXTRA = "pip install 'flowcli[report]'"
 
 
 def require() -> None:
     """Refuse, in one line naming the extra, when matplotlib is not installed."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError(f"the report's plots need matplotlib: {EXTRA}") from None
+    require_extra(("matplotlib",), "the report's plots need matplotlib", "report")
 
 
 @contextmanager
