@@ -8,7 +8,8 @@ Usage (from the repository root; needs ``flowcli[dask]``)::
    Gaussian table of ``--columns`` columns, and a dataset of ``--files`` Parquet files holding
    ``--rows`` rows is written beside it.
 2. ``flowcli score MODEL DATA -o OUT/`` runs end to end as a user runs it: in one process,
-   then with ``--workers 1`` and ``--workers 2`` (each a fresh local cluster, its start
+   in one process on one thread (``OMP_NUM_THREADS=1``: what a worker of ``--workers 2``
+   gets), then with ``--workers 1`` and ``--workers 2`` (each a fresh local cluster, its start
    included). Each run's output is compared with the one-process output, part by part.
 3. ``flowcli sample -n ROWS/4 -o OUT/`` runs with 1, 2 and 3 workers; the rows must be
    identical.
@@ -62,9 +63,11 @@ def _dataset(root: Path, rows: int, files: int, columns: int) -> Path:
     return data
 
 
-def _timed(args: list[str]) -> float:
+def _timed(args: list[str], threads: int | None = None) -> float:
+    """Seconds of ``flowcli ARGS``; ``threads``: torch's threads in that process."""
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     start = time.perf_counter()
-    done = subprocess.run([*FLOWCLI, *args, "-q"], capture_output=True, text=True)
+    done = subprocess.run([*FLOWCLI, *args, "-q"], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"flowcli {' '.join(args)} failed: {done.stderr.strip()}")
     return time.perf_counter() - start
@@ -80,10 +83,12 @@ def _same_parts(a: Path, b: Path) -> bool:
 def score_runs(model: Path, data: Path, root: Path, rows: int) -> list[dict[str, Any]]:
     runs = []
     plain = root / "score-plain"
-    for label, extra in (("one process", []), ("--workers 1", ["--workers", "1"]),
-                         ("--workers 2", ["--workers", "2"])):
-        out = plain if not extra else root / f"score-{extra[1]}"
-        seconds = _timed(["score", str(model), str(data), "-o", f"{out}/", *extra])
+    for label, extra, threads in (("one process", [], None),
+                                  ("1 thread", [], 1),
+                                  ("--workers 1", ["--workers", "1"], None),
+                                  ("--workers 2", ["--workers", "2"], None)):
+        out = plain if label == "one process" else root / f"score-{len(runs)}"
+        seconds = _timed(["score", str(model), str(data), "-o", f"{out}/", *extra], threads)
         runs.append({"run": label, "seconds": seconds, "rows_per_second": rows / seconds,
                      "same_as_one_process": _same_parts(plain, out)})
     return runs
@@ -197,6 +202,16 @@ def _print(title: str, runs: list[dict[str, Any]], base: str) -> None:
               f"{reference / r['seconds']:>17.2f}x  {same}")
 
 
+def _print_rest(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    _print(f"sample: {args.rows // 4:,} rows", result["sample"], "--workers 1")
+    print(f"\nfit: MAF, {args.fit_epochs} epochs of {args.fit_rows:,} rows")
+    print(f"{'run':<14}{'seconds':>9}{'training s':>12}{'vs one process':>16}")
+    for r in result["fit"]:
+        print(f"{r['run']:<14}{r['seconds']:>9.1f}{r['training_seconds']:>12.1f}"
+              f"{result['fit'][0]['seconds'] / r['seconds']:>15.2f}x")
+    print(f"largest weight difference: {result['fit'][1]['largest_weight_difference']:.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000_000)
@@ -210,6 +225,8 @@ def main() -> None:
                         help="run only the fit --max-rows memory check")
     parser.add_argument("--shares-from", type=int, default=0,
                         help="rows of the dataset for the fit-in-shares memory check alone")
+    parser.add_argument("--only-score", action="store_true",
+                        help="run only the score part")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.shares_from:
@@ -234,18 +251,14 @@ def main() -> None:
                 "--epochs", "3", "--seed", "0"])
         data = _dataset(root, args.rows, args.files, args.columns)
         result = {"rows": args.rows, "files": args.files, "columns": args.columns,
-                  "cpus": os.cpu_count(), "score": score_runs(model, data, root, args.rows),
-                  "sample": sample_runs(model, root, args.rows // 4),
-                  "fit": fit_runs(root, args.fit_rows, args.columns, args.fit_epochs)}
+                  "cpus": os.cpu_count(), "score": score_runs(model, data, root, args.rows)}
+        if not args.only_score:
+            result.update(sample=sample_runs(model, root, args.rows // 4),
+                          fit=fit_runs(root, args.fit_rows, args.columns, args.fit_epochs))
     _print(f"score: {args.rows:,} rows x {args.columns} columns in {args.files} files",
            result["score"], "--workers 1")
-    _print(f"sample: {args.rows // 4:,} rows", result["sample"], "--workers 1")
-    print(f"\nfit: MAF, {args.fit_epochs} epochs of {args.fit_rows:,} rows")
-    print(f"{'run':<14}{'seconds':>9}{'training s':>12}{'vs one process':>16}")
-    for r in result["fit"]:
-        print(f"{r['run']:<14}{r['seconds']:>9.1f}{r['training_seconds']:>12.1f}"
-              f"{result['fit'][0]['seconds'] / r['seconds']:>15.2f}x")
-    print(f"largest weight difference: {result['fit'][1]['largest_weight_difference']:.2e}")
+    if not args.only_score:
+        _print_rest(args, result)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
 
