@@ -199,3 +199,20 @@ def test_a_resumed_fit_in_shares_carries_on(large, tmp_path) -> None:
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     resumed = FlowModel.load(str(second))
     assert resumed.training["epochs"] == 4 and resumed.training["rows"] == 20_000
+    # the split of a fit in shares is each rank's own: no other way of running may carry on
+    done = subprocess.run([sys.executable, "-m", "flowcli", "fit", path, "-o", tmp_path / "x",
+                           "--resume", first, "--epochs", "4"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "fitted in shares by 2 training processes and cannot carry on on the whole" \
+        in done.stderr
+    alone = tmp_path / "alone.flow"
+    done = subprocess.run([sys.executable, "-m", "flowcli", "fit", path, "-o", alone,
+                           "--epochs", "1", *SHARED], capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(_torchrun("fit", path, "-o", tmp_path / "y", "--resume", alone,
+                                    "--epochs", "2", "--shared-rows", "2000"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "fitted on the whole table and cannot carry on in shares" \
+        in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -121,6 +121,7 @@ def _rows_to_resume(candidate: Candidate, data: pd.DataFrame | RankShare, config
                     source: str) -> FitRows:
     schema, seed = candidate.pre.schema, candidate.training["seed"]
     frame = data.rows if isinstance(data, RankShare) else data
+    _check_same_shares(candidate.training, isinstance(data, RankShare))
     schema.check_columns(frame, source)
     drop = config.missing == "drop"
     if isinstance(data, RankShare):
@@ -131,6 +132,20 @@ def _rows_to_resume(candidate: Candidate, data: pd.DataFrame | RankShare, config
     table, dropped = drop_gaps(frame[schema.names], None) if drop else (frame[schema.names], 0)
     train_df, val_df = split(table, config.val_fraction, seed, source)
     return FitRows(schema, train_df, val_df, len(table), dropped, None)
+
+
+def _check_same_shares(training: dict[str, Any], in_shares: bool) -> None:
+    """A resumed run must split the rows as the first did: a fit in shares splits each
+    rank's own rows, so it resumes only in shares of as many ranks, and a fit of the whole
+    table only on the whole table (its validation rows would otherwise be trained on)."""
+    was = "sample_rows" in training
+    ranks_then = training.get("ranks", 1)
+    if was != in_shares or (in_shares and ranks_then != ranks.size()):
+        how = (f"in shares by {ranks_then} training processes" if was
+               else "on the whole table")
+        now = f"in shares by {ranks.size()} processes" if in_shares else "on the whole table"
+        raise UsageError(f"this model was fitted {how} and cannot carry on {now}: resume it "
+                         "as it was fitted (the same number of processes and --shared-rows)")
 
 
 def keep_cell_reference(kept: Candidate, held_out: pd.DataFrame, train: pd.DataFrame
