@@ -29,7 +29,7 @@ import pandas as pd
 
 from .config import CHUNK_ROWS, DEFAULT_UNSEEN
 from .errors import FlowcliError, require_extra
-from .jobs import GivenJob, InvertJob, SampleJob, ScoreJob
+from .jobs import InvertJob, SampleJob, ScoreJob
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -135,9 +135,8 @@ def sample(model: str | os.PathLike[str], n: int, *, seed: int | None = None,
     import dask.dataframe as dd
 
     content, name, loaded = model_content(model)
-    pairs = tuple((k, str(v)) for k, v in (given or {}).items())
     job = SampleJob(n, secrets.randbelow(2**63) if seed is None else seed, partition_rows,
-                    pairs, unseen)
+                    tuple((given or {}).items()), unseen)
     meta = replace(job, rows=0).table(loaded, 0)  # also checks the condition, here
     shared = dask.delayed(content, pure=True)
     parts = [dask.delayed(_sample_partition, pure=True)(shared, name, job, i, device)
@@ -159,8 +158,6 @@ def _mapped(data: dd.DataFrame, model: str | os.PathLike[str], job: Any,
 def _run_partition(frame: pd.DataFrame, content: bytes, name: str, job: Any, device: str,
                    partition_info: dict[str, Any] | None = None) -> pd.DataFrame:
     number = (partition_info or {}).get("number", 0)
-    if isinstance(job, GivenJob):
-        job = job.for_piece(number)
     return next(iter(job.tables(worker_model(content, name, device), [frame],
                                 f"partition {number}")))  # one chunk in, one table out
 

@@ -112,6 +112,13 @@ class FlowcliError(Exception):
         # crosses processes (a Dask worker to the client) with its fields, not only its text
         return _rebuilt, (type(self), dict(self.__dict__))
 
+    def at_row(self, row: int) -> FlowcliError:
+        """This error naming row ``row`` where it named :attr:`row` (rows counted in a
+        part of a table, put back in the table's count)."""
+        problem = self.problem.replace(f"row {self.row}", f"row {row}")
+        return type(self)(problem, source=self.source, column=self.column, row=row,
+                          value=self.value, field=self.field, advice=self.advice)
+
     def render(self, spell: Spelling) -> str:
         """The message with options written by ``spell``."""
         text = self.problem

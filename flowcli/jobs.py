@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -74,12 +74,13 @@ class InvertJob:
 class SampleJob:
     """Draw ``rows`` rows in partitions of ``partition_rows``, partition ``i`` from the seed
     :func:`partition_seed` ``(seed, i)``; for a conditional model, every row given the
-    ``given`` condition (``(column, value)`` pairs, values as text)."""
+    ``given`` condition (``(column, value)`` pairs; a value may be text, read as the
+    column's type)."""
 
     rows: int
     seed: int
     partition_rows: int
-    given: tuple[tuple[str, str], ...] = ()
+    given: tuple[tuple[str, Any], ...] = ()
     unseen: str = DEFAULT_UNSEEN
 
     @property
@@ -95,9 +96,9 @@ class SampleJob:
         if not self.given:
             return next(model.sample_batches(size, seed, max(size, 1)))
         condition = model.condition_table(dict(self.given), "--given")
-        drawn = model.sample_given_batches([condition], size, seed, "--given", self.unseen,
-                                           max(size, 1))
-        return next(drawn, None) if size else model.sample(1, seed, condition).iloc[:0]
+        drawn = model.sample_given_batches([condition], max(size, 1), seed, "--given",
+                                           self.unseen, max(size, 1))
+        return next(drawn) if size else next(drawn).iloc[:0]  # no rows: still the columns
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from .partitions import (
     iter_part,
     not_parquet,
 )
+from .sampling import require_conditions
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -97,20 +98,21 @@ def sample_pieces(job: SampleJob) -> list[Piece]:
 
 
 def sample_plan(model: FlowModel, rows: int | None, seed: int | None, partition_rows: int, *,
-                pairs: dict[str, str] | None = None, conditions: str | None = None,
-                fmt: str | None = None, unseen: str = DEFAULT_UNSEEN
-                ) -> tuple[SampleJob | GivenJob, list[Piece]]:
+                given: dict[str, Any] | str | None = None, fmt: str | None = None,
+                unseen: str = DEFAULT_UNSEEN) -> tuple[SampleJob | GivenJob, list[Piece]]:
     """The job and tasks of a sample on a cluster: ``rows`` rows in partitions of
-    ``partition_rows`` (each row given the condition ``pairs``, for a conditional model),
-    or ``rows`` (default 1) for each row of the table or dataset ``conditions``, a task per
-    file. A seed is drawn when none is given. ``model`` checks the condition here, before
-    any task runs."""
+    ``partition_rows``, each row given the condition ``given`` (column -> value) for a
+    conditional model; or with ``given`` the path of a table or dataset of conditions,
+    ``rows`` for each of its rows, a task per file. ``rows`` defaults to 1 with a condition.
+    A seed is drawn when none is given. ``model`` checks the condition here, before any
+    task runs."""
     seed = secrets.randbelow(2**63) if seed is None else seed
-    if conditions is not None:
-        next(model.sample_given_batches([], 0), None)  # its checks run as it starts
+    if isinstance(given, str):
+        require_conditions(model.preprocessor)
         return (GivenJob(1 if rows is None else rows, seed, unseen),
-                table_pieces(conditions, fmt))
-    job = SampleJob(rows or 0, seed, partition_rows, tuple((pairs or {}).items()), unseen)
+                table_pieces(given, fmt))
+    count = rows if rows is not None else (1 if given else 0)
+    job = SampleJob(count, seed, partition_rows, tuple((given or {}).items()), unseen)
     replace(job, rows=0).table(model, 0)
     return job, sample_pieces(job)
 
@@ -202,7 +204,8 @@ def _check_rows(totals: Totals, expected: int | None, output: str, per_row: int 
 def _run_piece(content: bytes, name: str, job: Any, piece: Piece, batch_size: int,
                target: str | None, fmt: str | None, device: str) -> Totals:
     """One task, on a worker: the piece's output written to ``target``, or returned, with
-    the library's warnings, which the user sees only if they travel back."""
+    the library's warnings, which the user sees only if they travel back (Python records
+    warnings process-wide: a worker running several tasks at once may mix or lose some)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FlowcliWarning)
         try:

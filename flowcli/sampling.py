@@ -53,6 +53,12 @@ def draw_rows(pre: Preprocessor, density: MixedDensity, n: int, generator: torch
             return
 
 
+def require_conditions(pre: Preprocessor) -> None:
+    """Refuse a condition to a model that takes none."""
+    if not pre.conditions:
+        raise UsageError("does not apply: this model is not conditional", field="given")
+
+
 @torch.inference_mode()
 def draw_given(pre: Preprocessor, density: MixedDensity, given: Iterable[pd.DataFrame],
                per_row: int, generator: torch.Generator, source: str = "given",
@@ -63,8 +69,7 @@ def draw_given(pre: Preprocessor, density: MixedDensity, given: Iterable[pd.Data
     A condition value outside the training range draws with a
     :class:`~flowcli.errors.ConditionWarning`; an unseen label is an error unless
     ``unseen="floor"``."""
-    if not pre.conditions:
-        raise UsageError("does not apply: this model is not conditional", field="given")
+    require_conditions(pre)
     if per_row < 0:
         raise UsageError(f"cannot draw {per_row} rows per condition; give a number >= 0")
     device = next(density.parameters()).device

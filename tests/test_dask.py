@@ -338,6 +338,11 @@ def test_a_workers_warning_reaches_the_user_once(conditional, tmp_path) -> None:
     assert done.returncode == 0, err
     assert err.count("outside its training range") == 2, err  # one per file, each named
     assert "p0.parquet" in err and "p1.parquet" in err
+    done = cli("sample", conditional, "--given", "shop=north", "--given", "load=40",
+               "-o", f"{tmp_path}/pairs/", "--workers", "2")  # -n: 1 row, as in one process
+    err = done.stderr.decode()
+    assert done.returncode == 0 and err.count("outside its training range") == 1, err
+    assert "wrote 1 rows" in err or "wrote 1 row" in err, err
 
 
 def test_sample_given_on_a_cluster_is_checked_before_it_starts(model, conditional,

@@ -194,11 +194,12 @@ def test_a_resumed_fit_in_shares_carries_on(large, tmp_path) -> None:
                           capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     done = subprocess.run(_torchrun("fit", path, "-o", second, "--resume", first,
-                                    "--epochs", "4", "-q", "--shared-rows", "2000"),
+                                    "--epochs", "4", "-q"),  # --shared-rows from the file
                           capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     resumed = FlowModel.load(str(second))
     assert resumed.training["epochs"] == 4 and resumed.training["rows"] == 20_000
+    assert resumed.training["shared_rows"] == 2000
     # the split of a fit in shares is each rank's own: no other way of running may carry on
     done = subprocess.run([sys.executable, "-m", "flowcli", "fit", path, "-o", tmp_path / "x",
                            "--resume", first, "--epochs", "4"], capture_output=True, text=True,
@@ -216,3 +217,14 @@ def test_a_resumed_fit_in_shares_carries_on(large, tmp_path) -> None:
     assert done.returncode != 0 and "fitted on the whole table and cannot carry on in shares" \
         in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_batch_no_share_can_fill_is_one_clear_error(large, tmp_path) -> None:
+    path, _ = large
+    done = subprocess.run(_torchrun("fit", path, "-o", tmp_path / "m.flow", "--epochs", "2",
+                                    "--batch-size", "20000", *SHARED),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0, done.stderr[-2000:]  # torchrun's own code, not the rank's
+    assert "error: --batch-size of 20,000 rows asks each training process for its share" \
+        in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "m.flow").exists()

@@ -85,3 +85,11 @@ def test_shares_split_and_sample_alike_for_a_seed() -> None:
     assert np.array_equal(one.own_val_at, two.own_val_at)
     assert not set(one.own_val_at) & set(one.own_train_at)
     assert len(one.own_val_at) == 500
+
+
+def test_an_error_in_the_sample_names_the_row_of_the_table() -> None:
+    df = _rare_table()
+    df.index = pd.RangeIndex(1000, 6000)  # a share starting at the table's row 1,001
+    rows = _share(df, sample_rows=200)  # row 40 of the share (table row 1,041) holds -1
+    with pytest.raises(DataError, match=r"declared positive but holds -1 in row 1041$"):
+        shares.covering_schema(rows, None, "t", Overrides(positive={"a"}))

@@ -170,6 +170,7 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
 
     from ..config import default
     from ..files import check_target
+    from ..fitting.shares import SAMPLE_ROWS
     from ..io import display_name
     from ..model import FlowModel
     from ..training import ranks
@@ -182,6 +183,7 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
         previous.check_resume(**settings, **declared, seed=seed)
         seed = previous.training["seed"]
         max_rows = _resumed_max_rows(previous.training, max_rows)
+        shared_rows = shared_rows or previous.training.get("shared_rows")
     if max_rows is not None and seed is None:  # the sample's seed is the fit's, recorded
         seed = ranks.agree(secrets.randbelow(2**31))  # under torchrun, rank 0's
     columns = _columns_to_read(data, fmt, declared)
@@ -204,6 +206,8 @@ def _train(data: str, output: str, resume: str | None, settings: dict[str, Any],
         progress.stop()
     if max_rows is not None:
         fitted.training.update(max_rows=max_rows, sampled_from=seen)
+    elif ranks.size() > 1:  # what decided between shares and the whole table, for --resume
+        fitted.training["shared_rows"] = shared_rows or SAMPLE_ROWS
     return fitted
 
 

@@ -219,10 +219,10 @@ def _sample_on_cluster(model: str, n: int | None, given: list[str], unseen: str,
     from ..parallel import sample_plan
 
     content, loaded = _model_file(model)
-    pairs = given_pairs(given) if given else {}
-    job, pieces = sample_plan(loaded, n, seed, batch_size, pairs=pairs,
-                              conditions=given[0] if pairs is None else None, fmt=fmt,
-                              unseen=unseen)
+    condition = given_pairs(given) if given else None  # None: no condition, or a table
+    job, pieces = sample_plan(loaded, n, seed, batch_size,
+                              given=given[0] if given and condition is None else condition,
+                              fmt=fmt, unseen=unseen)
     totals = _on_cluster(content, job, pieces, output, output_format, batch_size, device,
                          workers, scheduler)
     if not quiet and output != "-":

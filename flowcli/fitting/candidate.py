@@ -241,7 +241,7 @@ class Candidate:
         start_val = self.start.val_ll if self.start is not None else None
         if data.own is not None:  # the rows in shares: each rank steps on its own
             x_train, x_val = (torch.as_tensor(x, dtype=x_train.dtype, device=self.device)
-                              for x in data.own)
+                              for x in (data.own.x_train, data.own.x_val))
             start_val = None  # the start's score on the sample is not the loop's
         return train(self.density, x_train, x_val, widths, config, generator, report,
                      self.resume, give_up, start_val, sharded=data.own is not None)

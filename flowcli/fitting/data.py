@@ -11,7 +11,7 @@ import pandas as pd
 from ..errors import DataError, SchemaError
 from ..tabular import Preprocessor
 
-__all__ = ["Encoded", "choose_columns", "drop_gaps", "split"]
+__all__ = ["Encoded", "OwnRows", "choose_columns", "drop_gaps", "split"]
 
 
 def choose_columns(data: pd.DataFrame, columns: list[str] | None,
@@ -27,11 +27,13 @@ def choose_columns(data: pd.DataFrame, columns: list[str] | None,
     return [n for n in names if n not in exclude]
 
 
-def drop_gaps(data: pd.DataFrame, columns: list[str] | None) -> tuple[pd.DataFrame, int]:
-    """``data`` without the rows that have a gap in a modelled column, and how many went."""
+def drop_gaps(data: pd.DataFrame, columns: list[str] | None, keep_index: bool = False
+              ) -> tuple[pd.DataFrame, int]:
+    """``data`` without the rows that have a gap in a modelled column, and how many went;
+    its index counts the rows kept from 0 unless ``keep_index``."""
     used = [c for c in (columns or data.columns) if c in data.columns]
-    table = data.dropna(subset=used).reset_index(drop=True)
-    return table, len(data) - len(table)
+    table = data.dropna(subset=used)
+    return (table if keep_index else table.reset_index(drop=True)), len(data) - len(table)
 
 
 def split(df: pd.DataFrame, val_fraction: float, seed: int, source: str
@@ -45,14 +47,25 @@ def split(df: pd.DataFrame, val_fraction: float, seed: int, source: str
     return df.iloc[order[n_val:]], df.iloc[order[:n_val]]
 
 
+@dataclass(frozen=True)
+class OwnRows:
+    """Under torchrun with the table read in shares: this rank's own training and validation
+    rows, encoded, and the encoding's mean log-determinants over all ranks' rows of each."""
+
+    x_train: np.ndarray
+    x_val: np.ndarray
+    shift_train: float
+    shift_val: float
+
+
 @dataclass
 class Encoded:
     """A split's rows encoded once: training rows at their integer cells' lower corners
     (training adds the noise), held-out rows as ``score`` encodes them.
 
-    Under torchrun with the table read in shares, ``own`` holds this rank's own training and
-    validation rows, on which the training loop steps; the other fields then encode the
-    sample every rank holds (:mod:`flowcli.fitting.shares`)."""
+    Under torchrun with the table read in shares, ``own`` holds this rank's own rows, on
+    which the training loop steps, and the shifts of all ranks' rows; the other fields then
+    encode the sample every rank holds (:mod:`flowcli.fitting.shares`)."""
 
     x_train: np.ndarray
     ld_train: np.ndarray
@@ -61,7 +74,7 @@ class Encoded:
     x_held: np.ndarray  # validation rows, or without them the training rows
     ld_held: np.ndarray
     has_val: bool
-    own: tuple[np.ndarray, np.ndarray] | None = None
+    own: OwnRows | None = None
 
     @classmethod
     def of(cls, pre: Preprocessor, train_df: pd.DataFrame, val_df: pd.DataFrame,
@@ -75,8 +88,12 @@ class Encoded:
     def shift_train(self) -> float:
         """The encoding's mean log-determinant on the training rows: what turns the flow's
         scores into the table's units."""
+        if self.own is not None:
+            return self.own.shift_train
         return float(self.ld_train.mean()) if len(self.ld_train) else 0.0
 
     @property
     def shift_val(self) -> float:
+        if self.own is not None:
+            return self.own.shift_val
         return float(self.ld_val.mean()) if len(self.ld_val) else self.shift_train

@@ -15,6 +15,8 @@ holds the whole table, and training is that of one process (:mod:`flowcli.traini
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,7 +27,7 @@ from ..errors import DataError
 from ..rowgroups import parquet_rows, read_rows
 from ..tabular import Overrides, Preprocessor, Schema
 from ..training import ranks
-from .data import drop_gaps, split
+from .data import OwnRows, drop_gaps, split
 
 __all__ = ["SAMPLE_ROWS", "RankShare", "SharedRows", "covering_schema", "encode_own",
            "read_share", "shared_rows"]
@@ -48,7 +50,7 @@ class RankShare:
     def without_gaps(self, columns: list[str] | None) -> tuple[RankShare, int]:
         """The share without rows that have a gap in a modelled column, and how many rows
         went from all the shares."""
-        rows, dropped = drop_gaps(self.rows, columns)
+        rows, dropped = drop_gaps(self.rows, columns, keep_index=True)
         went = int(ranks.sum_over_ranks(dropped)[0])
         return replace(self, rows=rows, total=self.total - went), went
 
@@ -59,7 +61,9 @@ def read_share(path: str, columns: list[str] | None, sample_rows: int = SAMPLE_R
     reading only the row groups that hold them."""
     total = parquet_rows(path)
     lo, hi = total * ranks.rank() // ranks.size(), total * (ranks.rank() + 1) // ranks.size()
-    return RankShare(read_rows(path, lo, hi, columns), lo, total, sample_rows)
+    rows = read_rows(path, lo, hi, columns)
+    rows.index = pd.RangeIndex(lo, hi)  # each row's place in the table, for messages
+    return RankShare(rows, lo, total, sample_rows)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class SharedRows:
 def shared_rows(share: RankShare, val_fraction: float, seed: int, source: str) -> SharedRows:
     """Each rank holds out ``val_fraction`` of its own rows (its split seeded by ``seed``
     and its rank); the sample takes from every rank in proportion to its rows."""
-    places = share.rows[[]]  # the rows without their columns: split them, not copy them
+    places = pd.DataFrame(index=pd.RangeIndex(len(share.rows)))  # split places, not rows
     train_at, val_at = (part.index.to_numpy() for part in
                         split(places, val_fraction, seed + ranks.rank(), source))
     counts = np.array(ranks.gather((len(train_at), len(val_at))))
@@ -94,8 +98,7 @@ def shared_rows(share: RankShare, val_fraction: float, seed: int, source: str) -
     picked = [share.rows.iloc[np.sort(rng.choice(at, min(round(keep * len(at)), len(at)),
                                                  replace=False))]
               for at in (train_at, val_at)]
-    train, val = (pd.concat(frames, ignore_index=True) for frames in
-                  zip(*ranks.gather(picked), strict=True))
+    train, val = (pd.concat(frames) for frames in zip(*ranks.gather(picked), strict=True))
     return SharedRows(train, val, share.rows, train_at, val_at, train_rows, val_rows,
                       share.offset)
 
@@ -106,20 +109,40 @@ def covering_schema(rows: SharedRows, columns: list[str] | None, source: str,
     the rows it took to get there (see the module's docstring). The rows holding each
     column's least and greatest value join the sample first, so the ranges the schema keeps
     (what samples are clipped to, what a condition is checked against) are the table's."""
-    extremes = pd.concat(ranks.gather(_extremes(rows.own)), ignore_index=True)
-    rows = replace(rows, train=pd.concat([rows.train, extremes], ignore_index=True))
+    rows = _joined(rows, pd.concat(ranks.gather(_extremes(rows.own))))
     for _ in range(ROUNDS):
-        schema = Schema.infer(pd.concat([rows.train, rows.val], ignore_index=True), columns,
-                              source, overrides)
-        pre = Preprocessor.fit(schema, rows.train, source)
-        misfits = pd.concat(ranks.gather(_misfits(pre, rows.own, source)),
-                            ignore_index=True)
+        table = pd.concat([rows.train, rows.val])
+        with _in_table_rows(table):
+            schema = Schema.infer(table, columns, source, overrides)
+        with _in_table_rows(rows.train):
+            pre = Preprocessor.fit(schema, rows.train, source)
+        misfits = pd.concat(ranks.gather(_misfits(pre, rows.own, source)))
         if not len(misfits):
             return schema, rows
-        rows = replace(rows, train=pd.concat([rows.train, misfits], ignore_index=True))
+        rows = _joined(rows, misfits)
     raise DataError(f"the sample of {len(rows.train) + len(rows.val):,} rows that every "
                     f"training process holds still misses values that some rows hold after "
                     f"{ROUNDS} rounds; give a larger --shared-rows", source=source)
+
+
+def _joined(rows: SharedRows, more: pd.DataFrame) -> SharedRows:
+    """``rows`` with ``more`` rows in its training sample, those it does not hold already.
+    The sample's index is each row's place in the table."""
+    held = rows.train.index.union(rows.val.index)
+    more = more[~more.index.isin(held) & ~more.index.duplicated()]
+    return replace(rows, train=pd.concat([rows.train, more]))
+
+
+@contextlib.contextmanager
+def _in_table_rows(sample: pd.DataFrame) -> Iterator[None]:
+    """Around work on ``sample``, whose errors name a row by its place in the sample: they
+    name it by its place in the table instead."""
+    try:
+        yield
+    except DataError as exc:
+        if exc.row is None or not 0 < exc.row <= len(sample):
+            raise
+        raise exc.at_row(int(sample.index[exc.row - 1]) + 1) from None
 
 
 def _extremes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -151,11 +174,17 @@ def _misfits(pre: Preprocessor, frame: pd.DataFrame, source: str) -> pd.DataFram
     return frame.iloc[found]
 
 
-def encode_own(pre: Preprocessor, rows: SharedRows, source: str
-               ) -> tuple[np.ndarray, np.ndarray]:
+def encode_own(pre: Preprocessor, rows: SharedRows, source: str) -> OwnRows:
     """This rank's own training rows (at their integer cells' lower corners, as training
-    takes them) and validation rows, encoded. All rows are encoded in table order first, so
-    a value that does not encode is named by its row in the table."""
-    corners, _ = pre.encode(rows.own, source, rows.offset, position=0.0)
-    x_val, _ = pre.encode(rows.own.iloc[rows.own_val_at], source, rows.offset)
-    return corners[rows.own_train_at], x_val
+    takes them) and validation rows, encoded, with the shifts of all ranks' rows. All rows
+    are encoded in table order first, so a value that does not encode is named by its row in
+    the table."""
+    with _in_table_rows(rows.own):
+        corners, log_dets = pre.encode(rows.own, source, position=0.0)
+    x_val, val_log_dets = pre.encode(rows.own.iloc[rows.own_val_at], source)
+    train_log_dets = log_dets[rows.own_train_at]
+    train_sum, trains, val_sum, vals = ranks.sum_over_ranks(
+        train_log_dets.sum(), len(train_log_dets), val_log_dets.sum(), len(val_log_dets))
+    shift_train = train_sum / max(trains, 1)
+    return OwnRows(corners[rows.own_train_at], x_val, shift_train,
+                   val_sum / vals if vals else shift_train)

@@ -11,12 +11,13 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from enum import Enum
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from ..engine.passes import rows_per_pass
-from ..errors import FlowcliError
+from ..errors import FlowcliError, UsageError
 from . import ranks
 from .params import ParameterBuffer, WeightAverage, adam, clip_, snapshot
 from .records import EpochReport, ResumeState, StopReason, TrainConfig, TrainResult
@@ -93,12 +94,13 @@ class Trainer:
         self.generator, self.callback, self.stop = generator, callback, stop
         self.widths = widths
         self.noisy = widths is not None and bool((widths > 0).any())
-        self.sharded = sharded and ranks.size() > 1
-        # rows an epoch goes over, on all ranks; whether any rank holds validation rows
-        self.rows, val_rows = ((int(v) for v in ranks.sum_over_ranks(x_train.shape[0],
-                                                                     x_val.shape[0]))
-                               if self.sharded else (x_train.shape[0], x_val.shape[0]))
-        self.has_val = val_rows > 0
+        # under torchrun with each rank holding its own rows: the steps an epoch takes
+        self.own = _own_rows(x_train, x_val, self.config.batch_size, generator) \
+            if sharded and ranks.size() > 1 else None
+        if self.own is not None:
+            self.generator = self.own.generator
+        self.rows = self.own.rows if self.own is not None else x_train.shape[0]
+        self.has_val = self.own.has_val if self.own is not None else x_val.shape[0] > 0
         self.history: list[dict[str, float]] = []
         self.rollbacks = 0
 
@@ -212,7 +214,8 @@ class Trainer:
         x = self.x_train
         total = torch.zeros((), device=x.device)
         note, stepped = "", 0  # the rows of the batches stepped on, on all ranks
-        for mine, rows in _batches(x, self.config.batch_size, self.generator, self.sharded):
+        steps = self.own.steps if self.own is not None else None
+        for mine, rows in _batches(x, self.config.batch_size, self.generator, steps):
             batch = x.index_select(0, mine)
             if self.noisy:
                 u = torch.rand(batch.shape, generator=self.noise, device=batch.device,
@@ -292,7 +295,7 @@ class Trainer:
         if ranks.size() == 1:
             return float(evaluate(self.model, self.x_val).mean())
         # a share may be empty (fewer validation rows than ranks): it adds nothing
-        own = self.x_val if self.sharded else ranks.shard(self.x_val)
+        own = self.x_val if self.own is not None else ranks.shard(self.x_val)
         scores = evaluate(self.model, own).double()
         total, count = ranks.sum_over_ranks(scores.sum(), scores.numel())
         return total / count
@@ -345,25 +348,55 @@ class Trainer:
         return self.best_by_epoch[-1] - half_way < self.config.min_gain
 
 
+class _OwnRows(NamedTuple):
+    """Each rank holding its own rows: the steps an epoch takes, the rows of all ranks,
+    whether any rank holds validation rows, and this rank's own shuffle and noise."""
+
+    steps: int
+    rows: int
+    has_val: bool
+    generator: torch.Generator | None
+
+
+def _own_rows(x_train: Tensor, x_val: Tensor, batch_size: int,
+              generator: torch.Generator | None) -> _OwnRows:
+    """Every rank gives :func:`ranks.batch_share` of each global batch, so an epoch takes as
+    many steps as the rank with the fewest rows can give; none is one clear error. Each
+    rank shuffles (and draws noise for) its own rows from its own stream."""
+    share = ranks.batch_share(batch_size)
+    fewest = ranks.least(x_train.shape[0])
+    steps = ranks.least(x_train.shape[0] // share if share else 0)
+    rows, val_rows = ranks.sum_over_ranks(x_train.shape[0], x_val.shape[0])
+    if steps == 0:
+        raise UsageError(f"of {batch_size:,} rows asks each training process for its share "
+                         f"of every batch, and one holds {fewest:,} training rows; give a "
+                         f"smaller one or fewer processes", field="batch_size")
+    own = None
+    if generator is not None:
+        seed = (generator.initial_seed() * 1_000_003 + ranks.rank()) % 2**63
+        own = torch.Generator(generator.device).manual_seed(seed)
+    return _OwnRows(steps, int(rows), val_rows > 0, own)
+
+
 def _batches(x: Tensor, size: int, generator: torch.Generator | None,
-             sharded: bool) -> Iterator[tuple[Tensor, int]]:
+             steps: int | None) -> Iterator[tuple[Tensor, int]]:
     """Each step's rows of this rank's ``x`` and the rows of the global batch of ``size``.
 
-    Every rank holding the same rows: one shuffle of them all, cut into global batches, of
-    which each rank takes every ``size()``-th row (a last batch with fewer rows than ranks is
-    left out); one process steps as the ranks together do. Each rank holding its own rows
-    (``sharded``): each shuffles its own and gives :func:`ranks.batch_share` of every global
-    batch, for as many steps as the rank with the fewest rows can give.
+    Every rank holding the same rows (``steps`` None): one shuffle of them all, cut into
+    global batches, of which each rank takes every ``size()``-th row (a last batch with fewer
+    rows than ranks is left out); one process steps as the ranks together do. Each rank
+    holding its own rows: each shuffles its own and gives :func:`ranks.batch_share` of every
+    global batch, ``steps`` times (:func:`_own_rows`).
     """
     n = x.shape[0]
     order = torch.randperm(n, generator=generator, device="cpu").to(x.device)
-    if not sharded:
+    if steps is None:
         for i in range(0, n - ranks.size() + 1, size):
             rows = order[i : i + size]
             yield ranks.shard(rows), rows.shape[0]
         return
     share = ranks.batch_share(size)
-    for step in range(ranks.least(n // share if share else 0)):
+    for step in range(steps):
         yield order[step * share : (step + 1) * share], size
 
 
