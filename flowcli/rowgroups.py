@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from .errors import DataError
 from .partitions import dataset_parts, is_dataset, not_parquet, with_keys
 
-__all__ = ["parquet_rows", "read_rows"]
+__all__ = ["RowGroups"]
 
 
 @dataclass(frozen=True)
@@ -46,24 +46,30 @@ def _groups(path: str | os.PathLike[str]) -> list[_Group]:
     return groups
 
 
-def parquet_rows(path: str | os.PathLike[str]) -> int:
-    """The rows of the Parquet table or dataset at ``path``, from its metadata alone."""
-    return sum(group.rows for group in _groups(path))
+class RowGroups:
+    """The row groups of the Parquet table or dataset at ``path``, from its metadata (each
+    file's footer read once)."""
 
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path
+        self.groups = _groups(path)
 
-def read_rows(path: str | os.PathLike[str], lo: int, hi: int,
-              columns: list[str] | None = None) -> pd.DataFrame:
-    """Rows ``lo`` to ``hi - 1`` of the Parquet table or dataset at ``path`` (only
-    ``columns``, when given), reading only the row groups that hold them."""
-    frames, start = [], 0
-    for group in _groups(path):
-        end = start + group.rows
-        if group.rows and end > lo and start < hi:
-            frames.append(_read_group(group, columns).iloc[max(lo - start, 0):hi - start])
-        start = end
-    if not frames:
-        raise DataError(f"holds no rows {lo + 1:,} to {hi:,}", source=str(path))
-    return pd.concat(frames, ignore_index=True)
+    @property
+    def rows(self) -> int:
+        return sum(group.rows for group in self.groups)
+
+    def read(self, lo: int, hi: int, columns: list[str] | None = None) -> pd.DataFrame:
+        """Rows ``lo`` to ``hi - 1`` (only ``columns``, when given), reading only the row
+        groups that hold them."""
+        frames, start = [], 0
+        for group in self.groups:
+            end = start + group.rows
+            if group.rows and end > lo and start < hi:
+                frames.append(_read_group(group, columns).iloc[max(lo - start, 0):hi - start])
+            start = end
+        if not frames:
+            raise DataError(f"holds no rows {lo + 1:,} to {hi:,}", source=str(self.path))
+        return pd.concat(frames, ignore_index=True)
 
 
 def _read_group(group: _Group, columns: list[str] | None) -> pd.DataFrame:

@@ -36,10 +36,11 @@ def test_a_row_range_is_the_rows_of_the_whole_table(dataset, lo, hi, monkeypatch
     real = rowgroups._read_group
     monkeypatch.setattr(rowgroups, "_read_group",
                         lambda group, columns: read.append(group) or real(group, columns))
-    got = rowgroups.read_rows(dataset, lo, hi, ["a", "day"])
+    groups = rowgroups.RowGroups(dataset)
+    got = groups.read(lo, hi, ["a", "day"])
     want = read_table(dataset, columns=["a", "day"]).iloc[lo:hi].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want)
-    assert rowgroups.parquet_rows(dataset) == 1800
+    assert groups.rows == 1800
     # only the row groups holding the rows: 250 rows each, 3 in the first file
     starts = [0, 250, 500, 700, 950, 1200, 1450, 1700]
     ends = [*starts[1:], 1800]

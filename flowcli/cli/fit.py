@@ -245,14 +245,12 @@ def _read(data: str, fmt: Any, max_rows: int | None, seed: int | None,
     from ..fitting.shares import SAMPLE_ROWS, read_share
     from ..io import iter_tables, parquet_columns, read_table
     from ..reservoir import uniform_sample
-    from ..rowgroups import parquet_rows
     from ..training import ranks
 
-    sample_rows = shared_rows or SAMPLE_ROWS
-    if max_rows is None and ranks.size() > 1 and parquet_columns(data, fmt) is not None \
-            and parquet_rows(data) > sample_rows:
-        share = read_share(data, columns, sample_rows)
-        return share, share.total
+    if max_rows is None and ranks.size() > 1 and parquet_columns(data, fmt) is not None:
+        share = read_share(data, columns, shared_rows or SAMPLE_ROWS)
+        if share is not None:
+            return share, share.total
     if max_rows is None:
         table = read_table(data, fmt, columns)
         return table, len(table)

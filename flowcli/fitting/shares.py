@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..config import CHUNK_ROWS
 from ..errors import DataError
-from ..rowgroups import parquet_rows, read_rows
+from ..rowgroups import RowGroups
 from ..tabular import Overrides, Preprocessor, Schema
 from ..training import ranks
 from .data import OwnRows, drop_gaps, split
@@ -56,12 +56,16 @@ class RankShare:
 
 
 def read_share(path: str, columns: list[str] | None, sample_rows: int = SAMPLE_ROWS
-               ) -> RankShare:
+               ) -> RankShare | None:
     """This rank's even share of the rows of the Parquet table or dataset at ``path``,
-    reading only the row groups that hold them."""
-    total = parquet_rows(path)
+    reading only the row groups that hold them; None when the table has no more than
+    ``sample_rows`` rows, which every rank then reads whole."""
+    groups = RowGroups(path)
+    total = groups.rows
+    if total <= sample_rows:
+        return None
     lo, hi = total * ranks.rank() // ranks.size(), total * (ranks.rank() + 1) // ranks.size()
-    rows = read_rows(path, lo, hi, columns)
+    rows = groups.read(lo, hi, columns)
     rows.index = pd.RangeIndex(lo, hi)  # each row's place in the table, for messages
     return RankShare(rows, lo, total, sample_rows)
 
