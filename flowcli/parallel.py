@@ -121,7 +121,9 @@ def run(client: Client, job: Any, content: bytes, name: str, pieces: list[Piece]
         output_format: str | None, batch_size: int, device: str = "cpu") -> Totals:
     """Run ``job`` with the model file ``content`` (named ``name``) over ``pieces`` and write
     the result to ``output``; what was written."""
-    shared = client.scatter(content, broadcast=True)
+    # a key of this run's own: a key named by the content's hash, freed by an earlier run on
+    # the same cluster, can be dropped from a worker after this run has replicated it there
+    shared = client.scatter(content, broadcast=True, hash=False)
     expected = _expected_rows(job, pieces)
     per_row = job.per_row if isinstance(job, GivenJob) else 1  # rows out per row in
 
