@@ -33,8 +33,8 @@ from .partitions import (
     read_dataset,
 )
 
-__all__ = ["FORMATS", "TableWriter", "detect_format", "display_name", "iter_tables",
-           "parquet_columns", "read_table", "write_table"]
+__all__ = ["FORMATS", "TableWriter", "detect_format", "display_name", "is_parquet",
+           "iter_tables", "parquet_columns", "read_table", "write_table"]
 
 _EXTENSIONS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -194,6 +194,14 @@ def read_table(path: str | os.PathLike[str], fmt: str | None = None,
         df = pd.read_csv(_stdin_bytes() if str(path) == "-" else path)
         _check_delimiter(df, path)
         return df
+
+
+def is_parquet(path: str | os.PathLike[str], fmt: str | None = None) -> bool:
+    """Whether ``path`` is a Parquet file or dataset that can be read by row groups (not
+    stdin), from its name alone."""
+    if str(path) == "-":
+        return False
+    return is_dataset(path) or detect_format(path, fmt) == "parquet"
 
 
 def parquet_columns(path: str | os.PathLike[str], fmt: str | None = None) -> list[str] | None:

@@ -49,7 +49,7 @@ def test_a_row_range_is_the_rows_of_the_whole_table(dataset, lo, hi, monkeypatch
 
 
 def _share(df: pd.DataFrame, sample_rows: int) -> shares.SharedRows:
-    share = shares.RankShare(df, 0, len(df), sample_rows)
+    share = shares.RankShare(df, len(df), sample_rows)
     return shares.shared_rows(share, 0.1, seed=3, source="t")
 
 

@@ -243,11 +243,11 @@ def _read(data: str, fmt: Any, max_rows: int | None, seed: int | None,
     ``max_rows`` of its rows, or under torchrun this rank's share of a large Parquet table;
     the rows the table holds."""
     from ..fitting.shares import SAMPLE_ROWS, read_share
-    from ..io import iter_tables, parquet_columns, read_table
+    from ..io import is_parquet, iter_tables, read_table
     from ..reservoir import uniform_sample
     from ..training import ranks
 
-    if max_rows is None and ranks.size() > 1 and parquet_columns(data, fmt) is not None:
+    if max_rows is None and ranks.size() > 1 and is_parquet(data, fmt):
         share = read_share(data, columns, shared_rows or SAMPLE_ROWS)
         if share is not None:
             return share, share.total

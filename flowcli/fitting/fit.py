@@ -77,16 +77,25 @@ def fit_table(data: pd.DataFrame | RankShare, config: FitConfig, *,
 
 def _rows_to_fit(data: pd.DataFrame | RankShare, columns: list[str] | None,
                  config: FitConfig, overrides: Overrides, seed: int, source: str) -> FitRows:
-    drop = config.missing == "drop"
     if isinstance(data, RankShare):
-        share, dropped = data.without_gaps(columns) if drop else (data, 0)
-        shared = shared_rows(share, config.val_fraction, seed, source)
+        shared, total, dropped = _split_share(data, columns, config, seed, source)
         schema, shared = covering_schema(shared, columns, source, overrides)
-        return FitRows(schema, shared.train, shared.val, share.total, dropped, shared)
-    table, dropped = drop_gaps(data, columns) if drop else (data, 0)
+        return FitRows(schema, shared.train, shared.val, total, dropped, shared)
+    table, dropped = drop_gaps(data, columns) if config.missing == "drop" else (data, 0)
     schema = Schema.infer(table, columns, source, overrides)
-    train_df, val_df = split(table, config.val_fraction, seed, source)
-    return FitRows(schema, train_df, val_df, len(table), dropped, None)
+    return FitRows(schema, *split(table, config.val_fraction, seed, source), len(table),
+                   dropped, None)
+
+
+def _split_share(share: RankShare, columns: list[str] | None, config: FitConfig, seed: int,
+                 source: str) -> tuple[SharedRows, int, int]:
+    """A share split as :func:`shared_rows` splits it, after its gaps went when they go:
+    the shared rows, the rows of all shares, and those that went."""
+    if config.missing == "drop":
+        share, dropped = share.without_gaps(columns)
+    else:
+        dropped = 0
+    return shared_rows(share, config.val_fraction, seed, source), share.total, dropped
 
 
 def _encoded(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame,
@@ -123,15 +132,14 @@ def _rows_to_resume(candidate: Candidate, data: pd.DataFrame | RankShare, config
     frame = data.rows if isinstance(data, RankShare) else data
     _check_same_shares(candidate.training, isinstance(data, RankShare))
     schema.check_columns(frame, source)
-    drop = config.missing == "drop"
     if isinstance(data, RankShare):
-        share = replace(data, rows=frame[schema.names])
-        share, dropped = share.without_gaps(None) if drop else (share, 0)
-        shared = shared_rows(share, config.val_fraction, seed, source)
-        return FitRows(schema, shared.train, shared.val, share.total, dropped, shared)
-    table, dropped = drop_gaps(frame[schema.names], None) if drop else (frame[schema.names], 0)
-    train_df, val_df = split(table, config.val_fraction, seed, source)
-    return FitRows(schema, train_df, val_df, len(table), dropped, None)
+        shared, total, dropped = _split_share(replace(data, rows=frame[schema.names]), None,
+                                              config, seed, source)
+        return FitRows(schema, shared.train, shared.val, total, dropped, shared)
+    table, dropped = (drop_gaps(frame[schema.names], None) if config.missing == "drop"
+                      else (frame[schema.names], 0))
+    return FitRows(schema, *split(table, config.val_fraction, seed, source), len(table),
+                   dropped, None)
 
 
 def _check_same_shares(training: dict[str, Any], in_shares: bool) -> None:

@@ -39,11 +39,10 @@ ROUNDS = 8  # rounds of adding them before giving up
 
 @dataclass(frozen=True)
 class RankShare:
-    """This rank's rows of a table read in shares: rows ``offset`` on, of ``total`` in all;
-    ``sample_rows``: how many rows of all the shares every rank holds."""
+    """This rank's rows of a table read in shares, indexed by their places in the table, of
+    ``total`` in all; ``sample_rows``: how many rows of all the shares every rank holds."""
 
     rows: pd.DataFrame
-    offset: int
     total: int
     sample_rows: int = SAMPLE_ROWS
 
@@ -67,7 +66,7 @@ def read_share(path: str, columns: list[str] | None, sample_rows: int = SAMPLE_R
     lo, hi = total * ranks.rank() // ranks.size(), total * (ranks.rank() + 1) // ranks.size()
     rows = groups.read(lo, hi, columns)
     rows.index = pd.RangeIndex(lo, hi)  # each row's place in the table, for messages
-    return RankShare(rows, lo, total, sample_rows)
+    return RankShare(rows, total, sample_rows)
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class SharedRows:
     """A share split into training and validation rows, and the same uniform sample of all
     ranks' training and validation rows on every rank (``train``, ``val``).
 
-    ``own`` is this rank's rows in table order (rows ``offset`` on), ``own_train_at`` and
+    ``own`` is this rank's rows in table order, ``own_train_at`` and
     ``own_val_at`` the places of its training and validation rows there; ``train_rows`` and
     ``val_rows`` count all ranks' rows."""
 
@@ -86,7 +85,6 @@ class SharedRows:
     own_val_at: np.ndarray
     train_rows: int
     val_rows: int
-    offset: int
 
 
 def shared_rows(share: RankShare, val_fraction: float, seed: int, source: str) -> SharedRows:
@@ -95,16 +93,14 @@ def shared_rows(share: RankShare, val_fraction: float, seed: int, source: str) -
     places = pd.DataFrame(index=pd.RangeIndex(len(share.rows)))  # split places, not rows
     train_at, val_at = (part.index.to_numpy() for part in
                         split(places, val_fraction, seed + ranks.rank(), source))
-    counts = np.array(ranks.gather((len(train_at), len(val_at))))
-    train_rows, val_rows = (int(c) for c in counts.sum(axis=0))
+    train_rows, val_rows = (int(c) for c in ranks.sum_over_ranks(len(train_at), len(val_at)))
     keep = share.sample_rows / max(train_rows + val_rows, 1)
     rng = np.random.default_rng([seed, ranks.rank()])
     picked = [share.rows.iloc[np.sort(rng.choice(at, min(round(keep * len(at)), len(at)),
                                                  replace=False))]
               for at in (train_at, val_at)]
     train, val = (pd.concat(frames) for frames in zip(*ranks.gather(picked), strict=True))
-    return SharedRows(train, val, share.rows, train_at, val_at, train_rows, val_rows,
-                      share.offset)
+    return SharedRows(train, val, share.rows, train_at, val_at, train_rows, val_rows)
 
 
 def covering_schema(rows: SharedRows, columns: list[str] | None, source: str,
