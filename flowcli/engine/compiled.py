@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import FlowcliWarning
-from .spline import ElementwiseSpline, MaskedSplineAutoregressive
+from .passes import spline_width
 
 __all__ = ["COMPILE_AFTER", "TRIALS", "Scorer", "scorer_for"]
 
@@ -52,8 +52,7 @@ class Scorer:
 
     def __init__(self, density: nn.Module) -> None:
         self.eager: Callable[[Tensor], Tensor] = density.log_prob
-        self.worth = any(isinstance(m, (ElementwiseSpline, MaskedSplineAutoregressive))
-                         for m in density.modules())
+        self.worth = spline_width(density) > 0
         self.scored = 0
         self.compiled: Callable[[Tensor], Tensor] | None = None
         self.uncompiled = False

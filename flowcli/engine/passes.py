@@ -12,12 +12,13 @@ from torch import nn
 from ..config import CPU_SPLINE_SAMPLE_ROWS, pass_rows
 from .spline import ElementwiseSpline, MaskedSplineAutoregressive
 
-__all__ = ["in_passes", "rows_per_pass", "rows_per_second", "sample_rows_per_pass"]
+__all__ = ["in_passes", "rows_per_pass", "rows_per_second", "sample_rows_per_pass",
+           "spline_width"]
 
 SPEED_ROWS = 8192  # rows timed for a scoring speed: enough passes to average out their cost
 
 
-def _spline_width(module: nn.Module) -> int:
+def spline_width(module: nn.Module) -> int:
     """Features of ``module``'s widest spline layer; 0 without one."""
     return max((m.features for m in module.modules()
                 if isinstance(m, (ElementwiseSpline, MaskedSplineAutoregressive))), default=0)
@@ -26,13 +27,13 @@ def _spline_width(module: nn.Module) -> int:
 def rows_per_pass(module: nn.Module, device: torch.device) -> int:
     """Rows per scoring pass of ``module`` on ``device``: :func:`config.pass_rows` for its
     widest spline layer and torch's thread count."""
-    return pass_rows(device.type, torch.get_num_threads(), _spline_width(module))
+    return pass_rows(device.type, torch.get_num_threads(), spline_width(module))
 
 
 def sample_rows_per_pass(module: nn.Module, device: torch.device) -> int:
     """Rows per sampling pass of ``module`` on ``device``, whatever the thread count (see
     :data:`config.CPU_SPLINE_SAMPLE_ROWS`)."""
-    if device.type == "cpu" and _spline_width(module):
+    if device.type == "cpu" and spline_width(module):
         return CPU_SPLINE_SAMPLE_ROWS
     return pass_rows(device.type)
 

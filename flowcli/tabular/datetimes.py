@@ -44,11 +44,6 @@ def looks_like_dates(values: pd.Series) -> bool:
     return len(sample) > 0 and float(sample.str.match(ISO).mean()) >= ISO_SHARE
 
 
-def _is_dates_only(series: pd.Series) -> bool:
-    return series.dtype == object and bool(series.dropna().head(200).map(
-        lambda v: isinstance(v, _dt.date) and not isinstance(v, _dt.datetime)).all())
-
-
 def parse(series: pd.Series, name: str, source: str, row_offset: int = 0,
           fmt: str | None = None, zone: str | None = None, advise: bool = True) -> pd.Series:
     """The column as datetimes at microsecond precision, or one error naming the column,
@@ -62,9 +57,16 @@ def parse(series: pd.Series, name: str, source: str, row_offset: int = 0,
             parsed = pd.to_datetime(series)
         except (ValueError, TypeError):  # naive beside zoned, or several zones
             raise _mixed_zones(series, name, source, row_offset) from None
-        if zone is not None and parsed.dt.tz is not None:
-            parsed = parsed.dt.tz_convert(zone)
-        return _in_range(parsed.dt.as_unit("us"), series, name, source, row_offset)
+    else:
+        parsed = _parsed_text(series, name, source, row_offset, fmt, zone, advise)
+    if zone is not None and parsed.dt.tz is not None:
+        parsed = parsed.dt.tz_convert(zone)
+    return _in_range(parsed.dt.as_unit("us"), series, name, source, row_offset)
+
+
+def _parsed_text(series: pd.Series, name: str, source: str, row_offset: int,
+                 fmt: str | None, zone: str | None, advise: bool) -> pd.Series:
+    """Text (or other values) read as datetimes: in UTC for a model with a zone."""
     is_text = pd.api.types.infer_dtype(series, skipna=True) == "string"
     text = series.str.strip() if is_text else series
     if zone is not None and is_text:
@@ -82,9 +84,7 @@ def parse(series: pd.Series, name: str, source: str, row_offset: int = 0,
     bad = (parsed.isna() & series.notna()).to_numpy()
     if bad.any():
         raise _unparsed(series, first(bad), name, source, row_offset, fmt, advise)
-    if zone is not None and parsed.dt.tz is not None:
-        parsed = parsed.dt.tz_convert(zone)
-    return _in_range(parsed.dt.as_unit("us"), series, name, source, row_offset)
+    return parsed
 
 
 def _zoned(text: pd.Series, name: str, source: str, row_offset: int) -> None:
