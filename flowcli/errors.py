@@ -21,12 +21,12 @@ __all__ = [
     "DataError",
     "FlowcliError",
     "ModelFileError",
-    "require_extra",
     "OutputError",
     "SchemaError",
     "Spelling",
     "UsageError",
     "python_spelling",
+    "require_extra",
 ]
 
 # How an option is written: ``spell(field, value)``, value None for the option alone.
