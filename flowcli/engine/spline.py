@@ -46,8 +46,8 @@ def spline_parameter_count(bins: int) -> int:
     return 3 * bins - 1
 
 
-def _knots(raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    """Knot positions ``(..., K+1)`` from ``-bound`` to ``bound`` and bin sizes ``(..., K)``."""
+def _knots(raw: Tensor, bound: float) -> Tensor:
+    """Knot positions ``(..., K+1)`` from ``-bound`` to ``bound``."""
     bins = raw.shape[-1]
     # written out: torch.softmax over a last dimension of a few entries is ~50x slower on a CPU
     # the shift only guards exp against overflow; softmax does not depend on it, so it is
@@ -58,8 +58,7 @@ def _knots(raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     # the ends are exactly -bound and bound, whatever the rounding of the cumulative sum
     ends = torch.zeros(bins + 1, dtype=raw.dtype, device=raw.device)
     ends[0], ends[-1] = -bound, bound
-    knots = F.pad(inner, (1, 1)) + ends
-    return knots, knots[..., 1:] - knots[..., :-1]
+    return F.pad(inner, (1, 1)) + ends
 
 
 def rational_quadratic(
@@ -76,8 +75,8 @@ def rational_quadratic(
         inverse: run the map backwards; the log-derivative is then of the inverse map.
     """
     bins = (raw.shape[-1] + 1) // 3
-    xk, widths = _knots(raw[..., :bins], bound)
-    yk, heights = _knots(raw[..., bins:2 * bins], bound)
+    xk = _knots(raw[..., :bins], bound)
+    yk = _knots(raw[..., bins:2 * bins], bound)
     inner = F.softplus(raw[..., 2 * bins:] + _SLOPE_SHIFT) + MIN_SLOPE
     slopes = F.pad(inner, (1, 1), value=1.0)  # slope 1 at both ends, like the identity tails
 
@@ -85,14 +84,11 @@ def rational_quadratic(
     xc = x.clamp(-bound, bound)
     edges = yk if inverse else xk
     # bin of each value, 0..K-1: the number of inner knots at or below it
-    index = (xc[..., None] >= edges[..., 1:-1]).sum(dim=-1, keepdim=True)
-    # one gather for the six numbers of each value's bin (six gathers cost more, mostly in
-    # their backward passes)
-    table = torch.stack([xk[..., :-1], widths, yk[..., :-1], heights, slopes[..., :-1],
-                         slopes[..., 1:]], dim=-1)  # (B or 1, D, K, 6)
-    table = table.expand(index.shape[0], -1, -1, -1)
-    picked = table.gather(2, index[..., None].expand(*index.shape, 6)).squeeze(2)
-    x0, w, y0, h, d0, d1 = picked.unbind(-1)
+    index = (xc[..., None] >= edges[..., 1:-1]).sum(dim=-1)
+    # the knots and slopes at both ends of each value's bin, picked at once, each into a
+    # contiguous block (separate picks cost more, mostly in their backward passes)
+    x0, x1, y0, y1, d0, d1 = _pick_ends(torch.stack([xk, yk, slopes]), index).unbind(0)
+    w, h = x1 - x0, y1 - y0
     delta = h / w
     bend = d0 + d1 - 2 * delta
     if inverse:  # the root in [0, 1] of the quadratic a xi^2 + b xi + c = 0
@@ -112,6 +108,21 @@ def rational_quadratic(
     else:
         out = y0 + h * (delta * xi.pow(2) + d0 * t) / denom
     return torch.where(inside, out, x), torch.where(inside, log_slope, 0.0)
+
+
+def _pick_ends(table: Tensor, index: Tensor) -> Tensor:
+    """``(6, B, D)``: entries ``index[b, d]`` and the next of ``table[c, b, d]``, for each
+    channel ``c``, in the order ``c`` = 0 left, 0 right, 1 left, 1 right, 2 left, 2 right.
+    ``table`` is ``(3, B, D, K+1)``, or ``(3, 1, D, K+1)`` for one spline per feature shared
+    by every row. Picked from the flat table: a gather would expand a shared table to every
+    row, and its backward pass would fill and sum an array of that size."""
+    rows, features, knots = index.shape[0], table.shape[2], table.shape[3]
+    per_row = table.shape[1] == rows
+    start = torch.arange(0, (rows if per_row else 1) * features * knots, knots,
+                         device=index.device).view(-1 if per_row else 1, features)
+    left = (index + start).reshape(-1)
+    both = torch.stack([left, left + 1])
+    return table.reshape(3, -1).index_select(1, both.reshape(-1)).view(6, rows, features)
 
 
 def _exps(raw: Tensor) -> tuple[Tensor, Tensor]:

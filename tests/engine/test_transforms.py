@@ -328,3 +328,24 @@ def test_a_spline_layer_scores_the_same_with_and_without_autograd() -> None:
     with torch.no_grad():
         without = flow.log_prob(x)
     assert torch.allclose(with_grad.detach(), without, atol=1e-4)
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_a_spline_shared_by_every_row_is_the_spline_given_to_each_row(inverse: bool) -> None:
+    """One spline per feature ``(1, D, 3K-1)`` is picked from without expanding it to the
+    rows; values and gradients (of the inputs and of the shared parameters) are those of the
+    same parameters given to every row, values outside the bound included."""
+    from flowcli.engine.spline import rational_quadratic
+
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(200, 4, generator=g, dtype=torch.float64) * 3).requires_grad_()
+    shared = (torch.randn(1, 4, 14, generator=g, dtype=torch.float64)).requires_grad_()
+    weights = torch.randn(2, 200, 4, generator=g, dtype=torch.float64)
+    results = []
+    for raw in (shared, shared.expand(200, -1, -1)):
+        y, log_slope = rational_quadratic(x, raw, 5.0, inverse=inverse)
+        loss = (weights[0] * y + weights[1] * log_slope).sum()
+        results.append((y, log_slope, *torch.autograd.grad(loss, (x, shared))))
+    assert (x.abs() > 5).any()
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
