@@ -36,11 +36,12 @@ from typing import Any
 from systems import DEPTH, HIDDEN, LAYERS, build_flow
 from training import batched_log_prob
 
-__all__ = ["MICRO_SYSTEMS", "SPLINE_SYSTEMS", "run_micro", "run_sampling_micro",
-           "run_spline_micro"]
+__all__ = ["MICRO_SYSTEMS", "SPLINE_SYSTEMS", "SPLINE_TRAINING_SYSTEMS", "run_micro",
+           "run_sampling_micro", "run_spline_micro", "run_spline_training_micro"]
 
 MICRO_SYSTEMS = ("flowcli-maf", "flowcli-train", "zuko-maf", "nflows-maf")
 SPLINE_SYSTEMS = ("flowcli-maf", "flowcli-spline", "zuko-maf", "zuko-nsf")
+SPLINE_TRAINING_SYSTEMS = ("flowcli-maf", "flowcli-spline", "flowcli-unmix", "zuko-nsf")
 
 
 def _plain_epoch(kind: str, x: Any) -> Callable[[], None]:
@@ -248,6 +249,24 @@ def _compiled_job(module: Any, x: Any, batch: int) -> Callable[[], Any]:
     return job
 
 
+def run_spline_training_micro(rows: int = 30_000, epochs: int = 5, threads: int = 1,
+                              dims: tuple[int, ...] = (8, 16)) -> dict[str, dict[str, float]]:
+    """``{"8-D": {system: seconds per epoch}, ...}``: one epoch of the plain loop (batches
+    of 512, Adam) of flowcli's MAF, spline flow and unmix flow and zuko's NSF, all of 5
+    layers (MADE: 2 x 128; 8 bins), on standard normal rows, the systems taking turns as in
+    :func:`run_micro`."""
+    import torch
+
+    torch.set_num_threads(threads)
+    results: dict[str, dict[str, float]] = {}
+    for dim in dims:
+        x = torch.randn(rows, dim, generator=torch.Generator().manual_seed(0))
+        jobs = {kind: _plain_epoch(kind, x) for kind in SPLINE_TRAINING_SYSTEMS}
+        times = _rounds(jobs, epochs)
+        results[f"{dim}-D"] = {k: statistics.median(t) for k, t in times.items()}
+    return results
+
+
 def run_sampling_micro(rows: int = 10_000, repeats: int = 9, threads: int = 1,
                        dims: tuple[int, ...] = (8, 16)) -> dict[str, dict[str, float]]:
     """``{"16-D": {system: sample rows/s}, ...}``: sampling of untrained 5-layer, 2 x 128
@@ -274,7 +293,7 @@ def run_sampling_micro(rows: int = 10_000, repeats: int = 9, threads: int = 1,
 if __name__ == "__main__":
     import argparse
 
-    from report import micro_table, sampling_table, spline_table
+    from report import micro_table, sampling_table, spline_table, spline_training_table
 
     parser = argparse.ArgumentParser(description="the speed micro-benchmark alone")
     parser.add_argument("--threads", type=int, default=1)
@@ -284,10 +303,15 @@ if __name__ == "__main__":
                         help="with --spline: score in the passes flowcli makes, not 4,096 rows")
     parser.add_argument("--compiled", action="store_true",
                         help="with --spline: add the spline flow through torch.compile")
+    parser.add_argument("--spline-training", action="store_true",
+                        help="only training epochs: flowcli's spline and unmix flows against "
+                             "its MAF and zuko's NSF")
     parser.add_argument("--sampling", action="store_true",
                         help="only sampling: flowcli's MAF and spline flow against zuko's")
     args = parser.parse_args()
-    if args.sampling:
+    if args.spline_training:
+        print(spline_training_table(run_spline_training_micro(threads=args.threads)))
+    elif args.sampling:
         print(sampling_table(run_sampling_micro(threads=args.threads)))
     elif args.spline:
         print(spline_table(run_spline_micro(threads=args.threads,

@@ -153,6 +153,22 @@ def spline_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def spline_training_table(results: dict[str, dict[str, float]]) -> str:
+    """Seconds per training epoch per dimension, each system's over flowcli's MAF's, and
+    flowcli's spline flow's over zuko's NSF."""
+    systems = list(next(iter(results.values()), {}))
+    lines = ["| columns | " + " | ".join(f"{s} s/epoch" for s in systems)
+             + " | " + " | ".join(f"{s} / flowcli-maf" for s in systems[1:])
+             + " | flowcli-spline / zuko-nsf |",
+             "|---|" + "---:|" * (2 * len(systems))]
+    for dims, r in results.items():
+        ref = r["flowcli-maf"]
+        lines.append(f"| {dims} | " + " | ".join(f"{r[s]:.2f}" for s in systems) + " | "
+                     + " | ".join(f"{r[s] / ref:.2f}x" for s in systems[1:])
+                     + f" | {r['flowcli-spline'] / r['zuko-nsf']:.2f}x |")
+    return "\n".join(lines)
+
+
 def sampling_table(results: dict[str, dict[str, float]]) -> str:
     """Sampling rows/s per dimension, and flowcli's rate over zuko's for each kind of flow."""
     systems = list(next(iter(results.values()), {}))

@@ -47,10 +47,11 @@ def build_flow(kind: str, dim: int) -> tuple[Any, Callable[[Any], Any], Callable
     """``(module, log_prob, sample)`` for an engine-level flow with the shared architecture."""
     import torch
 
-    if kind in ("flowcli-maf", "flowcli-realnvp", "flowcli-spline"):
-        from flowcli.engine import maf, nsf, realnvp
+    if kind in ("flowcli-maf", "flowcli-realnvp", "flowcli-spline", "flowcli-unmix"):
+        from flowcli.engine import maf, nsf, realnvp, unmix
 
-        builder = {"flowcli-maf": maf, "flowcli-realnvp": realnvp, "flowcli-spline": nsf}[kind]
+        builder = {"flowcli-maf": maf, "flowcli-realnvp": realnvp, "flowcli-spline": nsf,
+                   "flowcli-unmix": unmix}[kind]
         flow = builder(dim, layers=LAYERS, hidden=HIDDEN, depth=DEPTH)
         return flow, flow.log_prob, lambda n: flow.sample(n)
     if kind in ("zuko-maf", "zuko-nsf"):
