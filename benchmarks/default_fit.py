@@ -13,6 +13,7 @@ continuous, as in ``run.py``, so the test scores compare with the peers' there; 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -37,8 +38,11 @@ def fit_once(name: str, seed: int, grids: bool = False) -> dict:
     df = pd.DataFrame(np.concatenate([ds.train, ds.val]), columns=columns)
     tick = time.perf_counter()
     curves: list[list] = []
-    continuous = [] if grids else grid_columns(df)
-    model = FlowModel.fit(df, seed=seed, device="cpu", continuous=continuous,
+    # sources from before grids were inferred (run through PYTHONPATH) keep every column
+    # continuous and have no such option
+    grids_known = "continuous" in inspect.signature(FlowModel.fit).parameters
+    options = {"continuous": [] if grids else grid_columns(df)} if grids_known else {}
+    model = FlowModel.fit(df, seed=seed, device="cpu", **options,
                           callback=lambda r: curves.append([r.stage, r.epoch, r.val_ll,
                                                             time.perf_counter() - tick]))
     seconds = time.perf_counter() - tick
