@@ -116,13 +116,12 @@ def _pick_ends(table: Tensor, index: Tensor) -> Tensor:
     ``table`` is ``(3, B, D, K+1)``, or ``(3, 1, D, K+1)`` for one spline per feature shared
     by every row. Picked from the flat table: a gather would expand a shared table to every
     row, and its backward pass would fill and sum an array of that size."""
-    rows, features, knots = index.shape[0], table.shape[2], table.shape[3]
-    per_row = table.shape[1] == rows
-    start = torch.arange(0, (rows if per_row else 1) * features * knots, knots,
-                         device=index.device).view(-1 if per_row else 1, features)
-    left = (index + start).reshape(-1)
+    _, tables, features, knots = table.shape
+    # each (row, feature)'s first knot in the flat table; a shared table's broadcast
+    start = torch.arange(0, tables * features * knots, knots, device=index.device)
+    left = (index + start.view(tables, features)).reshape(-1)
     both = torch.stack([left, left + 1])
-    return table.reshape(3, -1).index_select(1, both.reshape(-1)).view(6, rows, features)
+    return table.reshape(3, -1).index_select(1, both.reshape(-1)).view(6, *index.shape)
 
 
 def _exps(raw: Tensor) -> tuple[Tensor, Tensor]:

@@ -364,10 +364,10 @@ def _own_rows(x_train: Tensor, x_val: Tensor, batch_size: int,
     many steps as the rank with the fewest rows can give; none is one clear error. Each
     rank shuffles (and draws noise for) its own rows from its own stream."""
     share = ranks.batch_share(batch_size)
-    fewest = ranks.least(x_train.shape[0])
     steps = ranks.least(x_train.shape[0] // share if share else 0)
     rows, val_rows = ranks.sum_over_ranks(x_train.shape[0], x_val.shape[0])
-    if steps == 0:
+    if steps == 0:  # every rank is here: the least is the same on each
+        fewest = ranks.least(x_train.shape[0])
         raise UsageError(f"of {batch_size:,} rows asks each training process for its share "
                          f"of every batch, and one holds {fewest:,} training rows; give a "
                          f"smaller one or fewer processes", field="batch_size")
