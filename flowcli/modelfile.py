@@ -47,7 +47,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "format_for", "load", "pla
            "read_content", "save", "seal", "unseal", "write"]
 
 FORMAT = "flowcli-model"
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 REQUIRED = ("format", "format_version", "preprocessor", "flow", "training")
 SEAL = b"flowcli-sha256:"
 _END = b"PK\x05\x06"  # the zip archive's end record: 22 bytes, then the comment
@@ -78,18 +78,21 @@ class ModelRecord:
 def format_for(flow_config: dict[str, Any] | None,
                preprocessor: dict[str, Any] | None = None,
                fit_config: dict[str, Any] | None = None) -> int:
-    """The lowest format that holds a model: 9 for a conditional model with a mixture base
+    """The lowest format that holds a model: 10 with a grid found up to its values'
+    rounding, 9 for a conditional model with a mixture base
     that moves with the condition, 8 when it was fitted with a ``min_gain`` other
     than the default (earlier releases read the file as fitted with none, which only
     matters to a resumed run), 7 for a conditional model, 6 for an unmix flow, 5 with a
     support inferred from training, 4 with a heavy-tail layer, 3 with a mixture base,
     else 2."""
     flow_config = flow_config or {}
+    columns = (preprocessor or {}).get("schema", [])
+    if any("decimals" in column for column in columns):
+        return 10
     if flow_config.get("base_context"):
         return 9
     if (fit_config or {}).get("min_gain", default("min_gain")) != default("min_gain"):
         return 8
-    columns = (preprocessor or {}).get("schema", [])
     if any(column.get("given") for column in columns):
         return 7
     if flow_config.get("kind") == "unmix":

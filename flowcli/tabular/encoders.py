@@ -27,8 +27,6 @@ __all__ = ["CategoricalEncoder", "Encoder", "NumericEncoder", "make_encoder"]
 # bounded columns: values are squeezed into [EPS, 1 - EPS] before the logit, so that values on
 # the bounds themselves stay finite
 EPS = 1e-4
-# a value lies on a grid when its index is within this of a whole number
-GRID_TOLERANCE = 1e-6
 # scales tried for a column whose support was inferred, relative to its median (positive) or
 # to its interval (bounded); None is the log or logit scale itself
 SCALES: tuple[float | None, ...] = (None, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01)
@@ -134,9 +132,9 @@ class NumericEncoder(Encoder):
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The fixed map before standardization and its log-derivative."""
         kind, s = self.spec.kind, self.scale
-        if self.spec.step is not None:  # a grid: the index of each value's point
-            assert self.spec.offset is not None
-            return np.round((x - self.spec.offset) / self.spec.step), np.zeros_like(x)
+        grid = self.spec.grid
+        if grid is not None:  # the index of each value's point
+            return grid.index(x), np.zeros_like(x)
         if kind == "positive":
             return (np.log(x), -np.log(x)) if s is None else soft_log(x, s)
         if kind == "bounded":
@@ -152,9 +150,9 @@ class NumericEncoder(Encoder):
 
     def _inverse(self, u: np.ndarray) -> np.ndarray:
         kind, s = self.spec.kind, self.scale
-        if self.spec.step is not None:
-            assert self.spec.offset is not None
-            return self.spec.offset + u * self.spec.step
+        grid = self.spec.grid
+        if grid is not None:
+            return grid.point(u)
         if kind == "positive":
             return np.exp(u) if s is None else soft_exp(u, s)
         if kind == "bounded":
@@ -226,10 +224,9 @@ class NumericEncoder(Encoder):
             raise DataError(f"column '{name}' holds {x[i]} in row {row}", source=source,
                             column=name, row=row, value=float(x[i]))
         kind = self.spec.kind
-        if kind == "integer" and self.spec.step is not None:
-            assert self.spec.offset is not None
-            k = (x - self.spec.offset) / self.spec.step
-            bad = present & (np.abs(k - np.round(k)) > GRID_TOLERANCE)
+        grid = self.spec.grid
+        if grid is not None:
+            bad = present & ~grid.holds(x)
         elif kind == "integer":
             bad = present & (x != np.round(x))
         elif kind == "positive":
@@ -242,8 +239,8 @@ class NumericEncoder(Encoder):
             i = first(bad)
             if kind == "bounded":
                 what = f"is bounded to [{self.spec.low:g}, {self.spec.high:g}]"
-            elif self.spec.step is not None:
-                what = f"lies on a grid of step {self.spec.step:g} from {self.spec.offset:g}"
+            elif grid is not None:
+                what = f"lies on a grid of step {grid.step:g} from {grid.offset:g}"
             else:
                 what = {"integer": "holds whole numbers in the model",
                         "positive": "is positive in the model"}[kind]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..config import FIT_DEFAULTS, MISSING
 from ..errors import Advice, DataError, SchemaError, Spelling, python_spelling
+from .grids import GRID_POINTS, Grid, Precision, find_grid
 
 __all__ = ["KINDS", "MISSING", "ColumnSpec", "Notice", "Overrides", "Schema"]
 
@@ -72,6 +73,8 @@ class ColumnSpec:
             was (see :func:`_support`), or integer on a grid (see :func:`_grid`), not because
             the user said so.
         step, offset: the grid of such an integer column: its values are offset + step * k.
+        decimals, digits: the precision a grid's values were written with, when they sit
+            on it only up to that rounding (see :class:`~flowcli.tabular.grids.Precision`).
         min, max: the range seen in training (numeric kinds).
         categories: the labels seen in training, in code order (categorical and boolean).
         low, high: the declared bounds of a bounded column.
@@ -96,6 +99,8 @@ class ColumnSpec:
     inferred: bool = False  # a support or grid inferred from the training values
     step: float | None = None  # an integer column on a grid: offset + step * k
     offset: float | None = None
+    decimals: int | None = None
+    digits: int | None = None
     given: bool = False
     zone: str | None = None
     shift: float | None = None
@@ -111,10 +116,19 @@ class ColumnSpec:
         for key in ("inferred", "given"):
             if not data[key]:
                 data.pop(key)
-        if self.step is None:
-            data.pop("step")
-            data.pop("offset")
+        for key in ("step", "offset", "decimals", "digits"):  # grid columns only
+            if data[key] is None:
+                data.pop(key)
         return data
+
+    @property
+    def grid(self) -> Grid | None:
+        """The grid an integer column was found on, or None."""
+        if self.step is None:
+            return None
+        assert self.offset is not None
+        rounding = None if self.decimals is None else Precision(self.decimals, self.digits)
+        return Grid(self.step, self.offset, rounding)
 
     @property
     def kind_label(self) -> str:
@@ -447,26 +461,13 @@ def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, 
     spec = ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
     if name in overrides.continuous | overrides.as_given:
         return spec
-    grid = _grid(numeric, n_unique)
-    if grid is not None:
-        return replace(spec, kind="integer", distinct=None, inferred=True, step=grid[0],
-                       offset=grid[1])
+    grid = find_grid(np.unique(numeric), len(numeric)) if n_unique <= GRID_POINTS else None
+    if grid is not None:  # modelled as the index of its point: a score is a log-probability
+        rounding = grid.precision
+        return replace(spec, kind="integer", distinct=None, inferred=True, step=grid.step,
+                       offset=grid.offset, decimals=rounding and rounding.decimals,
+                       digits=rounding and rounding.digits)
     return spec if name in overrides.unbounded else _support(spec)
-
-
-def _grid(numeric: np.ndarray, n_unique: int) -> tuple[float, float] | None:
-    """``(step, offset)`` when a float column's values sit on a regular grid of at most
-    ``LATTICE`` points seen at least 20 times as many times (codes, standardized integers):
-    a continuous density would pile ever more mass onto such points, so the column is
-    modelled as the integer index of its point, and its score is a log-probability."""
-    if n_unique > LATTICE or n_unique < 2 or len(numeric) < 20 * n_unique:
-        return None
-    points = np.unique(numeric)
-    step = float(np.diff(points).min())
-    k = (points - points[0]) / step
-    if np.abs(k - np.round(k)).max() > 1e-6 or k[-1] > 20 * LATTICE:
-        return None
-    return step, float(points[0])
 
 
 def _support(spec: ColumnSpec) -> ColumnSpec:

@@ -1,0 +1,87 @@
+"""Grids found in float columns, exactly and up to the rounding their values were written with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flowcli.tabular.grids import GRID_POINTS, Grid, Precision, find_grid
+
+
+def written(values: np.ndarray, fmt: str) -> np.ndarray:
+    """``values`` as a file holds them after writing with ``fmt`` and reading back."""
+    return np.array([float(format(v, fmt)) for v in values])
+
+
+def test_precision_is_the_coarser_of_decimals_and_significant_digits() -> None:
+    digits = Precision.of(np.array([8.7988, -27.201, 0.0030490]))
+    assert (digits.decimals, digits.digits) == (6, 5)  # 0.003049: 6 decimals, 4 digits
+    assert digits.places(np.array([8.7988, -27.201, 456.8, 0.0])).tolist() == [4, 3, 2, 6]
+    cents = Precision.of(np.array([12.34, 5.1, 1500.0]))
+    assert (cents.decimals, cents.digits) == (2, 4)  # 1500: two digits, not four
+    assert cents.places(np.array([5.1, 1234.56])).tolist() == [2, 0]
+    assert cents.round(np.array([5.1049999, 1234.56, -0.004])).tolist() == [5.1, 1235.0, -0.0]
+    assert Precision(0, 2).round(np.array([12345.0])).tolist() == [12000.0]
+
+
+@pytest.mark.parametrize("fmt", [".5g", ".3f"])
+def test_standardized_codes_written_rounded_lie_on_a_grid_that_gives_them_back(fmt: str) -> None:
+    rng = np.random.default_rng(0)
+    codes = np.arange(-40, 160)  # 200 points: more than a lattice warning's 50
+    recorded = written((codes - 37.3) / 29.7, fmt)
+    points = np.unique(recorded)
+    assert np.ptp(np.diff(points)) > 1e-4  # rounding moved the points off an exact grid
+    grid = find_grid(points, 20 * len(points))
+    assert grid is not None and grid.precision is not None
+    assert grid.step == pytest.approx(1 / 29.7, rel=1e-4)
+    k = grid.index(points)
+    np.testing.assert_array_equal(np.diff(k), 1)
+    np.testing.assert_array_equal(grid.point(k), points)  # exactly the recorded values
+    assert grid.holds(rng.choice(points, 50)).all()
+    assert not grid.holds(points[:5] + 0.3 * grid.step).any()
+
+
+def test_an_exact_grid_holds_values_up_to_float_noise() -> None:
+    points = np.arange(12) * 0.1  # 0.30000000000000004 carries no rounding to find
+    grid = find_grid(points, 1000)
+    assert grid is not None and grid.step == pytest.approx(0.1)
+    assert grid.holds(np.array([0.3, 0.1 * 3, 1.1])).all()
+    assert not grid.holds(np.array([0.31, 0.35])).any()
+
+
+@pytest.mark.parametrize("points, rows, why", [
+    ([0.0, 1.0, 2.3, 4.0], 1000, "one value off the grid by more than its rounding"),
+    ([0.0, 1.0, 2.0, 3.0], 79, "fewer than 20 rows per value"),
+    ([0.0, 0.001, 1.0], 1000, "a thousand steps for three values"),
+    (list(np.random.default_rng(1).normal(size=40)), 5000, "values at full precision"),
+    (list(range(GRID_POINTS + 1)), 10**6, "more values than a grid has"),
+])
+def test_values_no_grid_and_rounding_explain_have_none(points: list, rows: int, why: str) -> None:
+    assert find_grid(np.sort(np.array(points, dtype=float)), rows) is None, why
+
+
+def test_a_rounded_grid_column_samples_only_recorded_values_and_refuses_others() -> None:
+    from flowcli.errors import DataError
+    from flowcli.tabular.preprocessor import Preprocessor
+    from flowcli.tabular.schema import Schema
+
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"code": written((rng.integers(0, 90, 4000) - 44.2) / 13.1, ".5g")})
+    schema = Schema.infer(df)
+    spec = schema.columns[0]
+    assert spec.kind == "integer" and spec.digits == 5
+    assert Schema.from_dict(schema.to_dict()).columns[0] == spec
+    pre = Preprocessor.fit(schema, df)
+    x, _ = pre.encode(df)
+    np.testing.assert_array_equal(pre.decode(x)["code"], df["code"])
+    drawn = pre.decode(np.linspace(-3, 3, 400)[:, None])["code"]
+    assert set(drawn) <= set(written((np.arange(90) - 44.2) / 13.1, ".5g"))
+    with pytest.raises(DataError, match="lies on a grid of step 0.0763"):
+        pre.encode(pd.DataFrame({"code": [df["code"][0] + 1e-4]}))
+
+
+def test_a_grid_without_a_precision_is_read_from_older_files() -> None:
+    grid = Grid(0.5, 0.25)
+    assert grid.holds(np.array([0.75, 10.25])).all() and not grid.holds(np.array([0.8])).any()
+    assert grid.point(np.array([3.0])).tolist() == [1.75]
