@@ -6,8 +6,10 @@ Usage (from the repository root)::
     python benchmarks/lattice.py [--rows 15000] [--seed 0]
 
 The table has three continuous columns (a log-normal income, a score, a share in (0, 1)),
-three codes standardized as a feature pipeline leaves them (10, 2 and 7 levels) and a price in
-cents (over 1,000 distinct values, so not a grid). The defaults were not tuned on it.
+three codes standardized as a feature pipeline leaves them (10, 2 and 7 levels), a code of 120
+levels standardized and written to 5 significant digits (so off any exact grid, as in a CSV
+file written with ``%.5g``) and a price in cents (over 1,000 distinct values, so not a grid).
+The defaults were not tuned on it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 import numpy as np
 import pandas as pd
 
-CODES = ("band", "flag", "grade")
+CODES = ("band", "flag", "grade", "tier")
 
 
 def lattice_table(rows: int, seed: int = 7) -> pd.DataFrame:
@@ -33,6 +35,8 @@ def lattice_table(rows: int, seed: int = 7) -> pd.DataFrame:
              "grade": np.clip(np.round(z[:, 3] * 1.5 + 3), 0, 6)}
     for name, values in codes.items():
         df[name] = (values - values.mean()) / values.std()
+    tier = np.clip(np.round(25 * z[:, 2] + 60), 0, 119)
+    df["tier"] = [float(f"{v:.5g}") for v in (tier - tier.mean()) / tier.std()]
     df["price"] = np.round(np.exp(2 + 0.3 * z[:, 3]), 2)
     return df
 
@@ -59,7 +63,8 @@ def main() -> None:
         on_grid = np.isclose(synth[name].to_numpy()[:, None], grid[None, :], rtol=0,
                              atol=1e-9).any(axis=1)
         print(f"  {name}: {synth[name].nunique()} distinct sampled values, "
-              f"all on the training grid: {bool(on_grid.all())}")
+              f"all on the training grid: {bool(on_grid.all())}, all training values: "
+              f"{bool(synth[name].isin(grid).all())}")
 
 
 if __name__ == "__main__":
