@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..config import FIT_DEFAULTS, MISSING
 from ..errors import Advice, DataError, SchemaError, Spelling, python_spelling
-from .grids import GRID_POINTS, Grid, Precision, find_grid
+from .grids import Grid, Precision, find_grid
 
 __all__ = ["KINDS", "MISSING", "ColumnSpec", "Notice", "Overrides", "Schema"]
 
@@ -421,7 +421,8 @@ def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, 
     bounded, positive, integer or continuous, after checking the values fit that kind."""
     lo, hi = float(numeric.min()), float(numeric.max())
     integral = bool(np.all(numeric == np.round(numeric)))
-    n_unique = len(np.unique(numeric))
+    points = np.unique(numeric)
+    n_unique = len(points)
     distinct = min(n_unique, LATTICE + 1)  # enough to tell a lattice
     if name in overrides.bounds:
         low, high = overrides.bounds[name]
@@ -461,7 +462,7 @@ def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, 
     spec = ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
     if name in overrides.continuous | overrides.as_given:
         return spec
-    grid = find_grid(np.unique(numeric), len(numeric)) if n_unique <= GRID_POINTS else None
+    grid = find_grid(points, len(numeric))
     if grid is not None:  # modelled as the index of its point: a score is a log-probability
         rounding = grid.precision
         return replace(spec, kind="integer", distinct=None, inferred=True, step=grid.step,
