@@ -22,10 +22,13 @@ GRID_REPEATS = 20  # ... each seen at least this many times on average (evidence
 GRID_SPAN = 20  # and spans at most this many steps per value
 # a value lies on an exact grid when its index is within this of a whole number
 EXACT = 1e-6
-# values with more significant digits than this were computed, not written rounded
-WRITTEN = 15
+# values with more significant digits than this (as float64, as float32) were computed, not
+# written rounded
+WRITTEN, WRITTEN_SINGLE = 15, 7
 # a value is recorded to a precision when it is within this share of half its last unit
 RECORDED = 1e-6
+# a float32 value may differ from the decimal it was written as by this share of itself
+SINGLE = float(np.finfo(np.float32).eps)
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,13 @@ class Precision:
 @dataclass(frozen=True)
 class Grid:
     """Values ``offset + step * k``; ``precision`` is None for a grid that holds its values
-    exactly, else the rounding they were written with."""
+    exactly, else the rounding they were written with; ``single``: the values are stored as
+    float32, so each may be off by its rounding to that width."""
 
     step: float
     offset: float
     precision: Precision | None = None
+    single: bool = False
 
     def point(self, k: np.ndarray) -> np.ndarray:
         """The value of grid point ``k``, as recorded."""
@@ -84,19 +89,24 @@ class Grid:
 
     def holds(self, x: np.ndarray) -> np.ndarray:
         """Whether each value is a grid point (as recorded, for a rounded grid)."""
+        width = SINGLE * np.abs(x) if self.single else 0.0
         if self.precision is None:
             k = (x - self.offset) / self.step
-            return np.abs(k - np.round(k)) <= EXACT
-        return np.abs(x - self.point(self.index(x))) <= RECORDED * self.precision.half_unit(x)
+            return np.abs(k - np.round(k)) <= EXACT + width / self.step
+        slack = RECORDED * self.precision.half_unit(x) + width
+        return np.abs(x - self.point(self.index(x))) <= slack
 
 
-def find_grid(points: np.ndarray, rows: int) -> Grid | None:
-    """The grid of a float column with distinct sorted values ``points`` in ``rows`` rows,
-    or None: at most ``GRID_POINTS`` values, seen ``GRID_REPEATS`` times each on average,
-    spanning at most ``GRID_SPAN`` steps per value, found first up to the values' rounding
-    and else exactly (floats such as ``0.1 * 3`` carry no rounding to find)."""
+def find_grid(points: np.ndarray, rows: int, single: bool = False) -> Grid | None:
+    """The grid of a float column with distinct sorted values ``points`` in ``rows`` rows
+    (stored as float32 when ``single``), or None: at most ``GRID_POINTS`` values, seen
+    ``GRID_REPEATS`` times each on average, spanning at most ``GRID_SPAN`` steps per value,
+    found first up to the values' rounding and else exactly (floats such as ``0.1 * 3``
+    carry no rounding to find)."""
     if not 2 <= len(points) <= GRID_POINTS or rows < GRID_REPEATS * len(points):
         return None
+    if single:  # the decimals the float32 values stand for
+        points = np.array([float(_shortest(np.float32(v))) for v in points])
     gaps = np.diff(points)
     unit = float(gaps[gaps < 1.5 * gaps.min()].mean())  # one step, its rounding averaged out
     steps = round(float(points[-1] - points[0]) / unit)
@@ -105,21 +115,21 @@ def find_grid(points: np.ndarray, rows: int) -> Grid | None:
     k = np.round((points - points[0]) / ((points[-1] - points[0]) / steps))
     if len(np.unique(k)) < len(k):
         return None
-    return _rounded_grid(points, k) or _exact_grid(points)
+    return _rounded_grid(points, k, single) or _exact_grid(points, single)
 
 
-def _exact_grid(points: np.ndarray) -> Grid | None:
+def _exact_grid(points: np.ndarray, single: bool) -> Grid | None:
     step = float(np.diff(points).min())
-    grid = Grid(step, float(points[0]))
+    grid = Grid(step, float(points[0]), single=single)
     return grid if grid.holds(points).all() else None
 
 
-def _rounded_grid(points: np.ndarray, k: np.ndarray) -> Grid | None:
+def _rounded_grid(points: np.ndarray, k: np.ndarray, single: bool) -> Grid | None:
     """The grid whose points, rounded to the values' precision, are the values: each value
     bounds its point to within half its last unit, and the step is searched for (the
     widest miss is convex in it) to leave every bound room."""
     precision = Precision.of(points)
-    if precision.digits > WRITTEN:  # the digits of float arithmetic, not of a writer
+    if precision.digits > (WRITTEN_SINGLE if single else WRITTEN):  # float arithmetic's
         return None
     slack = precision.half_unit(points)
     low, high = points - slack, points + slack
@@ -137,14 +147,19 @@ def _rounded_grid(points: np.ndarray, k: np.ndarray) -> Grid | None:
             left += third
     step = 0.5 * (left + right)
     offset = 0.5 * float((low - step * k).max() + (high - step * k).min())
-    grid = Grid(float(step), offset, precision)
+    grid = Grid(float(step), offset, precision, single)
     kept = np.array_equal(grid.index(points), k) and grid.holds(points).all()
     return grid if kept else None
 
 
+def _shortest(value: float | np.float32) -> str:
+    """The shortest decimal that reads back as ``value`` (at its own width)."""
+    return np.format_float_positional(value, unique=True, trim="-")
+
+
 def _written(value: float) -> tuple[int, int]:
     """The decimal places and significant digits of ``value``'s shortest decimal form."""
-    text = np.format_float_positional(value, unique=True, trim="-").lstrip("-")
+    text = _shortest(value).lstrip("-")
     whole, _, fraction = text.partition(".")
     digits = (whole + fraction).lstrip("0")
     if not fraction:

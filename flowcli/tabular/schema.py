@@ -128,7 +128,7 @@ class ColumnSpec:
             return None
         assert self.offset is not None
         rounding = None if self.decimals is None else Precision(self.decimals, self.digits)
-        return Grid(self.step, self.offset, rounding)
+        return Grid(self.step, self.offset, rounding, single=self.dtype == "float32")
 
     @property
     def kind_label(self) -> str:
@@ -462,7 +462,7 @@ def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, 
     spec = ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
     if name in overrides.continuous | overrides.as_given:
         return spec
-    grid = find_grid(points, len(numeric))
+    grid = find_grid(points, len(numeric), single=dtype == "float32")
     if grid is not None:  # modelled as the index of its point: a score is a log-probability
         rounding = grid.precision
         return replace(spec, kind="integer", distinct=None, inferred=True, step=grid.step,

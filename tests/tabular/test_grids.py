@@ -85,3 +85,30 @@ def test_a_grid_without_a_precision_is_read_from_older_files() -> None:
     grid = Grid(0.5, 0.25)
     assert grid.holds(np.array([0.75, 10.25])).all() and not grid.holds(np.array([0.8])).any()
     assert grid.point(np.array([3.0])).tolist() == [1.75]
+
+
+def test_float32_values_written_rounded_lie_on_their_grid_up_to_their_width() -> None:
+    recorded = written((np.arange(0, 150) - 61.7) / 7.3, ".5g").astype(np.float32)
+    points = np.unique(recorded).astype(np.float64)
+    assert find_grid(points, 20 * len(points)) is None  # as float64 they carry 16 digits
+    grid = find_grid(points, 20 * len(points), single=True)
+    assert grid is not None and grid.precision is not None and grid.precision.digits == 5
+    back = grid.point(grid.index(points)).astype(np.float32)
+    np.testing.assert_array_equal(back, recorded)
+    assert grid.holds(points).all() and not grid.holds(points + 0.01).any()
+
+
+def test_a_float32_column_written_rounded_round_trips_on_its_grid() -> None:
+    from flowcli.tabular.preprocessor import Preprocessor
+    from flowcli.tabular.schema import Schema
+
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 80, 3000)
+    df = pd.DataFrame({"code": written((codes - 30.2) / 9.1, ".5g").astype(np.float32)})
+    schema = Schema.infer(df)
+    assert schema.columns[0].step is not None and schema.columns[0].digits == 5
+    pre = Preprocessor.fit(schema, df)
+    x, _ = pre.encode(df)
+    decoded = pre.decode(x)["code"]
+    assert decoded.dtype == np.float32
+    np.testing.assert_array_equal(decoded, df["code"])
