@@ -914,7 +914,7 @@ def test_a_code_written_rounded_is_sampled_as_written_and_saved_as_format_10(
     df.to_csv(path, index=False, float_format="%.5g")
     table = pd.read_csv(path)
     model = FlowModel.fit(table, seed=0, device="cpu", model="maf", **fast)
-    assert model.schema.columns[0].kind_label == "grid of 0.0289017 (inferred)"
+    assert model.schema.columns[0].kind_label.startswith("grid of 0.0289")
     model.save(str(tmp_path / "m.flow"))
     assert torch.load(tmp_path / "m.flow", weights_only=True)["format_version"] == 10
     back = FlowModel.load(str(tmp_path / "m.flow"))

@@ -240,7 +240,8 @@ class NumericEncoder(Encoder):
             if kind == "bounded":
                 what = f"is bounded to [{self.spec.low:g}, {self.spec.high:g}]"
             elif grid is not None:
-                what = f"lies on a grid of step {grid.step:g} from {grid.offset:g}"
+                start = float(grid.point(np.zeros(1))[0])
+                what = f"lies on a grid of step {grid.step:g} from {start:g}"
             else:
                 what = {"integer": "holds whole numbers in the model",
                         "positive": "is positive in the model"}[kind]

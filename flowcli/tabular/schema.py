@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..config import FIT_DEFAULTS, MISSING
 from ..errors import Advice, DataError, SchemaError, Spelling, python_spelling
-from .grids import Grid, Precision, find_grid
+from .grids import FLOAT32_DTYPES, Grid, Precision, find_grid
 
 __all__ = ["KINDS", "MISSING", "ColumnSpec", "Notice", "Overrides", "Schema"]
 
@@ -128,7 +128,7 @@ class ColumnSpec:
             return None
         assert self.offset is not None
         rounding = None if self.decimals is None else Precision(self.decimals, self.digits)
-        return Grid(self.step, self.offset, rounding, single=self.dtype == "float32")
+        return Grid(self.step, self.offset, rounding, float32=self.dtype in FLOAT32_DTYPES)
 
     @property
     def kind_label(self) -> str:
@@ -462,12 +462,13 @@ def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, 
     spec = ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
     if name in overrides.continuous | overrides.as_given:
         return spec
-    grid = find_grid(points, len(numeric), single=dtype == "float32")
+    grid = find_grid(points, len(numeric), float32=dtype in FLOAT32_DTYPES)
     if grid is not None:  # modelled as the index of its point: a score is a log-probability
-        rounding = grid.precision
+        rounded = grid.precision is not None
         return replace(spec, kind="integer", distinct=None, inferred=True, step=grid.step,
-                       offset=grid.offset, decimals=rounding and rounding.decimals,
-                       digits=rounding and rounding.digits)
+                       offset=grid.offset,
+                       decimals=grid.precision.decimals if rounded else None,
+                       digits=grid.precision.digits if rounded else None)
     return spec if name in overrides.unbounded else _support(spec)
 
 

@@ -25,7 +25,7 @@ def test_precision_is_the_coarser_of_decimals_and_significant_digits() -> None:
     assert Precision(0, 2).round(np.array([12345.0])).tolist() == [12000.0]
 
 
-@pytest.mark.parametrize("fmt", [".5g", ".3f"])
+@pytest.mark.parametrize("fmt", [".5g", ".3f", ".2f"])
 def test_standardized_codes_written_rounded_lie_on_a_grid_that_gives_them_back(fmt: str) -> None:
     rng = np.random.default_rng(0)
     codes = np.arange(-40, 160)  # 200 points: more than a lattice warning's 50
@@ -81,17 +81,71 @@ def test_a_rounded_grid_column_samples_only_recorded_values_and_refuses_others()
         pre.encode(pd.DataFrame({"code": [df["code"][0] + 1e-4]}))
 
 
-def test_a_grid_without_a_precision_is_read_from_older_files() -> None:
-    grid = Grid(0.5, 0.25)
-    assert grid.holds(np.array([0.75, 10.25])).all() and not grid.holds(np.array([0.8])).any()
-    assert grid.point(np.array([3.0])).tolist() == [1.75]
+def test_a_grid_column_of_an_older_file_is_exact_and_written_as_format_5() -> None:
+    from flowcli.modelfile import format_for
+    from flowcli.tabular.schema import ColumnSpec
+
+    old = {"name": "half", "kind": "integer", "dtype": "float64", "min": 0.25, "max": 10.25,
+           "inferred": True, "step": 0.5, "offset": 0.25}
+    spec = ColumnSpec.from_dict(old)
+    assert spec.grid == Grid(0.5, 0.25) and spec.to_dict() == {**old, "categories": None,
+                                                               "low": None, "high": None,
+                                                               "missing": 0.0,
+                                                               "distinct": None}
+    assert spec.grid.holds(np.array([0.75, 10.25])).all()
+    assert not spec.grid.holds(np.array([0.8])).any()
+    assert format_for(None, {"schema": [spec.to_dict()]}) == 5
+
+
+def test_a_grid_written_by_hand_is_exact_and_keeps_format_5() -> None:
+    from flowcli.modelfile import format_for
+    from flowcli.tabular.schema import Schema
+
+    df = pd.DataFrame({"price": np.random.default_rng(4).choice([1.99, 2.49, 4.99, 9.99], 400)})
+    spec = Schema.infer(df).columns[0]
+    assert spec.step == pytest.approx(0.5) and spec.decimals is None
+    assert format_for(None, {"schema": [spec.to_dict()]}) == 5
+
+
+def test_few_values_rounding_could_put_on_many_grids_stay_continuous() -> None:
+    from flowcli.tabular.schema import Schema
+
+    # 1.5, 2.7, 3.8 fit a step of 1.15 to one decimal, as three values often would by chance
+    df = pd.DataFrame({"dose": np.random.default_rng(5).choice([1.5, 2.7, 3.8], 2000)})
+    assert Schema.infer(df).columns[0].step is None
+    assert find_grid(np.array([1.5, 2.7, 3.8]), 2000) is None
+
+
+def test_a_zero_left_by_float_arithmetic_is_a_zero() -> None:
+    points = np.unique(written(np.arange(100) * (1 / 29.7) - 37 / 29.7, ".5g"))
+    assert 0 < abs(points[np.argmin(np.abs(points))]) < 1e-15  # -2.2204e-16
+    grid = find_grid(points, 20 * len(points))
+    assert grid is not None and grid.precision is not None
+    assert np.signbit(grid.point(np.arange(100.0))).sum() == 37  # no -0.0 among them
+
+
+def test_far_from_its_values_a_rounded_grid_holds_nothing() -> None:
+    points = np.unique(written((np.arange(90) - 44.2) / 34.6, ".5g"))
+    grid = find_grid(points, 20 * len(points))
+    assert grid is not None and grid.precision is not None
+    # at these sizes 5 digits leave a last unit coarser than the step
+    assert not grid.holds(np.array([12345.0, 98765.0, 1e6, 3.5e7])).any()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "Float32", "float32[pyarrow]"])
+def test_float32_dtypes_of_pandas_and_arrow_read_as_their_decimals(dtype: str) -> None:
+    from flowcli.tabular.schema import Schema
+
+    codes = np.random.default_rng(6).integers(0, 80, 3000)
+    df = pd.DataFrame({"code": written((codes - 30.2) / 9.1, ".5g")}).astype(dtype)
+    assert Schema.infer(df).columns[0].digits == 5
 
 
 def test_float32_values_written_rounded_lie_on_their_grid_up_to_their_width() -> None:
     recorded = written((np.arange(0, 150) - 61.7) / 7.3, ".5g").astype(np.float32)
     points = np.unique(recorded).astype(np.float64)
     assert find_grid(points, 20 * len(points)) is None  # as float64 they carry 16 digits
-    grid = find_grid(points, 20 * len(points), single=True)
+    grid = find_grid(points, 20 * len(points), float32=True)
     assert grid is not None and grid.precision is not None and grid.precision.digits == 5
     back = grid.point(grid.index(points)).astype(np.float32)
     np.testing.assert_array_equal(back, recorded)
