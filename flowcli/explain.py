@@ -5,7 +5,7 @@ For a row ``x`` and a modelled column ``c``, ``log p(x_c | x_-c) = log p(x) - lo
 
 - a categorical or boolean cell: ``Z`` sums the joint over the column's labels, exactly;
 - a numeric cell: ``Z`` integrates the joint along the column in its encoded (standardized)
-  units, by Gauss-Legendre panels with an error bound
+  units, by Gauss-Kronrod panels with an error bound
   (:func:`~flowcli.conditionals.log_normalizer`).
 
 The result is in the table's units, like a score: the column's part of the encoding's
