@@ -140,6 +140,7 @@ def _indices(points: np.ndarray, unit: float) -> np.ndarray | None:
 
 
 def _exact_grid(points: np.ndarray, float32: bool) -> Grid | None:
+    """The grid of the least gap from the first value, when it holds every value."""
     k = _indices(points, 0.0)
     if k is None:
         return None
