@@ -7,7 +7,7 @@ this module finds, integrates, samples and maximizes:
 - :func:`window`: a coarse grid finds where the mass lies (within :data:`WINDOW` nats of the
   peak), widening on a side the mass reaches;
 - :func:`log_normalizer`: panels integrate it there by a 17-point Kronrod rule, and the
-  8-point Gauss rule on 8 of its nodes bounds the error; in rows over :data:`TOLERANCE` the
+  8-point Gauss rule on 8 of its nodes estimates the error; in rows over :data:`TOLERANCE` the
   panels that hold the error are cut finer;
 - :func:`draw`: the inverse CDF of the density interpolated log-linearly between
   :data:`FINE` points of the window, which is exact for a density whose log is linear
@@ -46,6 +46,10 @@ FINE = 257  # points of the interpolated density that draw and peak use
 
 Joint = Callable[[np.ndarray], np.ndarray]
 _RULE = kronrod(8)  # 17 evaluations per panel for both rules, not 16 + 8
+# the Gauss rule's distance to the Kronrod rule, times this, estimates a panel's error: the
+# two share 8 nodes and so part of their error, and at kinks the plain distance falls short
+# of the error about twice as often as that of separate 16- and 8-point rules did
+ERROR_FACTOR = 2.0
 
 
 def joint_of(density: MixedDensity) -> Joint:
@@ -125,8 +129,8 @@ def _cut(owner: np.ndarray, a: np.ndarray, b: np.ndarray, parts: int
 @dataclass
 class _Panels:
     """Integration panels ``[a, b]`` of the rows ``owner``, with the Kronrod rule's
-    log-integral of each (``log_value``) and the log of its distance to the Gauss rule's
-    (``log_error``)."""
+    log-integral of each (``log_value``) and the log of its estimated error: the distance to
+    the Gauss rule's, times :data:`ERROR_FACTOR` (``log_error``)."""
 
     owner: np.ndarray
     a: np.ndarray
@@ -145,7 +149,8 @@ class _Panels:
         low = logsumexp(log_f[:, _RULE.gauss] + np.log(_RULE.gauss_weights))
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = np.where(np.isfinite(high), np.log(np.abs(np.expm1(low - high))) + high, low)
-        return cls(owner, a, b, high, np.where(np.isnan(gap), np.inf, gap))
+        error = np.where(np.isnan(gap), np.inf, gap + np.log(ERROR_FACTOR))
+        return cls(owner, a, b, high, error)
 
     def join(self, other: _Panels, keep: np.ndarray) -> _Panels:
         """The panels ``keep`` of these and all of ``other``."""

@@ -2,9 +2,9 @@
 ``2n + 1`` points that contains it.
 
 The Kronrod rule gives an integral exact for polynomials of degree ``3n + 1`` and the Gauss
-rule on its own nodes a second one, exact to degree ``2n - 1``; their difference bounds the
-error of the coarser one. One set of evaluations pays for both, where a separate Gauss pair
-(``2n`` and ``n`` points) costs ``3n``.
+rule on its own nodes a second one, exact to degree ``2n - 1``; their difference estimates
+the error of the coarser one (and so, pessimistically, of the finer). One set of evaluations
+pays for both, where a separate Gauss pair (``2n`` and ``n`` points) costs ``3n``.
 
 The added nodes are the roots of the Stieltjes polynomial ``E``, of degree ``n + 1``, which
 is orthogonal to ``P_n x^k`` for ``k = 0..n`` (``P_n`` the Legendre polynomial); the weights
@@ -33,9 +33,13 @@ class KronrodRule:
 
 
 def kronrod(n: int) -> KronrodRule:
-    """The ``n``-point Gauss and ``2n + 1``-point Kronrod rules."""
+    """The ``n``-point Gauss and ``2n + 1``-point Kronrod rules, for ``n`` up to 15 (past
+    that the roots found lose digits)."""
+    if not 1 <= n <= 15:
+        raise ValueError(f"Kronrod rules are built here for 1 to 15 Gauss points, not {n}")
     gauss_nodes, gauss_weights = legendre.leggauss(n)
     nodes = np.sort(np.concatenate([gauss_nodes, _stieltjes_roots(n)]))
+    nodes = (nodes - nodes[::-1]) / 2  # symmetric about 0, as the rule is
     # exact on P_0 .. P_2n: the integral of P_j over [-1, 1] is 2 for j = 0, else 0
     values = np.stack([legendre.legval(nodes, _unit(j)) for j in range(2 * n + 1)])
     weights = np.linalg.solve(values, np.eye(2 * n + 1)[0] * 2.0)
@@ -51,6 +55,7 @@ def _stieltjes_roots(n: int) -> np.ndarray:
     basis = np.stack([legendre.legval(x, _unit(j)) for j in range(n + 2)])
     coefficients = np.linalg.solve(tests @ basis[:-1].T, -tests @ basis[-1])
     roots = legendre.legroots(np.append(coefficients, 1.0))
+    assert np.abs(roots.imag).max(initial=0.0) < 1e-9, "the Stieltjes roots are real"
     return np.sort(roots.real)
 
 
