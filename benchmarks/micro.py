@@ -138,6 +138,29 @@ def _rounds(jobs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[f
     return times
 
 
+def _medians_per_dimension(dims: tuple[int, ...], threads: int, rounds: int,
+                           jobs_at: Callable[[int], dict[str, Callable[[], Any]]],
+                           grad: bool = False) -> dict[str, dict[str, float]]:
+    """``{"8-D": {job: median seconds}, ...}``: the jobs ``jobs_at(dim)`` builds, taking
+    turns ``rounds`` times (:func:`_rounds`) on ``threads`` threads, with gradients only
+    when ``grad``."""
+    import torch
+
+    torch.set_num_threads(threads)
+    results: dict[str, dict[str, float]] = {}
+    for dim in dims:
+        jobs = jobs_at(dim)
+        with torch.set_grad_enabled(grad):
+            times = _rounds(jobs, rounds)
+        results[f"{dim}-D"] = {k: statistics.median(t) for k, t in times.items()}
+    return results
+
+
+def _rates(seconds: dict[str, dict[str, float]], rows: int) -> dict[str, dict[str, float]]:
+    """Rows per second from seconds per call of ``rows`` rows."""
+    return {dims: {k: rows / t for k, t in r.items()} for dims, r in seconds.items()}
+
+
 def run_micro(rows: int = 30_000, epochs: int = 9, repeats: int = 9,
               sample_rows: int = 10_000, threads: int = 1) -> dict[str, dict[str, Any]]:
     """``{system: {"sec_per_epoch", "log_prob_rows_per_s", "sample16_rows_per_s"}}``.
@@ -210,9 +233,7 @@ def run_spline_micro(rows: int = 30_000, repeats: int = 9, threads: int = 1,
     ``flowcli score`` job runs it, compiled before the timing starts."""
     import torch
 
-    torch.set_num_threads(threads)
-    results: dict[str, dict[str, float]] = {}
-    for dim in dims:
+    def jobs_at(dim: int) -> dict[str, Callable[[], Any]]:
         x = torch.randn(rows, dim, generator=torch.Generator().manual_seed(0))
         passes = _flowcli_passes(dim) if flowcli_passes else {}
         jobs: dict[str, Callable[[], Any]] = {}
@@ -225,10 +246,9 @@ def run_spline_micro(rows: int = 30_000, repeats: int = 9, threads: int = 1,
             if compiled and kind == "flowcli-spline":
                 jobs["flowcli-spline-compiled"] = _compiled_job(module, x,
                                                                 passes.get(kind, 4096))
-        with torch.no_grad():
-            times = _rounds(jobs, repeats)
-        results[f"{dim}-D"] = {k: rows / statistics.median(t) for k, t in times.items()}
-    return results
+        return jobs
+
+    return _rates(_medians_per_dimension(dims, threads, repeats, jobs_at), rows)
 
 
 def _compiled_job(module: Any, x: Any, batch: int) -> Callable[[], Any]:
@@ -257,14 +277,11 @@ def run_spline_training_micro(rows: int = 30_000, epochs: int = 5, threads: int 
     :func:`run_micro`."""
     import torch
 
-    torch.set_num_threads(threads)
-    results: dict[str, dict[str, float]] = {}
-    for dim in dims:
+    def jobs_at(dim: int) -> dict[str, Callable[[], Any]]:
         x = torch.randn(rows, dim, generator=torch.Generator().manual_seed(0))
-        jobs = {kind: _plain_epoch(kind, x) for kind in SPLINE_TRAINING_SYSTEMS}
-        times = _rounds(jobs, epochs)
-        results[f"{dim}-D"] = {k: statistics.median(t) for k, t in times.items()}
-    return results
+        return {kind: _plain_epoch(kind, x) for kind in SPLINE_TRAINING_SYSTEMS}
+
+    return _medians_per_dimension(dims, threads, epochs, jobs_at, grad=True)
 
 
 def run_sampling_micro(rows: int = 10_000, repeats: int = 9, threads: int = 1,
@@ -275,19 +292,16 @@ def run_sampling_micro(rows: int = 10_000, repeats: int = 9, threads: int = 1,
     runs)."""
     import torch
 
-    torch.set_num_threads(threads)
-    results: dict[str, dict[str, float]] = {}
-    for dim in dims:
+    def jobs_at(dim: int) -> dict[str, Callable[[], Any]]:
         jobs: dict[str, Callable[[], Any]] = {}
         for kind in SPLINE_SYSTEMS:
             torch.manual_seed(0)
             module, _, sample = build_flow(kind, dim)
             module.eval()
             jobs[kind] = functools.partial(sample, rows)
-        with torch.no_grad():
-            times = _rounds(jobs, repeats)
-        results[f"{dim}-D"] = {k: rows / statistics.median(t) for k, t in times.items()}
-    return results
+        return jobs
+
+    return _rates(_medians_per_dimension(dims, threads, repeats, jobs_at), rows)
 
 
 if __name__ == "__main__":
