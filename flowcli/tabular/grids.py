@@ -141,8 +141,7 @@ def _indices(points: np.ndarray, unit: float) -> np.ndarray | None:
 
 def _exact_grid(points: np.ndarray, float32: bool) -> Grid | None:
     """The grid of the least gap from the first value, when it holds every value."""
-    k = _indices(points, 0.0)
-    if k is None:
+    if _indices(points, 0.0) is None:  # past the span, or two values on one point
         return None
     grid = Grid(float(np.diff(points).min()), float(points[0]), float32=float32)
     return grid if grid.holds(points).all() else None

@@ -70,8 +70,8 @@ class ColumnSpec:
     Attributes:
         name, kind, dtype: the column, one of :data:`KINDS`, and its pandas dtype as a string.
         inferred: the kind is positive or bounded to [0, 1] because every training value
-            was (see :func:`_support`), or integer on a grid (see :func:`_grid`), not because
-            the user said so.
+            was (see :func:`_support`), or integer on a grid (see
+            :func:`.grids.find_grid`), not because the user said so.
         step, offset: the grid of such an integer column: its values are offset + step * k.
         decimals, digits: the precision a grid's values were written with, when they sit
             on it only up to that rounding (see :class:`~flowcli.tabular.grids.Precision`).
