@@ -144,8 +144,9 @@ def write(record: ModelRecord, path: str) -> None:
         if version < since:
             fit_config.pop(name, None)
     if version < 6 and fit_config.get("lr", 0.0) is None:
-        # earlier releases need a number: the step every flow but unmix takes by default
-        fit_config["lr"] = learning_rate()
+        # earlier releases need a number: the step this flow took by default
+        kind = (record.density_config.get("flow") or {}).get("kind")
+        fit_config["lr"] = learning_rate(kind, racing=fit_config.get("model") == "auto")
     payload = {
         **record.versions,
         "created": record.created,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from flowcli import FitConfig, FlowModel
+from flowcli.config import learning_rate
 from flowcli.errors import DataError, SchemaError, UsageError
 from flowcli.fitting.candidate import Rival, _GiveUp
 from flowcli.training import EpochReport, TrainConfig, train
@@ -492,8 +493,27 @@ def assert_format_2(path: Path) -> None:
     data = torch.load(path, weights_only=True)
     assert data["format_version"] == 2
     assert set(data["fit_config"]) == FORMAT_2_FIT_CONFIG
-    assert data["fit_config"]["lr"] == 1e-3  # a number, as those releases need
+    # a number, as those releases need: the step the flow took by default
+    assert data["fit_config"]["lr"] == learning_rate(data["flow"]["config"]["flow"]["kind"])
     assert not {"mixture", "tails"} & set(data["flow"]["config"]["flow"])
+
+
+def test_format_2_files_keep_the_step_a_maf_took_so_a_resume_carries_on_at_it(
+        fitted_model) -> None:
+    data = torch.load(fitted_model[1], weights_only=True)
+    assert data["flow"]["config"]["flow"]["kind"] == "maf" and data["fit_config"]["lr"] == 3e-3
+    assert FlowModel.load(str(fitted_model[1])).fit_config.lr == 3e-3
+
+
+def test_a_maf_fitted_alone_takes_the_larger_step_and_auto_s_mafs_the_base_one(
+        gaussian_table) -> None:
+    steps: dict[str, float] = {}
+    FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", layers=2, hidden=8,
+                  epochs=1, callback=lambda r: steps.setdefault("alone", r.lr))
+    FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=8, epochs=1,
+                  callback=lambda r: steps.setdefault(r.stage, r.lr))
+    assert steps["alone"] == 3e-3 and steps["maf"] == 1e-3 and steps["unmix"] == 1e-2
+    assert learning_rate("maf", racing=True) == learning_rate("nsf") == 1e-3
 
 
 def test_an_unmix_model_takes_its_own_step_and_format_6(gaussian_table, tmp_path) -> None:
