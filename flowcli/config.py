@@ -136,7 +136,7 @@ OPTIONS: dict[str, Option] = _options(
     Option("epochs", "--epochs", "Most passes over the data (counted across resumes).", low=1),
     Option("batch_size", "--batch-size", "Rows per step.", low=1),
     Option("lr", "--lr", "Adam learning rate.", low=0, low_open=True, optional=True,
-           shown="0.003 with --model maf, 0.01 for unmix, else 0.001"),
+           shown="0.003 with --model maf unwhitened, 0.01 for unmix, else 0.001"),
     Option("patience", "--patience",
            "Stop after this many epochs without a better validation score.", low=1),
     Option("min_gain", "--min-gain", "Stop once the last half of the epochs (from epoch 20) "
@@ -236,23 +236,25 @@ FIT_DEFAULTS: dict[str, Any] = {
 }
 
 
-# Adam's step by flow kind when none is set; every other flow takes BASE_LEARNING_RATE. A MAF
-# fitted on its own reaches its fit at 3e-3 in fewer epochs than at 1e-3, as good or better;
-# unmix's few parameters (linear maps and per-column knots) take 1e-2 without harm and at 1e-3
-# need several times the epochs (benchmarks/README.md, "Learning rates").
+# Adam's step by flow kind when none is set; every other flow takes BASE_LEARNING_RATE
+# (benchmarks/README.md: "Learning rates" for the MAF, "Its learning rate" for unmix).
 BASE_LEARNING_RATE = 1e-3
 LEARNING_RATES = {"maf": 3e-3, "unmix": 1e-2}
 
 
-def learning_rate(kind: str | None = None, racing: bool = False) -> float:
-    """Adam's step for a flow of ``kind`` when none is set (None: the base step).
+def learning_rate(kind: str | None = None, model: str | None = None,
+                  whiten: bool = False) -> float:
+    """Adam's step for a flow of ``kind`` (``whiten``: whitened) that a fit of ``model``
+    trains, when none is set (no kind: the base step).
 
-    A MAF that ``auto`` tries (``racing``) takes the base step: ``auto``'s later candidates
-    race the first one's curve, and a MAF at 3e-3 leads so early that a slow climber which
-    ends well ahead gives up behind it (parkinsons' unmix flow, which ends 3.8 nats per row
-    ahead).
+    A MAF fitted on its own takes 3e-3, where it reaches its fit in fewer epochs than at
+    1e-3, as good or better. Whitened, it starts at the data's Gaussian fit, which the larger
+    step leaves for a worse one; under ``auto`` the later candidates race the first one's
+    curve, and a MAF at 3e-3 leads so early that a flow that climbs slowly but ends well
+    ahead gives up behind it: both take the base step. unmix's few parameters (linear maps
+    and per-column knots) take 1e-2 without harm, and at 1e-3 need several times the epochs.
     """
-    if racing and kind == "maf":
+    if kind == "maf" and (model == "auto" or whiten):
         return BASE_LEARNING_RATE
     return LEARNING_RATES.get(kind or "", BASE_LEARNING_RATE)
 

@@ -145,8 +145,9 @@ def write(record: ModelRecord, path: str) -> None:
             fit_config.pop(name, None)
     if version < 6 and fit_config.get("lr", 0.0) is None:
         # earlier releases need a number: the step this flow took by default
-        kind = (record.density_config.get("flow") or {}).get("kind")
-        fit_config["lr"] = learning_rate(kind, racing=fit_config.get("model") == "auto")
+        flow = record.density_config.get("flow") or {}
+        fit_config["lr"] = learning_rate(flow.get("kind"), fit_config.get("model"),
+                                         bool(flow.get("whiten")))
     payload = {
         **record.versions,
         "created": record.created,

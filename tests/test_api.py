@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from flowcli import FitConfig, FlowModel
-from flowcli.config import learning_rate
 from flowcli.errors import DataError, SchemaError, UsageError
 from flowcli.fitting.candidate import Rival, _GiveUp
 from flowcli.training import EpochReport, TrainConfig, train
@@ -487,33 +486,38 @@ FORMAT_2_FIT_CONFIG = {"model", "layers", "hidden", "depth", "scale_bound", "epo
                        "max_seconds", "missing", "whiten"}
 
 
-def assert_format_2(path: Path) -> None:
+def assert_format_2(path: Path, lr: float) -> None:
     """The release that reads format 2 builds FitConfig(**fit_config) and the flows from their
     config: a field it does not know makes it call the file damaged."""
     data = torch.load(path, weights_only=True)
     assert data["format_version"] == 2
     assert set(data["fit_config"]) == FORMAT_2_FIT_CONFIG
-    # a number, as those releases need: the step the flow took by default
-    assert data["fit_config"]["lr"] == learning_rate(data["flow"]["config"]["flow"]["kind"])
+    assert data["fit_config"]["lr"] == lr  # a number, as those releases need
     assert not {"mixture", "tails"} & set(data["flow"]["config"]["flow"])
 
 
-def test_format_2_files_keep_the_step_a_maf_took_so_a_resume_carries_on_at_it(
-        fitted_model) -> None:
+def test_format_2_files_hold_the_step_the_maf_took_alone_or_under_auto(fitted_model,
+                                                                      tmp_path) -> None:
     data = torch.load(fitted_model[1], weights_only=True)
     assert data["flow"]["config"]["flow"]["kind"] == "maf" and data["fit_config"]["lr"] == 3e-3
     assert FlowModel.load(str(fitted_model[1])).fit_config.lr == 3e-3
+    under_auto = FlowModel.load(str(fitted_model[1]))
+    under_auto.fit_config = under_auto.fit_config.updated(model="auto", lr=None)
+    under_auto.save(str(tmp_path / "auto.flow"))
+    assert_format_2(tmp_path / "auto.flow", lr=1e-3)
 
 
-def test_a_maf_fitted_alone_takes_the_larger_step_and_auto_s_mafs_the_base_one(
+def test_a_maf_fitted_alone_takes_the_larger_step_whitened_or_under_auto_the_base_one(
         gaussian_table) -> None:
     steps: dict[str, float] = {}
     FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", layers=2, hidden=8,
                   epochs=1, callback=lambda r: steps.setdefault("alone", r.lr))
     FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=8, epochs=1,
                   callback=lambda r: steps.setdefault(r.stage, r.lr))
-    assert steps["alone"] == 3e-3 and steps["maf"] == 1e-3 and steps["unmix"] == 1e-2
-    assert learning_rate("maf", racing=True) == learning_rate("nsf") == 1e-3
+    FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", whiten=True, layers=2,
+                  hidden=8, epochs=1, callback=lambda r: steps.setdefault("whitened", r.lr))
+    assert steps["alone"] == 3e-3 and steps["unmix"] == 1e-2 and steps["whitened"] == 1e-3
+    assert steps["maf"] == steps["maf+mixture"] == steps["nsf"] == 1e-3, steps
 
 
 def test_an_unmix_model_takes_its_own_step_and_format_6(gaussian_table, tmp_path) -> None:
@@ -560,7 +564,7 @@ def test_a_run_stops_when_its_gains_run_dry_and_min_gain_is_kept(gaussian_table,
 
 
 def test_format_2_files_hold_only_what_format_2_readers_know(fitted_model) -> None:
-    assert_format_2(fitted_model[1])
+    assert_format_2(fitted_model[1], lr=3e-3)
 
 
 def _sinh_table(n: int, seed: int) -> pd.DataFrame:
@@ -621,7 +625,7 @@ def test_a_spline_flow_without_heavy_tails_keeps_format_2(gaussian_table, tmp_pa
                           hidden=16, epochs=2, unbounded=["a", "b"])
     assert "tails" not in alone.density.flow.config
     alone.save(str(tmp_path / "m.flow"))
-    assert_format_2(tmp_path / "m.flow")  # built with the layer, written as if without it
+    assert_format_2(tmp_path / "m.flow", lr=1e-3)  # built with the layer, written without
 
 
 def test_a_mixture_model_draws_zero_rows() -> None:

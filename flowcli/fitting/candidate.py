@@ -232,8 +232,9 @@ class Candidate:
                                train_ll=math.nan, seconds=0.0,
                                stopped=StopReason.CATEGORIES_ONLY)
         c = self.config
-        lr = c.lr if c.lr is not None else learning_rate(self.density.flow.config["kind"],
-                                                         racing=c.model == "auto")
+        flow = self.density.flow.config
+        lr = c.lr if c.lr is not None else learning_rate(flow["kind"], c.model,
+                                                         bool(flow.get("whiten")))
         config = TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=lr,
                              patience=c.patience, weight_decay=c.weight_decay,
                              max_seconds=seconds, min_gain=c.min_gain)
