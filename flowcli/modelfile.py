@@ -12,7 +12,7 @@ format   adds
 3        mixture bases (``fit_config["mixture"]``)
 4        heavy-tail layers (``fit_config["tails"]``)
 5        supports inferred from training (``inferred`` columns, ``scale``)
-6        unmix flows; a learning rate left to the flow (``fit_config["lr"]`` None)
+6        unmix flows; a learning rate left to the defaults (``fit_config["lr"]`` None)
 7        condition columns (``given`` columns)
 8        a stopping rule on gains other than the default (``fit_config["min_gain"]``)
 =======  ============================================================
@@ -146,8 +146,8 @@ def write(record: ModelRecord, path: str) -> None:
     if version < 6 and fit_config.get("lr", 0.0) is None:
         # earlier releases need a number: the step this flow took by default
         flow = record.density_config.get("flow") or {}
-        fit_config["lr"] = learning_rate(flow.get("kind"), fit_config.get("model"),
-                                         bool(flow.get("whiten")))
+        plain = not (flow.get("whiten") or flow.get("mixture"))  # conditions: format 7 on
+        fit_config["lr"] = learning_rate(flow.get("kind"), fit_config.get("model"), plain)
     payload = {
         **record.versions,
         "created": record.created,

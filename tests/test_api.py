@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from flowcli import FitConfig, FlowModel
+from flowcli.config import learning_rate
 from flowcli.errors import DataError, SchemaError, UsageError
 from flowcli.fitting.candidate import Rival, _GiveUp
 from flowcli.training import EpochReport, TrainConfig, train
@@ -496,27 +497,44 @@ def assert_format_2(path: Path, lr: float) -> None:
     assert not {"mixture", "tails"} & set(data["flow"]["config"]["flow"])
 
 
-def test_format_2_files_hold_the_step_the_maf_took_alone_or_under_auto(fitted_model,
-                                                                      tmp_path) -> None:
+def test_format_2_files_hold_the_default_step_of_the_flow_and_fit(fitted_model, gaussian_table,
+                                                                  tmp_path) -> None:
     data = torch.load(fitted_model[1], weights_only=True)
     assert data["flow"]["config"]["flow"]["kind"] == "maf" and data["fit_config"]["lr"] == 3e-3
-    assert FlowModel.load(str(fitted_model[1])).fit_config.lr == 3e-3
     under_auto = FlowModel.load(str(fitted_model[1]))
     under_auto.fit_config = under_auto.fit_config.updated(model="auto", lr=None)
     under_auto.save(str(tmp_path / "auto.flow"))
     assert_format_2(tmp_path / "auto.flow", lr=1e-3)
+    whitened = FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", whiten=True,
+                             layers=2, hidden=8, epochs=1, unbounded=["a", "b"])
+    whitened.save(str(tmp_path / "whitened.flow"))
+    assert_format_2(tmp_path / "whitened.flow", lr=1e-3)
 
 
-def test_a_maf_fitted_alone_takes_the_larger_step_whitened_or_under_auto_the_base_one(
+def test_the_default_step_by_flow_and_fit() -> None:
+    assert learning_rate("maf", "maf") == 3e-3 and learning_rate("unmix", "unmix") == 1e-2
+    assert learning_rate("unmix", "auto") == 1e-2
+    for kind, model, plain in [("maf", "auto", True), ("maf", "maf", False), ("nsf", "nsf", True),
+                               ("realnvp", "realnvp", True), ("nsf", "auto", True),
+                               (None, "maf", True)]:
+        assert learning_rate(kind, model, plain) == 1e-3, (kind, model, plain)
+
+
+def test_a_plain_maf_fitted_alone_takes_the_larger_step_and_other_mafs_the_base_one(
         gaussian_table) -> None:
     steps: dict[str, float] = {}
     FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", layers=2, hidden=8,
                   epochs=1, callback=lambda r: steps.setdefault("alone", r.lr))
     FlowModel.fit(gaussian_table, seed=0, device="cpu", layers=2, hidden=8, epochs=1,
                   callback=lambda r: steps.setdefault(r.stage, r.lr))
-    FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", whiten=True, layers=2,
-                  hidden=8, epochs=1, callback=lambda r: steps.setdefault("whitened", r.lr))
-    assert steps["alone"] == 3e-3 and steps["unmix"] == 1e-2 and steps["whitened"] == 1e-3
+    for option in ("whiten", "mixture"):
+        FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", layers=2, hidden=8,
+                      epochs=1, **{option: True},
+                      callback=lambda r, o=option: steps.setdefault(o, r.lr))
+    FlowModel.fit(gaussian_table, seed=0, device="cpu", model="maf", layers=2, hidden=8,
+                  epochs=1, condition=["a"], callback=lambda r: steps.setdefault("given", r.lr))
+    assert steps["alone"] == 3e-3 and steps["unmix"] == 1e-2
+    assert steps["whiten"] == steps["mixture"] == steps["given"] == 1e-3, steps
     assert steps["maf"] == steps["maf+mixture"] == steps["nsf"] == 1e-3, steps
 
 

@@ -233,8 +233,8 @@ class Candidate:
                                stopped=StopReason.CATEGORIES_ONLY)
         c = self.config
         flow = self.density.flow.config
-        lr = c.lr if c.lr is not None else learning_rate(flow["kind"], c.model,
-                                                         bool(flow.get("whiten")))
+        plain = not (flow.get("whiten") or flow.get("mixture") or self.pre.context_width)
+        lr = c.lr if c.lr is not None else learning_rate(flow["kind"], c.model, plain)
         config = TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=lr,
                              patience=c.patience, weight_decay=c.weight_decay,
                              max_seconds=seconds, min_gain=c.min_gain)
