@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -90,26 +92,35 @@ def _rank_pids(launcher: int) -> dict[int, int]:
     return found
 
 
-def _training(table: Path, output: Path) -> subprocess.Popen[bytes]:
+def _training(table: Path, output: Path) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    """A long fit under torchrun, returned once rank 0 reports an epoch, so that a signal
+    finds both ranks training (a fixed wait let a loaded machine signal them while still
+    starting); and the file its stderr goes to (outside the test's folder)."""
+    log = tempfile.TemporaryFile()
+    loud = [a for a in FAST if a != "-q"]  # the epoch reports tell that training runs
     job = subprocess.Popen(_torchrun("fit", table, "-o", output, "--epochs", "100000",
-                                     "--patience", "100000", "--min-gain", "0", *FAST),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while len(_rank_pids(job.pid)) < 2 and time.monotonic() < deadline:
+                                     "--patience", "100000", "--min-gain", "0", *loud),
+                           stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + 120
+    while b"epoch " not in _text(log) and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(6)  # imports, reading, the first epochs
-    return job
+    return job, log
+
+
+def _text(log: IO[bytes]) -> bytes:
+    log.seek(0)
+    return log.read()
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
 def test_a_rank_that_dies_leaves_the_old_model_file_untouched(table, tmp_path) -> None:
     output = tmp_path / "m.flow"
     output.write_bytes(b"the previous model")
-    job = _training(table, output)
+    job, log = _training(table, output)
     os.kill(_rank_pids(job.pid)[1], signal.SIGKILL)
-    _, err = job.communicate(timeout=120)
+    job.wait(timeout=120)
     assert job.returncode != 0
-    assert b"error: another training process (rank) stopped" in err
+    assert b"error: another training process (rank) stopped" in _text(log)
     assert output.read_bytes() == b"the previous model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.flow"]
 
@@ -117,9 +128,9 @@ def test_a_rank_that_dies_leaves_the_old_model_file_untouched(table, tmp_path) -
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
 def test_sigterm_to_the_job_saves_the_best_weights(table, tmp_path) -> None:
     output = tmp_path / "m.flow"
-    job = _training(table, output)
+    job, _ = _training(table, output)
     job.send_signal(signal.SIGTERM)
-    job.communicate(timeout=120)
+    job.wait(timeout=120)
     assert job.returncode != 0
     fitted = FlowModel.load(str(output))
     assert fitted.interrupted and fitted.training["epochs"] >= 1
