@@ -7,6 +7,7 @@ heavy: the command line reads it before deciding whether to load torch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import UsageError
@@ -242,23 +243,26 @@ BASE_LEARNING_RATE = 1e-3
 LEARNING_RATES = {"maf": 3e-3, "unmix": 1e-2}
 
 
-def learning_rate(kind: str | None = None, model: str | None = None,
-                  plain: bool = True) -> float:
-    """Adam's step for a flow of ``kind`` that a fit of ``model`` trains, when none is set
-    (no kind: the base step). ``plain``: not whitened, on no mixture base, given no
-    condition columns.
+def learning_rate(flow: Mapping[str, Any] | None = None, model: str | None = None,
+                  given: bool = False) -> float:
+    """Adam's step, when none is set, for the flow of config ``flow`` (its ``kind``,
+    ``whiten`` and ``mixture``; None: the base step) that a fit of ``model`` trains,
+    ``given`` condition columns or not.
 
-    A plain MAF fitted on its own takes 3e-3: on most benchmark sets it stops sooner than at
-    1e-3 and scores better. Whitened, it lost on every seed of a small table; on a mixture
-    base or given conditions it is unmeasured: those keep the base step. So do ``auto``'s
-    MAFs: the later candidates race the first one's curve, and a MAF at 3e-3 leads so early
-    that a flow that climbs slowly but ends well ahead gives up behind it. unmix's few
-    parameters (linear maps and per-column knots) take 1e-2 without harm, and at 1e-3 need
-    several times the epochs.
+    A plain MAF (not whitened, on no mixture base, given no conditions) fitted on its own
+    takes 3e-3: on most benchmark sets it stops sooner than at 1e-3 and scores better.
+    Whitened, it lost on every seed of a small table; on a mixture base or given conditions
+    it is unmeasured: those keep the base step. So do ``auto``'s MAFs: the later candidates
+    race the first one's curve, and a MAF at 3e-3 leads so early that a flow that climbs
+    slowly but ends well ahead gives up behind it. unmix's few parameters (linear maps and
+    per-column knots) take 1e-2 without harm, and at 1e-3 need several times the epochs.
     """
+    flow = flow or {}
+    kind = flow.get("kind", "")
+    plain = not (flow.get("whiten") or flow.get("mixture") or given)
     if kind == "maf" and (model == "auto" or not plain):
         return BASE_LEARNING_RATE
-    return LEARNING_RATES.get(kind or "", BASE_LEARNING_RATE)
+    return LEARNING_RATES.get(kind, BASE_LEARNING_RATE)
 
 
 def default(field: str) -> Any:

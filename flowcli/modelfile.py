@@ -144,10 +144,10 @@ def write(record: ModelRecord, path: str) -> None:
         if version < since:
             fit_config.pop(name, None)
     if version < 6 and fit_config.get("lr", 0.0) is None:
-        # earlier releases need a number: the step this flow took by default
-        flow = record.density_config.get("flow") or {}
-        plain = not (flow.get("whiten") or flow.get("mixture"))  # conditions: format 7 on
-        fit_config["lr"] = learning_rate(flow.get("kind"), fit_config.get("model"), plain)
+        # earlier releases need a number: the step this flow took by default (a model
+        # given conditions is format 7 or later)
+        fit_config["lr"] = learning_rate(record.density_config.get("flow"),
+                                         fit_config.get("model"))
     payload = {
         **record.versions,
         "created": record.created,

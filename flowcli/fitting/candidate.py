@@ -232,9 +232,8 @@ class Candidate:
                                train_ll=math.nan, seconds=0.0,
                                stopped=StopReason.CATEGORIES_ONLY)
         c = self.config
-        flow = self.density.flow.config
-        plain = not (flow.get("whiten") or flow.get("mixture") or self.pre.context_width)
-        lr = c.lr if c.lr is not None else learning_rate(flow["kind"], c.model, plain)
+        lr = c.lr if c.lr is not None else learning_rate(
+            self.density.flow.config, c.model, given=bool(self.pre.context_width))
         config = TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=lr,
                              patience=c.patience, weight_decay=c.weight_decay,
                              max_seconds=seconds, min_gain=c.min_gain)
