@@ -154,12 +154,13 @@ def _rounded_grid(points: np.ndarray, float32: bool) -> Grid | None:
     if precision.digits > digits or np.abs(precision.places(points)).max() > EXACT_POWERS:
         return None  # computed values, or past exact decimal rounding
     slack = precision.half_unit(points)
-    k = _indices(points, 2.0 * float(slack.max()))
+    unit = 2.0 * float(slack.max())  # the widest a value's rounding can move it
+    k = _indices(points, unit)
     if k is None:
         return None
     step, offset = _widest_fit(points, k, slack)
     grid = Grid(step, offset, precision, float32)
-    chance = (2.0 * float(slack.max()) / step) ** (len(points) - 2)
+    chance = (unit / step) ** (len(points) - 2)
     kept = chance <= CHANCE and np.array_equal(grid.index(points), k) and \
         bool(grid.holds(points).all())
     return grid if kept else None
