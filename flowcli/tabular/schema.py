@@ -128,7 +128,12 @@ class ColumnSpec:
             return None
         assert self.offset is not None
         rounding = None if self.decimals is None else Precision(self.decimals, self.digits)
-        return Grid(self.step, self.offset, rounding, float32=self.dtype in FLOAT32_DTYPES)
+        return Grid(self.step, self.offset, rounding, float32=self.float32)
+
+    @property
+    def float32(self) -> bool:
+        """Whether the column's values are stored as float32 (a grid allows their rounding)."""
+        return self.dtype in FLOAT32_DTYPES
 
     @property
     def kind_label(self) -> str:
@@ -462,7 +467,7 @@ def _numeric_spec(numeric: np.ndarray, rows: np.ndarray, name: str, dtype: str, 
     spec = ColumnSpec(name, "continuous", dtype, lo, hi, missing=missing, distinct=distinct)
     if name in overrides.continuous | overrides.as_given:
         return spec
-    grid = find_grid(points, len(numeric), float32=dtype in FLOAT32_DTYPES)
+    grid = find_grid(points, len(numeric), float32=spec.float32)
     if grid is not None:  # modelled as the index of its point: a score is a log-probability
         rounded = grid.precision is not None
         return replace(spec, kind="integer", distinct=None, inferred=True, step=grid.step,
