@@ -1,4 +1,5 @@
-"""Benchmark data sets: synthetic tables with closed-form densities, UCI tables, sklearn tables.
+"""Benchmark data sets: synthetic tables with closed-form densities, UCI tables, sklearn tables,
+and the numeric columns of any CSV file named by its path.
 
 Every data set is split 80/10/10 into train/validation/test after a shuffle with
 ``numpy.random.default_rng(0).permutation`` and is returned as float64 arrays. Synthetic sets also
@@ -202,6 +203,22 @@ def _sklearn(name: str) -> Dataset:
     return Dataset(name, train, val, test, None, notes)
 
 
+def _table(path: Path) -> Dataset:
+    """A CSV file's numeric columns of more than one value (``fit`` refuses a constant one),
+    rows with a missing value dropped; a first column with no header (R's row names) is
+    taken as the index."""
+    import pandas as pd
+
+    head = pd.read_csv(path, nrows=0).columns
+    named = len(head) and not str(head[0]).startswith("Unnamed")
+    df = pd.read_csv(path, index_col=None if named else 0).select_dtypes("number").dropna()
+    df = df.loc[:, df.nunique() > 1]
+    train, val, test = split(df.to_numpy(dtype=np.float64))
+    return Dataset(re.sub(r"\.csv(\.gz)?$", "", path.name), train, val, test, None,
+                   [f"{path.name}, {len(df)} rows with no missing value, "
+                    f"numeric columns {', '.join(map(str, df.columns))}"])
+
+
 def _mixed(name: str, rows: int) -> Dataset | None:
     """``mixedD@S``: a warped-then-mixed set of ``D`` columns drawn with seed ``S`` (default
     14), for checks on sets no default was tuned on; None for other names."""
@@ -215,7 +232,8 @@ def _mixed(name: str, rows: int) -> Dataset | None:
 
 def load(name: str, rows: int = ROWS, uci: Path | None = None) -> Dataset:
     """Load one data set by name; ``rows`` sizes the synthetic ones. ``mixedD@S`` names a
-    warped-then-mixed set of ``D`` columns drawn with seed ``S``."""
+    warped-then-mixed set of ``D`` columns drawn with seed ``S``; a name ending in ``.csv``
+    or ``.csv.gz`` is a file's numeric columns, for checks on tables no default was tuned on."""
     if name in SYNTHETIC:
         return _synthetic(name, rows)
     mixed = _mixed(name, rows)
@@ -225,4 +243,6 @@ def load(name: str, rows: int = ROWS, uci: Path | None = None) -> Dataset:
         return _uci(name, uci)
     if name in SKLEARN:
         return _sklearn(name)
+    if name.endswith((".csv", ".csv.gz")):
+        return _table(Path(name))
     raise ValueError(f"unknown data set {name!r}; choose from {', '.join(ALL_SETS)}")

@@ -3,11 +3,13 @@
 Usage (from the repository root)::
 
     python benchmarks/default_fit.py [--sets wine,parkinsons,elevators,mixed12] [--seed 0]
+    python benchmarks/default_fit.py --grids --sets path/to/table.csv
 
 For each set: the wall time of the whole fit (every candidate ``auto`` tries), the epochs and
 stop of each candidate, and the test log-likelihood. Float columns on a grid are kept
 continuous, as in ``run.py``, so the test scores compare with the peers' there; with
-``--grids`` they are modelled on their grids, as ``fit`` does by default. One thread.
+``--grids`` they are modelled on their grids, as ``fit`` does by default. A set named by a
+CSV file's path is its numeric columns, rows with a missing value dropped. One thread.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def fit_once(name: str, seed: int, grids: bool = False) -> dict:
     test = float(model.score(pd.DataFrame(ds.test, columns=columns)).mean())
     tried = [f"{_name(c)} {c['epochs']} ({c['stopped']}, {c['seconds']:.0f} s)"
              for c in model.training["candidates"]]
-    return {"set": name, "rows": ds.train.shape[0] + ds.val.shape[0], "columns": ds.dim,
+    return {"set": ds.name, "rows": ds.train.shape[0] + ds.val.shape[0], "columns": ds.dim,
             "seconds": seconds, "test_ll": test, "tried": tried, "curves": curves}
 
 
