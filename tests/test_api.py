@@ -11,7 +11,9 @@ import torch
 from flowcli import FitConfig, FlowModel
 from flowcli.config import learning_rate
 from flowcli.errors import DataError, SchemaError, UsageError
+from flowcli.fitting import fit_notes
 from flowcli.fitting.candidate import Rival, _GiveUp
+from flowcli.tabular import Schema
 from flowcli.training import EpochReport, TrainConfig, train
 
 
@@ -964,3 +966,21 @@ def test_a_code_written_rounded_is_sampled_as_written_and_saved_as_format_10(
     synth = back.sample(5000, seed=1)["code"]
     assert set(synth) <= set(table["code"]) and synth.nunique() > 60
     np.testing.assert_array_equal(back.score(table), model.score(table))
+
+
+def _record(stopped: str, scores: list[float]) -> dict:
+    return {"rows": 100, "stopped": stopped, "epochs": len(scores),
+            "history": [{"epoch": i + 1, "val_ll": v} for i, v in enumerate(scores)]}
+
+
+def test_a_note_when_the_epoch_limit_ends_a_run_still_gaining() -> None:
+    schema = Schema.infer(pd.DataFrame({"x": np.linspace(0.0, 1.0, 100) ** 2}))
+    rising = [1.0, 2.0, float("nan"), 3.0, 4.5, 4.0, 6.0]  # halves: 1, 2, 3 | 4.5, 4, 6
+    notes = fit_notes(schema, _record("epochs", rising), min_gain=0.01)
+    assert [str(n) for n in notes] == [
+        "the kept flow reached its limit of 7 epochs still gaining 3 nats per row on the "
+        "validation rows over its last 3, so its scores depend on that limit (values that "
+        "repeat across rows can keep a density sharpening on them for as long as it trains)"]
+    assert fit_notes(schema, _record("epochs", rising), min_gain=3.0) == []  # not above it
+    assert fit_notes(schema, _record("patience", rising), min_gain=0.01) == []
+    assert fit_notes(schema, _record("epochs", [1.0]), min_gain=0.01) == []

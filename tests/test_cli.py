@@ -40,6 +40,21 @@ def test_fit_writes_a_model_and_a_summary(runner: CliRunner, fitted_model, tmp_p
     assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
 
 
+def test_fit_says_when_the_kept_run_ends_at_its_epoch_limit_still_gaining(
+        runner: CliRunner, fitted_model, tmp_path: Path) -> None:
+    _, path, _ = fitted_model
+    args = ["fit", path.parent / "train.csv", "-o", tmp_path / "m.flow", "--model", "maf",
+            "--layers", "2", "--hidden", "16", "--seed", "1"]
+    cut = run(runner, *args, "--epochs", "6")
+    assert cut.exit_code == 0, cut.stderr
+    assert "warning: the kept flow reached its limit of 6 epochs still gaining " in cut.stderr
+    assert "nats per row on the validation rows over its last 3, so its scores depend on " \
+        "that limit" in " ".join(cut.stderr.split())
+    assert run(runner, *args, "--epochs", "6", "-q").stderr == ""
+    done = run(runner, *args, "--epochs", "400", "--patience", "3")
+    assert done.exit_code == 0 and "still gaining" not in done.stderr
+
+
 def test_fit_json_summary_on_stdout(runner: CliRunner, fitted_model, tmp_path: Path) -> None:
     _, path, _ = fitted_model
     result = run(runner, "fit", path.parent / "train.csv", "-o", tmp_path / "m.flow", "--json",

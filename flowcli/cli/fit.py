@@ -258,12 +258,13 @@ def _read(data: str, fmt: Any, max_rows: int | None, seed: int | None,
 
 
 def _report(fitted: Any, output: str, out: Any, quiet: bool, as_json: bool) -> None:
+    from ..fitting import fit_notes
     from .render import columns_table, model_summary
 
     if as_json:
         sys.stdout.write(json.dumps({"model_file": output, **fitted.info()}, indent=2) + "\n")
     if not quiet:
         out.print(columns_table(fitted, "columns", box=None, pad_edge=False))
-        for note in fitted.schema.warnings(fitted.training["rows"]):
+        for note in fit_notes(fitted.schema, fitted.training, fitted.fit_config.min_gain):
             out.print(f"warning: {note.render(spell)}")
         out.print(model_summary(fitted, output, detailed=False))
