@@ -968,19 +968,28 @@ def test_a_code_written_rounded_is_sampled_as_written_and_saved_as_format_10(
     np.testing.assert_array_equal(back.score(table), model.score(table))
 
 
-def _record(stopped: str, scores: list[float]) -> dict:
-    return {"rows": 100, "stopped": stopped, "epochs": len(scores),
+
+def _record(stopped: str, scores: list[float], held_out: str = "validation") -> dict:
+    return {"rows": 400, "stopped": stopped, "epochs": len(scores) + 5, "held_out": held_out,
             "history": [{"epoch": i + 1, "val_ll": v} for i, v in enumerate(scores)]}
 
 
-def test_a_note_when_the_epoch_limit_ends_a_run_still_gaining() -> None:
-    schema = Schema.infer(pd.DataFrame({"x": np.linspace(0.0, 1.0, 100) ** 2}))
-    rising = [1.0, 2.0, float("nan"), 3.0, 4.5, 4.0, 6.0]  # halves: 1, 2, 3 | 4.5, 4, 6
-    notes = fit_notes(schema, _record("epochs", rising), min_gain=0.01)
-    assert [str(n) for n in notes] == [
-        "the kept flow reached its limit of 7 epochs still gaining 3 nats per row on the "
-        "validation rows over its last 3, so its scores depend on that limit (values that "
-        "repeat across rows can keep a density sharpening on them for as long as it trains)"]
-    assert fit_notes(schema, _record("epochs", rising), min_gain=3.0) == []  # not above it
-    assert fit_notes(schema, _record("patience", rising), min_gain=0.01) == []
-    assert fit_notes(schema, _record("epochs", [1.0]), min_gain=0.01) == []
+def test_a_note_when_the_epoch_limit_ends_a_run_the_gains_rule_would_go_on_with() -> None:
+    schema = Schema.infer(pd.DataFrame({"level": np.tile([0.25, 0.6, 0.75, 1.7], 100)}))
+    # 20 epochs; the best after the first 10 is 3.0 and after all 20 is 4.5: a gain of 1.5
+    rising = [1.0, 2.0, float("nan"), 3.0] + [2.0] * 6 + [4.5] + [4.0] * 9
+    notes = [str(n) for n in fit_notes(schema, _record("epochs", rising), min_gain=0.01)]
+    assert len(notes) == 2 and notes[0].startswith("column 'level' takes only 4 distinct")
+    assert notes[1] == (
+        "the kept flow stopped at its limit of 25 epochs while still gaining 1.500 nats per "
+        "row on the validation rows over its last 10 epochs: its scores depend on that "
+        "limit; set epochs or max_time to choose how long it trains")
+    cut = _record("epochs", rising)
+    assert len(fit_notes(schema, cut, min_gain=1.5)) == 2  # a gain of min_gain goes on
+    for record, min_gain in [(_record("epochs", rising), 1.6),  # gained too little
+                             (_record("epochs", rising), 0.0),  # the gains rule is off
+                             (_record("patience", rising), 0.01),
+                             (_record("epochs", rising[:19]), 0.01),  # before the rule
+                             (_record("epochs", rising, held_out="training"), 0.01),
+                             (_record("epochs", [float("nan")] * 20), 0.01)]:
+        assert len(fit_notes(schema, record, min_gain)) == 1, record

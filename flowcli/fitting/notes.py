@@ -5,38 +5,48 @@ that limit rather than on the data alone."""
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 from typing import Any
 
+from ..errors import Advice
 from ..tabular import Schema
 from ..tabular.schema import Notice
-from ..training import StopReason
+from ..training import StopReason, TrainConfig
 
 __all__ = ["fit_notes"]
 
 
 def fit_notes(schema: Schema, training: dict[str, Any], min_gain: float) -> list[Notice]:
-    """What ``fit`` should tell a user about the model it kept: the schema's column notes,
-    then a note when the kept run stopped at its epoch limit having gained more than
-    ``min_gain`` nats per row on the validation rows over the last half of its epochs
-    (the gain that ends a run early, ``--min-gain``)."""
+    """What ``fit`` tells a user about the model it kept: the schema's column notes, then
+    a note when the kept run stopped at its epoch limit while the diminishing-gains rule
+    (``min_gain``, from ``TrainConfig.min_epochs`` epochs on) would have let it go on."""
     cut_off = _cut_off(training, min_gain)
     return schema.warnings(training["rows"]) + ([cut_off] if cut_off else [])
 
 
 def _cut_off(training: dict[str, Any], min_gain: float) -> Notice | None:
-    """The note on a kept run that the epoch limit ended while it still gained."""
-    if training.get("stopped") != StopReason.EPOCHS.value:
+    """The note on a kept run that the epoch limit ended while it still gained. Rows held
+    out for validation are needed: without them every run ends at its limit."""
+    if training.get("stopped") != StopReason.EPOCHS.value or min_gain <= 0 \
+            or training.get("held_out") == "training":
         return None
-    scores = [e["val_ll"] for e in training.get("history", []) if math.isfinite(e["val_ll"])]
-    half = len(scores) // 2
-    if half == 0:
+    gain, half = _last_half_gain(training.get("history", []))
+    if half is None or not math.isfinite(gain) or gain < min_gain:
         return None
-    gain = max(scores) - max(scores[:half])
-    if gain <= min_gain:
-        return None
-    epochs = int(training.get("epochs") or len(scores))
-    return Notice(f"the kept flow reached its limit of {epochs:,} epochs still gaining "
-                  f"{gain:.3g} nats per row on the validation rows over its last "
-                  f"{len(scores) - half:,}, so its scores depend on that limit (values that "
-                  f"repeat across rows can keep a density sharpening on them for as long as "
-                  f"it trains)")
+    return Notice(f"the kept flow stopped at its limit of {training['epochs']:,} epochs while "
+                  f"still gaining {gain:,.3f} nats per row on the validation rows over its "
+                  f"last {half:,} epochs: its scores depend on that limit", None,
+                  Advice("epochs", verb="set", also=("max_time",),
+                         purpose="to choose how long it trains"))
+
+
+def _last_half_gain(history: list[dict[str, Any]]) -> tuple[float, int | None]:
+    """How much the best validation score rose over the last half of the epochs, as the
+    diminishing-gains rule measures it (a non-finite epoch counts as no score), and how
+    many epochs that half is; no half under ``TrainConfig.min_epochs`` epochs."""
+    scores = [e["val_ll"] if math.isfinite(e["val_ll"]) else -math.inf for e in history]
+    if len(scores) < TrainConfig.min_epochs:
+        return 0.0, None
+    best = list(accumulate(scores, max))
+    half = len(best) // 2
+    return best[-1] - best[len(best) - half - 1], half
