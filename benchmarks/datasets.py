@@ -205,13 +205,13 @@ def _sklearn(name: str) -> Dataset:
 
 def _table(path: Path) -> Dataset:
     """A CSV file's numeric columns of more than one value (``fit`` refuses a constant one),
-    rows with a missing value dropped; a first column with no header (R's row names) is
-    taken as the index."""
+    rows with a missing value dropped; a first column with no header or named ``rownames``
+    (R's row names) is taken as the index."""
     import pandas as pd
 
     head = pd.read_csv(path, nrows=0).columns
-    named = len(head) and not str(head[0]).startswith("Unnamed")
-    df = pd.read_csv(path, index_col=None if named else 0).select_dtypes("number").dropna()
+    row_names = len(head) > 0 and (str(head[0]).startswith("Unnamed") or head[0] == "rownames")
+    df = pd.read_csv(path, index_col=0 if row_names else None).select_dtypes("number").dropna()
     df = df.loc[:, df.nunique() > 1]
     train, val, test = split(df.to_numpy(dtype=np.float64))
     return Dataset(re.sub(r"\.csv(\.gz)?$", "", path.name), train, val, test, None,
