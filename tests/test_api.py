@@ -968,7 +968,6 @@ def test_a_code_written_rounded_is_sampled_as_written_and_saved_as_format_10(
     np.testing.assert_array_equal(back.score(table), model.score(table))
 
 
-
 def _record(stopped: str, scores: list[float], held_out: str = "validation") -> dict:
     return {"rows": 400, "stopped": stopped, "epochs": len(scores) + 5, "held_out": held_out,
             "history": [{"epoch": i + 1, "val_ll": v} for i, v in enumerate(scores)]}

@@ -341,11 +341,8 @@ class Trainer:
     def _gains_run_dry(self) -> bool:
         """Whether the last half of this run's epochs raised the best score by less than
         ``min_gain`` (judged from ``min_epochs`` epochs on)."""
-        done = len(self.best_by_epoch)
-        if done < self.config.min_epochs or self.config.min_gain <= 0:
-            return False
-        half_way = self.best_by_epoch[done - done // 2 - 1]
-        return self.best_by_epoch[-1] - half_way < self.config.min_gain
+        gain = self.config.last_half_gain(self.best_by_epoch)
+        return gain is not None and gain < self.config.min_gain
 
 
 class _OwnRows(NamedTuple):

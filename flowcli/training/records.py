@@ -4,6 +4,7 @@ resumed run starts from, and why a run stopped."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
@@ -48,6 +49,15 @@ class TrainConfig:
     min_epochs: int = 20
     plateau_decay: bool = True  # halve the learning rate halfway through a plateau
     average: bool = True  # also validate a running average of the weights
+
+    def last_half_gain(self, bests: Sequence[float]) -> float | None:
+        """How much the best validation score rose over the last half of a run's epochs,
+        given the best after each (``bests``); None where the diminishing-gains rule does
+        not judge: before ``min_epochs`` epochs, or with ``min_gain`` 0."""
+        done = len(bests)
+        if done < self.min_epochs or self.min_gain <= 0:
+            return None
+        return bests[-1] - bests[done - done // 2 - 1]
 
 
 @dataclass
