@@ -209,9 +209,11 @@ def _table(path: Path) -> Dataset:
     (R's row names) is taken as the index."""
     import pandas as pd
 
-    head = pd.read_csv(path, nrows=0).columns
-    row_names = len(head) > 0 and (str(head[0]).startswith("Unnamed") or head[0] == "rownames")
-    df = pd.read_csv(path, index_col=0 if row_names else None).select_dtypes("number").dropna()
+    df = pd.read_csv(path)
+    first = str(df.columns[0]) if len(df.columns) else ""
+    if first.startswith("Unnamed") or first == "rownames":
+        df = df.drop(columns=df.columns[0])
+    df = df.select_dtypes("number").dropna()
     df = df.loc[:, df.nunique() > 1]
     train, val, test = split(df.to_numpy(dtype=np.float64))
     return Dataset(re.sub(r"\.csv(\.gz)?$", "", path.name), train, val, test, None,
