@@ -154,7 +154,7 @@ def write(record: ModelRecord, path: str) -> None:
         "preprocessor": record.preprocessor,
         "flow": {"config": record.density_config, "state_dict": record.state_dict},
         "fit_config": fit_config,
-        "training": record.training,
+        "training": _history_once(record.training),
         "resume": record.resume,
     }
     save(payload, path, version)
@@ -170,7 +170,7 @@ def read(path: str, content: bytes | None = None) -> ModelRecord:
             config = {"continuous": config["features"], "cardinalities": [],
                       "flow": config, "chain_hidden": 64}
             state = {f"flow.{k}": v for k, v in state.items()}
-        training = _mark_kept(dict(data["training"]), config.get("flow") or {})
+        training = _kept_history(_mark_kept(dict(data["training"]), config.get("flow") or {}))
         return ModelRecord(data["preprocessor"], config, state, data.get("fit_config", {}),
                            training, data.get("resume") or {}, data.get("created"))
     except (KeyError, TypeError, AttributeError):
@@ -188,6 +188,28 @@ def _mark_kept(training: dict[str, Any], flow: dict[str, Any]) -> dict[str, Any]
     training["candidates"] = [
         {**c, "kept": (c["model"], c["whiten"], c.get("mixture", 0), c.get("tails", False))
          == model} for c in tried]
+    return training
+
+
+def _history_once(training: dict[str, Any]) -> dict[str, Any]:
+    """The record with the kept candidate's curve left out of ``auto``'s list of the
+    candidates tried: it is the record's own ``history``, stored once (it can run to
+    thousands of epochs) and shared again on reading (:func:`_kept_history`)."""
+    tried = training.get("candidates")
+    if not tried:
+        return training
+    return {**training, "candidates": [
+        {k: v for k, v in c.items() if k != "history"} if c.get("kept") else c
+        for c in tried]}
+
+
+def _kept_history(training: dict[str, Any]) -> dict[str, Any]:
+    """The kept candidate's curve is the record's ``history``. Files that stored it twice
+    may hold a copy that a resumed run left behind; the record's is the whole curve."""
+    tried = training.get("candidates")
+    if tried:
+        training["candidates"] = [{**c, "history": training.get("history", [])}
+                                  if c.get("kept") else c for c in tried]
     return training
 
 

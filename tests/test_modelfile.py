@@ -150,6 +150,33 @@ def test_the_file_keeps_each_candidates_training_curve(tmp_path) -> None:
     kept = fitted.training["history"]
     assert len(kept) == fitted.training["epochs"] and all(
         set(e) == {"epoch", "seconds", "train_ll", "val_ll"} for e in kept)
-    done = fitted.training["epochs"]
+    stored = torch.load(tmp_path / "m.flow", weights_only=True)["training"]["candidates"]
+    assert [("history" in c) for c in stored] == [not c["kept"] for c in stored]  # once
+    done, tried = fitted.training["epochs"], fitted.training["candidates"]
+    seconds = next(c["seconds"] for c in tried if c["kept"])
     resumed = fitted.resume_fit(df, epochs=done + 2)  # the curve carries on where it stopped
     assert [e["epoch"] for e in resumed.training["history"]] == list(range(1, done + 3))
+    resumed.save(str(tmp_path / "resumed.flow"))
+    for model in resumed, FlowModel.load(str(tmp_path / "resumed.flow")):
+        # the kept candidate's entry tells the whole run, as the record does
+        kept = next(c for c in model.training["candidates"] if c["kept"])
+        assert kept["history"] == model.training["history"] and kept["epochs"] == done + 2
+        assert kept["val_log_likelihood"] == model.training["val_log_likelihood"]
+        assert kept["stopped"] == model.training["stopped"] and kept["seconds"] > seconds
+        assert [c["epochs"] for c in model.training["candidates"] if not c["kept"]] == [
+            c["epochs"] for c in tried if not c["kept"]]
+
+
+def test_a_file_that_stored_the_kept_curve_twice_reads_the_records_whole_curve(
+        tmp_path: Path) -> None:
+    """Files written before the curve was stored once hold a copy in the kept entry, which a
+    resumed run left short: the record's own curve is the one read."""
+    curve = [{"epoch": e, "seconds": 0.1, "train_ll": -1.0, "val_ll": -1.0} for e in (1, 2, 3)]
+    tried = [{"model": "maf", "whiten": False, "kept": False, "history": curve[:1]},
+             {"model": "nsf", "whiten": False, "kept": True, "history": curve[:2]}]
+    payload = {"preprocessor": {}, "training": {"candidates": tried, "history": curve},
+               "flow": {"config": {"continuous": 2, "cardinalities": [], "chain_hidden": 64,
+                                   "flow": {"kind": "nsf"}}, "state_dict": {}}}
+    modelfile.save(payload, tmp_path / "m.flow", version=4)
+    read = modelfile.read(str(tmp_path / "m.flow")).training["candidates"]
+    assert [c["history"] for c in read] == [curve[:1], curve]

@@ -264,7 +264,19 @@ class Candidate:
             score_quantiles=quantiles_of(scores, QUANTILES),
             held_out="validation" if data.has_val else "training",
         )
+        self._follow_in_candidates(result.seconds + em_seconds)
         self.held_out = scores
+
+    def _follow_in_candidates(self, seconds: float) -> None:
+        """A resumed run carries on the kept flow, so its entry in ``auto``'s list of the
+        candidates tried (written when the search ended) follows the record: the run's
+        epochs, stop, score and curve, and its ``seconds`` added."""
+        for tried in self.training.get("candidates", []):  # none while ``auto`` searches
+            if tried.get("kept"):
+                tried.update({k: self.training[k] for k in ("epochs", "stopped",
+                                                            "val_log_likelihood")},
+                             seconds=tried["seconds"] + seconds,
+                             history=self.training["history"])
 
     def _extend_curve(self, result: TrainResult, shift: float) -> None:
         """Add the run's epochs to :attr:`times` and :attr:`bests` (table units), after
