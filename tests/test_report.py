@@ -159,3 +159,22 @@ def test_build_report_gives_figures_and_page_from_tables_in_memory(fitted) -> No
     assert drawn["rows"]["synthetic"] == 300 and drawn["privacy"]["exact_copies"] == 0
     with pytest.raises(FlowcliError, match="at least 1 row"):
         build_report(model, real, rows=0)
+
+
+def test_tables_over_the_sample_size_are_compared_on_the_same_sampled_rows(
+        fitted, monkeypatch) -> None:
+    """Distances, classifiers and the membership test see the same sample of each table;
+    the holdout's other rows need no score."""
+    from flowcli.report import figures as report_figures
+    from flowcli.report.build import build_report
+
+    monkeypatch.setattr(report_figures, "MOST_ROWS", 200)
+    model = FlowModel.load(str(fitted / "m.flow"))
+    real, holdout = pd.read_csv(fitted / "train.csv"), pd.read_csv(fitted / "holdout.csv")
+    synthetic = model.sample(1500, seed=0)
+    found, _ = build_report(model, real, synthetic=synthetic, holdout=holdout, seed=3)
+    scores = model.score(real, unseen="floor"), model.score(holdout, unseen="floor")
+    whole = report_figures.figures(model, real, synthetic, holdout, scores, seed=3)
+    assert found["privacy"] == whole["privacy"] and found["detection_auc"] == whole[
+        "detection_auc"]
+    assert found["privacy"]["membership_auc"] is not None

@@ -17,7 +17,7 @@ from ..files import AtomicFile, check_target
 from ..io import display_name, read_table
 from ..model import FlowModel
 from . import plots
-from .figures import as_numbers, figures, missed_gates
+from .figures import as_numbers, figures, missed_gates, sample_rows
 from .page import render
 
 __all__ = ["build_report", "write_report"]
@@ -61,8 +61,11 @@ def build_report(model: FlowModel, real: pd.DataFrame, *, synthetic: pd.DataFram
         synthetic = _draw(model, real, rows, seed)
     real = real.reset_index(drop=True)  # scores are matched to sampled rows by index
     holdout = holdout.reset_index(drop=True) if holdout is not None else None
+    # the real rows' scores make the page's histogram; the holdout's only the membership
+    # test, which sees a sample
     scores = (model.score(real, unseen="floor"),
-              model.score(holdout, unseen="floor") if holdout is not None else None)
+              model.score(sample_rows(holdout, seed), unseen="floor")
+              if holdout is not None else None)
     numbers = as_numbers(model, real), as_numbers(model, synthetic)
     found = figures(model, *numbers, as_numbers(model, holdout) if holdout is not None
                     else None, scores, seed)

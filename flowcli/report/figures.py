@@ -25,7 +25,7 @@ from ..tabular.dateparts import DAY, seconds
 if TYPE_CHECKING:
     from ..model import FlowModel
 
-__all__ = ["GATES", "MOST_ROWS", "figures", "missed_gates", "numeric_columns"]
+__all__ = ["GATES", "MOST_ROWS", "figures", "missed_gates", "numeric_columns", "sample_rows"]
 
 MOST_ROWS = 20_000  # rows of each table the distances and classifiers see at most
 GATES = {"shapes": "at least", "pairs": "at least", "detection": "at most"}
@@ -48,7 +48,10 @@ def as_numbers(model: FlowModel, table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _sample(table: pd.DataFrame, seed: int) -> pd.DataFrame:
+def sample_rows(table: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The rows of ``table`` that distances, classifiers and the membership test see: all,
+    or :data:`MOST_ROWS` drawn with ``seed`` (the same rows for a table of the same
+    length)."""
     return table if len(table) <= MOST_ROWS else table.sample(MOST_ROWS, random_state=seed)
 
 
@@ -56,14 +59,16 @@ def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
             holdout: pd.DataFrame | None, scores: tuple[pd.Series, pd.Series | None],
             seed: int = 0) -> dict[str, Any]:
     """Every figure of the report on the model's columns of the three tables, given with
-    datetimes as numbers (:func:`as_numbers`), and the model's ``scores`` of the real and
-    the holdout rows, aligned to them."""
+    datetimes as numbers (:func:`as_numbers`), and the model's ``scores`` of the real rows
+    and of the holdout's :func:`sample_rows` (or more), aligned to them."""
     names, numeric = model.columns, numeric_columns(model)
     real, synthetic = real[names], synthetic[names]
     holdout = holdout[names] if holdout is not None else None
+    few = tuple(sample_rows(t, seed) if t is not None else None
+                for t in (real, synthetic, holdout))
     shapes = column_shapes(real, synthetic, numeric)
     pairs = column_pairs(real, synthetic, numeric)
-    aucs = detection_auc(_sample(real, seed), _sample(synthetic, seed), numeric, seed)
+    aucs = detection_auc(few[0], few[1], numeric, seed)
     out: dict[str, Any] = {
         "shapes": _mean(s["score"] for s in shapes.values()),
         "pairs": _mean(p["score"] for p in pairs.values()) if pairs else math.nan,
@@ -74,7 +79,7 @@ def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
                     for name, s in shapes.items()},
         "column_pairs": {f"{a}|{b}": {p["metric"]: p["score"]} for (a, b), p in pairs.items()},
         "detection_auc": aucs,
-        "privacy": _privacy((real, synthetic, holdout), scores, numeric, seed),
+        "privacy": _privacy((real, synthetic), few, scores, numeric),
         "rows": {"real": len(real), "synthetic": len(synthetic),
                  "holdout": len(holdout) if holdout is not None else 0,
                  "most_compared": MOST_ROWS},
@@ -82,21 +87,23 @@ def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
     return out
 
 
-def _privacy(tables: tuple[pd.DataFrame, pd.DataFrame, Any], scores: tuple[pd.Series, Any],
-             numeric: list[str], seed: int) -> dict[str, Any]:
-    """Copies and distances on ``tables`` (real, synthetic, holdout), the membership test
-    on the model's ``scores`` of the same sampled real and holdout rows."""
-    real, synthetic, holdout = tables
+def _privacy(tables: tuple[pd.DataFrame, pd.DataFrame], few: tuple[pd.DataFrame, ...],
+             scores: tuple[pd.Series, Any], numeric: list[str]) -> dict[str, Any]:
+    """Copies on the real and synthetic ``tables``; distances on the ``few`` rows sampled
+    from them and the holdout, and the membership test on the model's ``scores`` of the
+    same real and holdout rows."""
+    real, synthetic = tables
     out: dict[str, Any] = {"exact_copies": exact_copies(synthetic, real),
                            "dcr_closer_to_training_share": None, "membership_auc": None}
-    if holdout is None or not len(holdout):
+    few_real, few_synthetic, few_holdout = few
+    if few_holdout is None or not len(few_holdout):
         return out
     space = RowSpace(real, numeric)
     out["dcr_closer_to_training_share"] = closer_to_training_share(
-        space, _sample(synthetic, seed), _sample(real, seed), _sample(holdout, seed))
+        space, few_synthetic, few_real, few_holdout)
     out["membership_auc"] = membership_auc(
-        *(s.loc[_sample(t, seed).index].to_numpy() for t, s in zip((real, holdout), scores,
-                                                                  strict=True)))
+        *(s.loc[t.index].to_numpy() for t, s in zip((few_real, few_holdout), scores,
+                                                    strict=True)))
     return out
 
 
