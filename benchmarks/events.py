@@ -107,7 +107,10 @@ def _lag_share(table: pd.DataFrame) -> float:
 def flowcli(*args: str) -> float:
     """Run the command; its wall time in seconds."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "flowcli", *args], check=True)
+    # outside the repository: ``-m`` puts the working folder first on the import path, so
+    # only there does PYTHONPATH choose the sources timed
+    subprocess.run([sys.executable, "-m", "flowcli", *args], check=True,
+                   cwd=tempfile.gettempdir())
     return time.perf_counter() - start
 
 

@@ -48,18 +48,21 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=20_000)
     args = parser.parse_args()
     run = [sys.executable, "-m", "flowcli"]
+    # outside the repository: ``-m`` puts the working folder first on the import path, so
+    # only there does PYTHONPATH choose the sources timed
     with tempfile.TemporaryDirectory() as folder:
         where = Path(folder)
         data = table(args.rows + args.holdout, args.columns, 0)
         data.iloc[: args.rows].to_parquet(where / "train.parquet")
         data.iloc[args.rows :].to_parquet(where / "holdout.parquet")
         subprocess.run([*run, "fit", str(where / "train.parquet"), "-o", str(where / "m.flow"),
-                        "--model", "maf", "--epochs", "2", "--seed", "0", "-q"], check=True)
+                        "--model", "maf", "--epochs", "2", "--seed", "0", "-q"], check=True,
+                       cwd=where)
         start = time.perf_counter()
         subprocess.run([*run, "report", str(where / "m.flow"), "--data",
                         str(where / "train.parquet"), "--holdout", str(where / "holdout.parquet"),
                         "-n", str(args.rows), "-o", str(where / "report.html"), "--json",
-                        str(where / "report.json"), "-q"], check=True)
+                        str(where / "report.json"), "-q"], check=True, cwd=where)
         seconds = time.perf_counter() - start
         found = json.loads((where / "report.json").read_text())
         size = (where / "report.html").stat().st_size
