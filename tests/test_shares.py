@@ -33,11 +33,22 @@ def dataset(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("lo", "hi"), [(0, 1800), (0, 1), (249, 251), (650, 760), (1799, 1800)])
 def test_a_row_range_is_the_rows_of_the_whole_table(dataset, lo, hi, monkeypatch) -> None:
     read = []
-    real = rowgroups._read_group
-    monkeypatch.setattr(rowgroups, "_read_group",
-                        lambda group, columns: read.append(group) or real(group, columns))
+    real = rowgroups._read_groups
+
+    def counted(pf, picked, columns):
+        read.extend(picked)
+        return real(pf, picked, columns)
+
+    monkeypatch.setattr(rowgroups, "_read_groups", counted)
     groups = rowgroups.RowGroups(dataset)
+    opened, open_file = [], rowgroups.pq.ParquetFile
+    monkeypatch.setattr(rowgroups.pq, "ParquetFile", lambda path, **kw: opened.append(
+        (path, kw.get("metadata") is not None)) or open_file(path, **kw))
     got = groups.read(lo, hi, ["a", "day"])
+    # each file opened once, on the footer read when the groups were listed: a footer lists
+    # every row group, and parsing it again per group made a range's read quadratic
+    assert sorted(opened) == sorted({(g.path, True) for g in read})
+    monkeypatch.undo()
     want = read_table(dataset, columns=["a", "day"]).iloc[lo:hi].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want)
     assert groups.rows == 1800
