@@ -145,11 +145,10 @@ class Preprocessor:
                     values = pd.Series(dateparts.seconds(df[spec.name], spec, "given"))
                 except DataError:
                     continue  # scoring or sampling names the value that cannot be read
-                shown = spec.describe().split(";")[0].replace(" .. ", ", ")
             else:
                 values = pd.to_numeric(df[spec.name], errors="coerce")
-                shown = f"{spec.min:g}, {spec.max:g}"
             if ((values < spec.min) | (values > spec.max)).any():
+                shown = ", ".join(spec.range_ends())
                 phrases.append(f"'{spec.name}' outside its training range [{shown}]")
         return phrases
 

@@ -163,6 +163,19 @@ class ColumnSpec:
     def from_dict(cls, data: dict[str, Any]) -> ColumnSpec:
         return cls(**data)
 
+    def range_ends(self) -> tuple[str, str]:
+        """The training range's ends as a user reads them: numbers, or for a datetime
+        column instants in its zone (dates when its resolution is a day or more)."""
+        assert self.min is not None and self.max is not None
+        if self.kind != "datetime":
+            return f"{self.min:g}", f"{self.max:g}"
+        ends = pd.to_datetime([self.min, self.max], unit="s", utc=self.zone is not None)
+        if self.zone:
+            ends = ends.tz_convert(self.zone)
+        if (self.resolution or 0) >= 86_400:
+            ends = ends.date
+        return str(ends[0]), str(ends[1])
+
     def describe(self) -> str:
         """A short human description of what the model knows about the column."""
         if self.categories is not None:
@@ -171,16 +184,8 @@ class ColumnSpec:
             text += " ..." if len(labels) > 6 else ""
         elif self.kind == "bounded":
             text = f"in [{self.low:g}, {self.high:g}]"
-        elif self.kind == "datetime":
-            assert self.min is not None and self.max is not None
-            ends = pd.to_datetime([self.min, self.max], unit="s", utc=self.zone is not None)
-            if self.zone:
-                ends = ends.tz_convert(self.zone)
-            if (self.resolution or 0) >= 86_400:
-                ends = ends.date
-            text = f"{ends[0]} .. {ends[1]}"
         else:
-            text = f"{self.min:g} .. {self.max:g}"
+            text = " .. ".join(self.range_ends())
         if self.missing:
             text += f"; {self.missing:.1%} missing"
         return text
