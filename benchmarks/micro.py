@@ -255,14 +255,11 @@ def _compiled_job(module: Any, x: Any, batch: int) -> Callable[[], Any]:
     """Scoring as a long ``flowcli score`` job runs it (:class:`flowcli.engine.compiled.Scorer`
     told to compile from the start): compiled, then kept only if its trial passes were
     faster. One call before the timing compiles and runs the trials."""
-    import os
-
     import torch
 
     from flowcli.engine.compiled import Scorer
 
-    os.environ["FLOWCLI_COMPILE_AFTER"] = "0"
-    scorer = Scorer(module)
+    scorer = Scorer(module, compile_after=0)
     job = functools.partial(batched_log_prob, lambda rows: scorer(rows, batch), x, batch)
     with torch.no_grad():
         job()

@@ -50,8 +50,10 @@ class Scorer:
     slower than eager ones (an 8-column spline flow on two threads, 3x), so the first
     ``TRIALS`` full passes after compiling are timed both ways on the same rows."""
 
-    def __init__(self, density: nn.Module) -> None:
+    def __init__(self, density: nn.Module, compile_after: float | None = None) -> None:
         self.eager: Callable[[Tensor], Tensor] = density.log_prob
+        # rows scored before compiling; None: the environment's, read at each pass
+        self.compile_after = compile_after
         self.worth = spline_width(density) > 0
         self.scored = 0
         self.compiled: Callable[[Tensor], Tensor] | None = None
@@ -107,7 +109,8 @@ class Scorer:
     def _compiles(self, x: Tensor, full: int) -> bool:
         return (self.worth and not self.uncompiled and x.device.type == "cpu"
                 and x.dtype == torch.float32 and x.shape[0] == full
-                and self.scored > _compile_after())
+                and self.scored > (self.compile_after if self.compile_after is not None
+                                    else _compile_after()))
 
 
 _SCORERS: weakref.WeakKeyDictionary[nn.Module, Scorer] = weakref.WeakKeyDictionary()

@@ -79,3 +79,20 @@ def test_compiled_passes_slower_than_eager_ones_are_dropped(monkeypatch) -> None
     model.score(table)
     scorer = scorer_for(model.density)
     assert len(scorer.timings) == compiled.TRIALS and not scorer.faster and scorer.uncompiled
+
+
+def test_a_scorer_given_its_row_count_does_not_read_the_environment(monkeypatch) -> None:
+    """Benchmarks and other callers in one process set the count on their own scorer."""
+    model, _ = _model("nsf")
+    x = torch.randn(256, model.density.flow.features)
+
+    def after_a_pass(scorer: compiled.Scorer) -> bool:
+        scorer.scored = x.shape[0]
+        return scorer._compiles(x, x.shape[0])
+
+    monkeypatch.setenv("FLOWCLI_COMPILE_AFTER", "0")
+    assert after_a_pass(compiled.Scorer(model.density))
+    assert not after_a_pass(compiled.Scorer(model.density, compile_after=float("inf")))
+    monkeypatch.setenv("FLOWCLI_COMPILE_AFTER", "never")
+    assert not after_a_pass(compiled.Scorer(model.density))
+    assert after_a_pass(compiled.Scorer(model.density, compile_after=0))
