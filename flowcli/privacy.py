@@ -69,12 +69,15 @@ class RowSpace:
 
 def nearest_distances(space: RowSpace, rows: pd.DataFrame, pool: pd.DataFrame) -> np.ndarray:
     """Each of ``rows``' Gower distance to its closest row of ``pool``."""
-    x, y = space.encode(rows), space.encode(pool)
-    width = max(len(space.columns), 1)
+    return _nearest(space, space.encode(rows), space.encode(pool))
+
+
+def _nearest(space: RowSpace, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """:func:`nearest_distances` of rows already encoded in ``space``."""
     out = [torch.cdist(x[i:i + CHUNK], y, p=1).min(dim=1).values
            for i in range(0, len(x), CHUNK)]
     capped = torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
-    return (capped / width).numpy()
+    return (capped / max(len(space.columns), 1)).numpy()
 
 
 def closer_to_training_share(space: RowSpace, synthetic: pd.DataFrame, training: pd.DataFrame,
@@ -82,8 +85,9 @@ def closer_to_training_share(space: RowSpace, synthetic: pd.DataFrame, training:
     """The share of synthetic rows closer to a training row than to a holdout row (ties
     half), rescaled so that rows of the data's own distribution score 0.5 (module
     docstring)."""
-    to_training = nearest_distances(space, synthetic, training)
-    to_holdout = nearest_distances(space, synthetic, holdout)
+    x = space.encode(synthetic)
+    to_training = _nearest(space, x, space.encode(training))
+    to_holdout = _nearest(space, x, space.encode(holdout))
     share = float(np.mean((to_training < to_holdout) + 0.5 * (to_training == to_holdout)))
     chance = len(training) / (len(training) + len(holdout))
     if share <= chance:
