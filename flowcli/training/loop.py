@@ -361,18 +361,18 @@ def _own_rows(x_train: Tensor, x_val: Tensor, batch_size: int,
     many steps as the rank with the fewest rows can give; none is one clear error. Each
     rank shuffles (and draws noise for) its own rows from its own stream."""
     share = ranks.batch_share(batch_size)
-    steps = ranks.least(x_train.shape[0] // share if share else 0)
-    rows, val_rows = ranks.sum_over_ranks(x_train.shape[0], x_val.shape[0])
-    if steps == 0:  # every rank is here: the least is the same on each
-        fewest = ranks.least(x_train.shape[0])
+    own_steps = x_train.shape[0] // share if share else 0  # shares differ by a row or so
+    steps, rows, val_rows = zip(*ranks.gather((own_steps, x_train.shape[0], x_val.shape[0])),
+                                strict=True)
+    if min(steps) == 0:  # every rank is here: the counts are the same on each
         raise UsageError(f"of {batch_size:,} rows asks each training process for its share "
-                         f"of every batch, and one holds {fewest:,} training rows; give a "
+                         f"of every batch, and one holds {min(rows):,} training rows; give a "
                          f"smaller one or fewer processes", field="batch_size")
     own = None
     if generator is not None:
         seed = (generator.initial_seed() * 1_000_003 + ranks.rank()) % 2**63
         own = torch.Generator(generator.device).manual_seed(seed)
-    return _OwnRows(steps, int(rows), val_rows > 0, own)
+    return _OwnRows(min(steps), sum(rows), sum(val_rows) > 0, own)
 
 
 def _batches(x: Tensor, size: int, generator: torch.Generator | None,

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..errors import FlowcliError
 
-__all__ = ["agree", "batch_share", "gather", "is_leader", "join", "least", "leave", "peers",
+__all__ = ["agree", "batch_share", "gather", "is_leader", "join", "leave", "peers",
            "rank", "request_stop", "shard", "size", "stop_requested", "sum_over_ranks", "wrap"]
 
 _STOP = threading.Event()  # a signal asked this rank to stop
@@ -97,11 +97,6 @@ def batch_share(rows: int) -> int:
 def sum_over_ranks(*values: Tensor | float) -> list[float]:
     """Each value summed over the ranks (one collective for all)."""
     return _reduced(values, dist.ReduceOp.SUM) if size() > 1 else [float(v) for v in values]
-
-
-def least(value: int) -> int:
-    """The smallest of the ranks' ``value``."""
-    return int(_reduced([value], dist.ReduceOp.MIN)[0]) if size() > 1 else value
 
 
 def _reduced(values: Any, op: Any) -> list[float]:
