@@ -271,10 +271,10 @@ def _placeholders(pre: Preprocessor, df: pd.DataFrame, missing: np.ndarray) -> p
     that encodes to 0, or the most frequent training label."""
     filled = df.copy()
     for c, (e, j, _) in enumerate(pre.layout):
-        name = pre.owner[e.spec.name]
-        if not missing[:, c].any() or e is not pre.encoders_of(name)[0]:
+        spec = pre.column_of[e.spec.name]
+        if not missing[:, c].any() or e.spec.name not in pre.first_parts:
             continue
-        spec = next(s for s in pre.schema.columns if s.name == name)
+        name = spec.name
         if spec.kind == "datetime":  # any instant will do: the first of training
             assert spec.min is not None
             first = pd.Series(pd.to_datetime([spec.min], unit="s", utc=spec.zone is not None))
@@ -316,7 +316,7 @@ def impute_table(pre: Preprocessor, density: MixedDensity, df: pd.DataFrame,
     one after another (with an ``imputation`` column numbering them from 1 when more than
     one), other columns passed through."""
     pre.schema.check_columns(df, source)
-    missing = np.column_stack([df[pre.owner[e.spec.name]].isna().to_numpy()
+    missing = np.column_stack([df[pre.column_of[e.spec.name].name].isna().to_numpy()
                                for e in pre.encoders]) \
         if pre.encoders else np.zeros((len(df), 0), dtype=bool)
     x, _ = pre.encode(_placeholders(pre, df, missing), source, row_offset, unseen=unseen)
@@ -338,8 +338,8 @@ def _table(pre: Preprocessor, df: pd.DataFrame, x: np.ndarray, missing: np.ndarr
     drawn = pre.decode(x, given=copies if pre.conditions else None)
     gap = np.repeat(missing, k, axis=0)
     for c, e in enumerate(pre.encoders):
-        name = pre.owner[e.spec.name]  # a datetime column's parts: merged once, by the first
-        if gap[:, c].any() and e is pre.encoders_of(name)[0]:
+        name = pre.column_of[e.spec.name].name
+        if gap[:, c].any() and e.spec.name in pre.first_parts:  # a datetime's parts: merged once
             copies[name] = _merge(copies[name], drawn[name], gap[:, c])
     if k > 1:
         copies["imputation"] = np.tile(np.arange(1, k + 1), len(df))

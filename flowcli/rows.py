@@ -51,8 +51,8 @@ def too_far(pre: Preprocessor, df: pd.DataFrame, x: np.ndarray, i: int, source: 
     """The error for row ``i`` of ``df`` (encoded as ``x``), which cannot be ``what``."""
     names = [e.spec.name for e in pre.encoders if e.cont]
     spread = np.abs(np.nan_to_num(x[i, : len(names)], nan=0.0))
-    column = pre.owner[names[int(np.argmax(spread))]]
-    spec = next(s for s in pre.schema.columns if s.name == column)
+    spec = pre.column_of[names[int(np.argmax(spread))]]
+    column = spec.name
     value, row = df[column].iloc[i], row_offset + i + 1
     value = value.item() if isinstance(value, np.generic) else value
     return DataError(f"row {row} cannot be {what}: column '{column}' holds {value!r}, too far "

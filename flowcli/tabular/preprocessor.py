@@ -38,8 +38,12 @@ class Preprocessor:
         self.encoders = [e for e in encoders if not e.spec.given]  # the modelled columns
         self.conditions = [e for e in encoders if e.spec.given]
         self.all_encoders = encoders  # in schema order
-        self.owner = {part.name: spec.name for spec in schema.columns  # part -> its column
-                      for part in part_specs([spec])}
+        parts = {spec.name: part_specs([spec]) for spec in schema.columns}
+        self.column_of = {part.name: spec for spec in schema.columns  # part -> its column
+                          for part in parts[spec.name]}
+        # the part that stands for its column where a column is handled once (a datetime's
+        # several parts are merged back once)
+        self.first_parts = {of[0].name for of in parts.values()}
 
     @classmethod
     def fit(cls, schema: Schema, df: pd.DataFrame, source: str = "data") -> Preprocessor:
@@ -50,7 +54,7 @@ class Preprocessor:
 
     def encoders_of(self, name: str) -> list[Encoder]:
         """The encoders of column ``name``'s parts."""
-        return [e for e in self.all_encoders if self.owner[e.spec.name] == name]
+        return [e for e in self.all_encoders if self.column_of[e.spec.name].name == name]
 
     def parts(self, df: pd.DataFrame, source: str = "data", row_offset: int = 0
               ) -> dict[str, pd.Series]:
