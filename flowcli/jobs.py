@@ -23,7 +23,7 @@ from .errors import FlowcliError
 if TYPE_CHECKING:
     from .model import FlowModel
 
-__all__ = ["GivenJob", "InvertJob", "SampleJob", "ScoreJob", "Totals", "flagged_rows",
+__all__ = ["GivenJob", "InvertJob", "Job", "SampleJob", "ScoreJob", "Totals", "flagged_rows",
            "partition_seed"]
 
 
@@ -131,6 +131,9 @@ def partition_seed(seed: int, index: int) -> int:
     for different partitions, the same stream for the same pair."""
     state = np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0]
     return int(state) & (2**63 - 1)
+
+
+Job = ScoreJob | InvertJob | SampleJob | GivenJob  # what a run does with each piece
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from .config import DEFAULT_UNSEEN
 from .dask import worker_model
 from .errors import FlowcliError, FlowcliWarning, OutputError, UsageError
 from .io import TableWriter, detect_format, iter_tables
-from .jobs import GivenJob, SampleJob, Totals, flagged_rows
+from .jobs import GivenJob, Job, SampleJob, Totals, flagged_rows
 from .partitions import (
     FolderWriter,
     Part,
@@ -117,7 +117,7 @@ def sample_plan(model: FlowModel, rows: int | None, seed: int | None, partition_
     return job, sample_pieces(job)
 
 
-def run(client: Client, job: Any, content: bytes, name: str, pieces: list[Piece], output: str,
+def run(client: Client, job: Job, content: bytes, name: str, pieces: list[Piece], output: str,
         output_format: str | None, batch_size: int, device: str = "cpu") -> Totals:
     """Run ``job`` with the model file ``content`` (named ``name``) over ``pieces`` and write
     the result to ``output``; what was written."""
@@ -186,7 +186,7 @@ def _in_order(client: Client, futures: Iterator[Future], window: int) -> Iterato
         client.cancel(list(pending))
 
 
-def _expected_rows(job: Any, pieces: list[Piece]) -> int | None:
+def _expected_rows(job: Job, pieces: list[Piece]) -> int | None:
     if isinstance(job, SampleJob):
         return job.rows
     counts = [piece.rows() for piece in pieces]
@@ -203,7 +203,7 @@ def _check_rows(totals: Totals, expected: int | None, output: str, per_row: int 
                           f"{want * per_row:,}; nothing was written")
 
 
-def _run_piece(content: bytes, name: str, job: Any, piece: Piece, batch_size: int,
+def _run_piece(content: bytes, name: str, job: Job, piece: Piece, batch_size: int,
                target: str | None, fmt: str | None, device: str) -> Totals:
     """One task, on a worker: the piece's output written to ``target``, or returned, with
     the library's warnings, which the user sees only if they travel back (Python records
@@ -220,7 +220,7 @@ def _run_piece(content: bytes, name: str, job: Any, piece: Piece, batch_size: in
     return replace(totals, notes=notes)
 
 
-def _piece_tables(content: bytes, name: str, job: Any, piece: Piece, batch_size: int,
+def _piece_tables(content: bytes, name: str, job: Job, piece: Piece, batch_size: int,
                   device: str) -> tuple[Iterable[pd.DataFrame], _Counted]:
     """The output tables of ``piece`` (lazily) and the counter of the rows it reads."""
     model = worker_model(content, name, device)

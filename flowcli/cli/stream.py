@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -34,6 +34,9 @@ from .options import (
     WorkersOpt,
     option,
 )
+
+if TYPE_CHECKING:
+    from ..jobs import Job
 
 __all__ = ["explain", "impute", "invert", "sample", "score"]
 
@@ -192,7 +195,7 @@ def _check_cluster(workers: int | None, scheduler: str | None) -> None:
                                  param_hint="--workers")
 
 
-def _on_cluster(content: tuple[bytes, str], job: Any, pieces: list[Any], output: str,
+def _on_cluster(content: tuple[bytes, str], job: Job, pieces: list[Any], output: str,
                 output_format: str | None, batch_size: int, device: str,
                 workers: int | None, scheduler: str | None) -> Any:
     """Run ``job`` with the model file ``content`` (bytes and name) over ``pieces`` on a
@@ -332,7 +335,7 @@ def _pieces(data: str, fmt: str | None) -> list[Any]:
     return table_pieces(data, fmt)
 
 
-def _score_here(fitted: Any, job: Any, inputs: list[Input], output: str,
+def _score_here(fitted: Any, job: Job, inputs: list[Input], output: str,
                 output_format: str | None) -> Any:
     """Score ``inputs`` in this process; what was written."""
     from ..jobs import Totals, flagged_rows
