@@ -48,7 +48,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "t.parquet"
         pq.write_table(table, path, row_group_size=args.group_rows)
-        groups = pq.ParquetFile(path).metadata.num_row_groups
+        footer = pq.ParquetFile(path).metadata
+        groups, footer_mb = footer.num_row_groups, footer.serialized_size / 1e6
         wanted = list(range(-(-half // args.group_rows)))
         reads = {
             "flowcli RowGroups.read": lambda: RowGroups(path).read(0, half),
@@ -60,8 +61,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, read in reads.items():
                 seconds[name].append(_timed(read))
-    print(f"{args.rows:,} rows x {args.columns} in {groups:,} row groups; reading the first "
-          f"{half:,} rows (medians of {args.rounds}):")
+    print(f"{args.rows:,} rows x {args.columns} in {groups:,} row groups (a {footer_mb:.1f} MB "
+          f"footer); reading the first {half:,} rows (medians of {args.rounds}):")
     base = statistics.median(seconds["pyarrow read_row_groups"])
     for name, times in seconds.items():
         median = statistics.median(times)

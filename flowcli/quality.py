@@ -123,7 +123,8 @@ def column_pairs(real: pd.DataFrame, synthetic: pd.DataFrame,
     """Each pair's figure: ``{(a, b): {"metric": name, "score": value}}``, pairs of
     ``numeric`` columns by :func:`correlation_similarity`, others by
     :func:`contingency_similarity`."""
-    numeric = [c for c in real.columns if c in set(numeric)]
+    wanted = set(numeric)
+    numeric = [c for c in real.columns if c in wanted]
     rho = [correlations(frame, numeric) for frame in (real, synthetic)]
     pairs: dict[tuple[str, str], dict[str, float | str]] = {}
     for a, b in itertools.combinations(real.columns, 2):
@@ -164,8 +165,8 @@ def correlation_ratio(labels: pd.Series, numbers: pd.Series) -> float:
 def association_matrix(table: pd.DataFrame, numeric: Iterable[str],
                        method: str = "pearson") -> pd.DataFrame:
     """Every pair's association (module docstring), 1 on the diagonal."""
-    names = list(table.columns)
-    numeric = [c for c in names if c in set(numeric)]
+    names, wanted = list(table.columns), set(numeric)
+    numeric = [c for c in names if c in wanted]
     out = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
     rho = correlations(table, numeric, method)
     for a, b in itertools.combinations(names, 2):

@@ -43,6 +43,32 @@ def test_correlation_similarity_spans_zero_to_one() -> None:
     assert correlation_similarity(up, up.sample(frac=1, random_state=0)) == pytest.approx(1.0)
 
 
+def test_pairs_and_associations_take_each_pairs_rows_with_both_values() -> None:
+    """Correlations come from one pass over a table; each pair's must still be the one over
+    the rows holding both of its values, gaps in different rows for different columns."""
+    from flowcli.quality import association_matrix
+
+    rng = np.random.default_rng(4)
+    tables = []
+    for _ in range(2):
+        t = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+        t["b"] += t["a"]
+        for name in ("a", "b", "c"):
+            t.loc[rng.random(300) < 0.2, name] = np.nan
+        tables.append(t)
+    real, synthetic = tables
+    pairs = column_pairs(real, synthetic, numeric=["a", "b", "c"])
+    def rho(table: pd.DataFrame, a: str, b: str, method: str = "pearson") -> float:
+        return table[[a, b]].dropna().corr(method=method).iloc[0, 1]
+
+    for a, b in (("a", "b"), ("a", "c"), ("b", "c")):
+        want = 1 - abs(rho(real, a, b) - rho(synthetic, a, b)) / 2
+        assert pairs[(a, b)]["score"] == pytest.approx(want, abs=1e-12)
+        for method in ("pearson", "spearman"):
+            matrix = association_matrix(real, ["a", "b", "c"], method)
+            assert matrix.loc[a, b] == pytest.approx(rho(real, a, b, method), abs=1e-12)
+
+
 def test_contingency_similarity_takes_gaps_as_values_and_bins_numbers() -> None:
     real = pd.DataFrame({"k": ["a", "a", "b", None], "v": [0.0, 1.0, 2.0, 3.0]})
     same = real.iloc[[3, 2, 1, 0]]

@@ -36,7 +36,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..jobs import Job
+    from ..jobs import Job, ScoreJob
 
 __all__ = ["explain", "impute", "invert", "sample", "score"]
 
@@ -335,7 +335,7 @@ def _pieces(data: str, fmt: str | None) -> list[Any]:
     return table_pieces(data, fmt)
 
 
-def _score_here(fitted: Any, job: Job, inputs: list[Input], output: str,
+def _score_here(fitted: Any, job: ScoreJob, inputs: list[Input], output: str,
                 output_format: str | None) -> Any:
     """Score ``inputs`` in this process; what was written."""
     from ..jobs import Totals, flagged_rows

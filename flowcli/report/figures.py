@@ -64,8 +64,8 @@ def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
     names, numeric = model.columns, numeric_columns(model)
     real, synthetic = real[names], synthetic[names]
     holdout = holdout[names] if holdout is not None else None
-    few = tuple(sample_rows(t, seed) if t is not None else None
-                for t in (real, synthetic, holdout))
+    few = (sample_rows(real, seed), sample_rows(synthetic, seed),
+           sample_rows(holdout, seed) if holdout is not None else None)
     shapes = column_shapes(real, synthetic, numeric)
     pairs = column_pairs(real, synthetic, numeric)
     aucs = detection_auc(few[0], few[1], numeric, seed)
@@ -87,7 +87,8 @@ def figures(model: FlowModel, real: pd.DataFrame, synthetic: pd.DataFrame,
     return out
 
 
-def _privacy(tables: tuple[pd.DataFrame, pd.DataFrame], few: tuple[pd.DataFrame, ...],
+def _privacy(tables: tuple[pd.DataFrame, pd.DataFrame],
+             few: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None],
              scores: tuple[pd.Series, Any], numeric: list[str]) -> dict[str, Any]:
     """Copies on the real and synthetic ``tables``; distances on the ``few`` rows sampled
     from them and the holdout, and the membership test on the model's ``scores`` of the

@@ -361,7 +361,8 @@ def _own_rows(x_train: Tensor, x_val: Tensor, batch_size: int,
     many steps as the rank with the fewest rows can give; none is one clear error. Each
     rank shuffles (and draws noise for) its own rows from its own stream."""
     share = ranks.batch_share(batch_size)
-    own_steps = x_train.shape[0] // share if share else 0  # shares differ by a row or so
+    # the ranks' batch shares (and rows) differ by one at most: each counts its own steps
+    own_steps = x_train.shape[0] // share if share else 0
     steps, rows, val_rows = zip(*ranks.gather((own_steps, x_train.shape[0], x_val.shape[0])),
                                 strict=True)
     if min(steps) == 0:  # every rank is here: the counts are the same on each

@@ -81,8 +81,8 @@ def test_compiled_passes_slower_than_eager_ones_are_dropped(monkeypatch) -> None
     assert len(scorer.timings) == compiled.TRIALS and not scorer.faster and scorer.uncompiled
 
 
-def test_a_scorer_given_its_row_count_does_not_read_the_environment(monkeypatch) -> None:
-    """Benchmarks and other callers in one process set the count on their own scorer."""
+def test_a_scorer_given_compile_after_does_not_read_the_environment(monkeypatch) -> None:
+    """Benchmarks and other callers in one process set when their own scorer compiles."""
     model, _ = _model("nsf")
     x = torch.randn(256, model.density.flow.features)
 
