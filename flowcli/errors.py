@@ -22,6 +22,7 @@ __all__ = [
     "FlowcliError",
     "ModelFileError",
     "OutputError",
+    "RankLostError",
     "SchemaError",
     "Spelling",
     "UsageError",
@@ -153,6 +154,12 @@ class ModelFileError(FlowcliError, ValueError):
 
 class OutputError(FlowcliError, OSError):
     """An output that cannot be written."""
+
+
+class RankLostError(FlowcliError):
+    """Under torchrun, another training process went away, so this one cannot go on. It is
+    the cause even when a signal arrived too: torchrun's agent signals the other ranks as
+    soon as one dies, often before they find it gone."""
 
 
 class UsageError(FlowcliError, ValueError):

@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import typer
 
-from ..errors import FlowcliError, FlowcliWarning
+from ..errors import FlowcliError, FlowcliWarning, RankLostError
 from .options import spell
 
 __all__ = ["Terminated", "fail", "guard", "reraise_interrupt", "sigterm_waits", "signalled",
@@ -111,7 +111,8 @@ def guard(quiet: bool = False) -> Iterator[None]:
     SIGTERM is turned into an interrupt for the command's duration, so that a partly written
     output file is removed and a fit saves its best model, as on Ctrl-C. Both are recorded:
     a reader that turns the interrupt into an error of its own (pandas' CSV parser, stopped
-    in a read) still ends the command as interrupted, not as bad input.
+    in a read) still ends the command as interrupted, not as bad input. A lost training
+    process is the exception: torchrun signals the other ranks because one died.
     """
     _signals.clear()
     previous = {s: signal.signal(s, _on_signal) for s in _caught()}
@@ -119,7 +120,7 @@ def guard(quiet: bool = False) -> Iterator[None]:
         with warnings_as_lines(quiet):
             yield
     except FlowcliError as exc:
-        if _signals:
+        if _signals and not isinstance(exc, RankLostError):
             _end_interrupted()
         fail(exc.render(spell), exc.exit_code)
     except BrokenPipeError:

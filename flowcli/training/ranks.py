@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..errors import FlowcliError
+from ..errors import RankLostError
 
 __all__ = ["agree", "batch_share", "gather", "is_leader", "join", "leave", "peers",
            "rank", "request_stop", "shard", "size", "stop_requested", "sum_over_ranks", "wrap"]
@@ -136,8 +136,8 @@ def peers() -> Iterator[None]:
     except RuntimeError as exc:  # torch.distributed's own errors, and gloo's plain ones
         if size() == 1 or not _from_peers(exc):
             raise
-        raise FlowcliError("another training process (rank) stopped, so this one cannot go "
-                           "on; no model file was written") from None
+        raise RankLostError("another training process (rank) stopped, so this one cannot "
+                            "go on; no model file was written") from None
 
 
 def _from_peers(exc: RuntimeError) -> bool:
