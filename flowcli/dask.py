@@ -102,9 +102,12 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
     threads = str(max(1, (os.cpu_count() or 1) // (workers or 1)))
     environment = {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                               "OPENBLAS_NUM_THREADS")}
+    # only Dask's critical lines: flowcli reports each failed task itself, in one line, and
+    # a worker's heartbeat racing the cluster's close logs an ERROR with a traceback
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environment}), \
             LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                         dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster, \
+                         dashboard_address="127.0.0.1:0",
+                         silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         yield client
 
