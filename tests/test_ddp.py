@@ -124,8 +124,8 @@ def test_a_rank_that_dies_leaves_the_old_model_file_untouched(table, tmp_path) -
     # (the order a busy machine can give), and still reports the lost rank
     os.kill(pids[0], signal.SIGSTOP)
     os.kill(pids[1], signal.SIGKILL)
-    while Path(f"/proc/{pids[1]}/status").exists() and b"zombie" not in Path(
-            f"/proc/{pids[1]}/status").read_bytes():
+    status = Path(f"/proc/{pids[1]}/status")
+    while status.exists() and b"zombie" not in status.read_bytes():  # until it has died
         time.sleep(0.01)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pids[0], signal.SIGTERM)
