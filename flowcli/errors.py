@@ -157,9 +157,7 @@ class OutputError(FlowcliError, OSError):
 
 
 class RankLostError(FlowcliError):
-    """Under torchrun, another training process went away, so this one cannot go on. It is
-    the cause even when a signal arrived too: torchrun's agent signals the other ranks as
-    soon as one dies, at times before they find it gone."""
+    """Under torchrun, another training process went away, so this one cannot go on."""
 
 
 class UsageError(FlowcliError, ValueError):

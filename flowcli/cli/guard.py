@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import typer
 
-from ..errors import FlowcliError, FlowcliWarning, RankLostError
+from ..errors import FlowcliError, FlowcliWarning
 from .options import spell
 
 __all__ = ["Terminated", "fail", "guard", "reraise_interrupt", "sigterm_waits", "signalled",
@@ -29,10 +29,12 @@ class Terminated(KeyboardInterrupt):
 
 
 _signals: list[int] = []  # the signals that arrived during the command
+_interrupted: list[int] = []  # those of them that interrupted the work where it stood
 
 
 def _on_signal(signum: int, frame: object) -> NoReturn:
     _signals.append(signum)
+    _interrupted.append(signum)
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
@@ -111,16 +113,18 @@ def guard(quiet: bool = False) -> Iterator[None]:
     SIGTERM is turned into an interrupt for the command's duration, so that a partly written
     output file is removed and a fit saves its best model, as on Ctrl-C. Both are recorded:
     a reader that turns the interrupt into an error of its own (pandas' CSV parser, stopped
-    in a read) still ends the command as interrupted, not as bad input. A lost training
-    process is the exception: torchrun signals the other ranks because one died.
+    in a read) still ends the command as interrupted, not as bad input. A signal only noted
+    (:func:`signals_noted`, under torchrun) interrupts nothing, so an error after it stands:
+    torchrun signals the other ranks when one dies, at times before they find it gone.
     """
     _signals.clear()
+    _interrupted.clear()
     previous = {s: signal.signal(s, _on_signal) for s in _caught()}
     try:
         with warnings_as_lines(quiet):
             yield
     except FlowcliError as exc:
-        if _signals and not isinstance(exc, RankLostError):
+        if _interrupted:
             _end_interrupted()
         fail(exc.render(spell), exc.exit_code)
     except BrokenPipeError:
